@@ -1,0 +1,123 @@
+"""Model bundles: a folder with manifest.json and weight files, verified before loading."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+REQUIRED = ("name", "version", "task", "architecture", "modalities", "plane", "input_size",
+            "preprocessing", "classes", "weights")
+NOT_CLINICAL = "NOT FOR CLINICAL USE"
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be used; the message names the file and the problem."""
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class Bundle:
+    path: Path
+    manifest: dict
+
+    @property
+    def name(self) -> str:
+        return self.manifest["name"]
+
+    @property
+    def task(self) -> str:
+        return self.manifest["task"]
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.manifest["classes"])
+
+    @property
+    def thresholds(self) -> dict:
+        return dict(self.manifest.get("thresholds", {}))
+
+    def fits(self, modality: str) -> bool:
+        return modality in self.manifest["modalities"]
+
+    def weight_files(self) -> list[Path]:
+        """The weight files, each checked against its sha256 (before anything unpickles it)."""
+        files = []
+        for entry in self.manifest["weights"]:
+            path = self.path / entry["file"]
+            if not path.is_file():
+                raise BundleError(f"bundle {self.name}: weight file {entry['file']} is missing")
+            digest = sha256_of(path)
+            if digest != entry["sha256"]:
+                raise BundleError(f"bundle {self.name}: {entry['file']} sha256 mismatch "
+                                  f"(manifest {entry['sha256'][:12]}..., file {digest[:12]}...): refusing to load it")
+            files.append(path)
+        return files
+
+    def summary(self) -> dict:
+        prov = self.manifest.get("provenance", {})
+        return {"name": self.name, "version": self.manifest["version"], "task": self.task,
+                "clinical_use": self.manifest.get("clinical_use", ""),
+                "trained_on": prov.get("training_data", "unknown")}
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    path = Path(path)
+    manifest_path = path / "manifest.json" if path.is_dir() else path
+    if not manifest_path.is_file():
+        raise BundleError(f"{path}: not a model bundle (no manifest.json)")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as err:
+        raise BundleError(f"{manifest_path}: manifest is not valid JSON ({err})") from None
+    missing = [k for k in REQUIRED if k not in manifest]
+    if missing:
+        raise BundleError(f"{manifest_path}: manifest lacks {', '.join(missing)}")
+    for entry in manifest["weights"]:
+        if not {"file", "sha256"} <= set(entry):
+            raise BundleError(f"{manifest_path}: every weight needs a file and its sha256")
+    return Bundle(manifest_path.parent, manifest)
+
+
+def builtin_bundle_dir() -> Path:
+    """Resources/Models at the top of the source tree or beside the installed module."""
+    here = Path(__file__).resolve()
+    for base in (here.parents[2], here.parents[1], here.parents[1] / "Resources"):
+        candidate = base / "Resources" / "Models" if base.name != "Resources" else base / "Models"
+        if candidate.is_dir():
+            return candidate
+    return here.parents[2] / "Resources" / "Models"
+
+
+def builtin_bundles() -> list[Bundle]:
+    root = builtin_bundle_dir()
+    return [load_bundle(p.parent) for p in sorted(root.glob("*/manifest.json"))]
+
+
+def select_bundles(modality: str, paths: list[str] | None = None) -> list[Bundle]:
+    """The bundles named, or every built-in bundle whose manifest fits the modality."""
+    if paths:
+        return [load_bundle(p) for p in paths]
+    return [b for b in builtin_bundles() if b.fits(modality)]
+
+
+def choose_device(preference: str = "auto"):
+    """CUDA when available, else MPS, else CPU; an explicit choice must exist."""
+    import torch
+
+    if preference == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if preference.startswith("cuda") and not torch.cuda.is_available():
+        raise BundleError("device cuda was asked for, but no CUDA GPU is available")
+    return torch.device(preference)

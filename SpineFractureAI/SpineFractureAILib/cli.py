@@ -1,0 +1,178 @@
+"""`spinefracture` command line: phantom, analyze, demo, train, bundle."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .bundles import BundleError
+from .volume import VolumeError
+
+
+def _spacing(text: str) -> tuple[float, float, float]:
+    parts = [float(p) for p in text.split(",")]
+    return tuple(parts * 3) if len(parts) == 1 else tuple(parts)  # type: ignore[return-value]
+
+
+def cmd_phantom(args) -> int:
+    from .phantom import make_phantom, write_phantom
+
+    case = make_phantom(args.levels, args.modality, args.fracture, args.herniation, args.seed,
+                        _spacing(args.spacing), args.orientation)
+    paths = write_phantom(case, args.out)
+    print(json.dumps(paths))
+    return 0
+
+
+def _progress(case: str):
+    def report(stage: str, fraction: float) -> None:
+        print(f"[{case}] {stage} {fraction:4.0%}", file=sys.stderr, flush=True)
+    return report
+
+
+def analyze_paths(inputs, out_dir, modality="auto", bundle_paths=None, device="auto") -> list[dict]:
+    """Analyse each input (file or DICOM folder) and write its case folder."""
+    from .bundles import select_bundles
+    from .files import write_case
+    from .pipeline import Analyzer
+    from .volume import read_volume
+
+    written, analyzers = [], {}
+    for path in inputs:
+        started = time.perf_counter()
+        volume = read_volume(path, modality)
+        load_s = time.perf_counter() - started
+        key = volume.modality
+        if key not in analyzers:
+            bundles = select_bundles(volume.modality, bundle_paths)
+            if not bundles:
+                raise BundleError(f"{path}: no model bundle for modality {volume.modality!r}"
+                                  " (pass --modality or --bundle)")
+            analyzers[key] = Analyzer(bundles, device)
+        results = analyzers[key].analyze(volume, _progress(volume.name))
+        results.timing_s["load"] = load_s
+        started = time.perf_counter()
+        paths = write_case(results, out_dir)
+        results.timing_s["write"] = time.perf_counter() - started
+        Path(paths["findings"]).write_text(json.dumps(results.to_json(), indent=1))  # with write time
+        for f in results.findings:
+            print(f"[{volume.name}] {f.kind}: {f.label} {f.confidence:.2f} at RAS {f.roi.center_ras}",
+                  file=sys.stderr)
+        written.append(paths)
+    return written
+
+
+def cmd_analyze(args) -> int:
+    written = analyze_paths(args.inputs, args.out, args.modality, args.bundle, args.device)
+    print(json.dumps(written, indent=1))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    """Phantom with a known L1 wedge fracture -> analyse -> check the ROI holds the true centre."""
+    from .phantom import make_phantom, write_phantom
+    from .results import Roi
+
+    out = Path(args.out)
+    case = make_phantom("T10-L3", "ct", ["L1:wedge:3"], [], args.seed)
+    paths = write_phantom(case, out / "phantom_L1_wedge.nii.gz")
+    (written,) = analyze_paths([paths["image"]], out / "results", "ct", args.bundle, args.device)
+    findings = json.loads(Path(written["findings"]).read_text())["findings"]
+    truth = next(v for v in case.truth["vertebrae"] if v["level"] == "L1")
+    hits = [f for f in findings if f["label"] == "wedge" and Roi(**f["roi"]).contains(truth["center_ras"])]
+    print(json.dumps({"phantom": paths["image"], "results": written, "true_L1_center_ras": truth["center_ras"],
+                      "wedge_roi_contains_L1_center": bool(hits)}, indent=1))
+    print("DEMO WEIGHTS ARE NOT FOR CLINICAL USE (trained on synthetic phantoms).", file=sys.stderr)
+    return 0 if hits else 1
+
+
+def cmd_train(args) -> int:
+    from .training.fracture_seg import export_phantom_dataset, train_fracture_seg
+
+    data = Path(args.data)
+    if not (data / "data.yaml").exists():
+        if not args.phantoms:
+            raise ValueError(f"{data}: no data.yaml; pass --phantoms N to export phantom data there")
+        export_phantom_dataset(data, args.phantoms, args.val_phantoms, args.imgsz, args.slice_mm)
+    overrides = {k: v for k, v in {"epochs": args.epochs, "imgsz": args.imgsz, "batch": args.batch}.items()
+                 if v is not None}
+    run = train_fracture_seg(data / "data.yaml", args.out, args.model, args.device, args.resume, **overrides)
+    print(run)
+    return 0
+
+
+def cmd_bundle(args) -> int:
+    from .training.packaging import package_fracture_seg
+
+    print(package_fracture_seg(args.run, args.out, args.name, args.version))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="spinefracture", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    ph = sub.add_parser("phantom", help="write a synthetic spine volume, its labelmap and truth.json")
+    ph.add_argument("out")
+    ph.add_argument("--modality", choices=["ct", "mr"], default="ct")
+    ph.add_argument("--levels", default="T10-L3")
+    ph.add_argument("--fracture", action="append", default=[], help="LEVEL:wedge|biconcave|crush:GRADE")
+    ph.add_argument("--herniation", action="append", default=[], help="disc, e.g. L4-L5")
+    ph.add_argument("--seed", type=int, default=0)
+    ph.add_argument("--spacing", default="1", help="mm: one value or i,j,k")
+    ph.add_argument("--orientation", choices=["axial", "sagittal", "coronal", "oblique"], default="axial")
+    ph.set_defaults(func=cmd_phantom)
+
+    an = sub.add_parser("analyze", help="analyse image files or DICOM folders")
+    an.add_argument("inputs", nargs="+")
+    an.add_argument("--out", required=True)
+    an.add_argument("--modality", choices=["auto", "ct", "mr"], default="auto")
+    an.add_argument("--bundle", action="append", help="model bundle folder (default: built-in bundles)")
+    an.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    an.set_defaults(func=cmd_analyze)
+
+    de = sub.add_parser("demo", help="phantom with an L1 wedge fracture, analysed with the demo bundle")
+    de.add_argument("--out", default="demo_output")
+    de.add_argument("--seed", type=int, default=1)
+    de.add_argument("--bundle", action="append")
+    de.add_argument("--device", default="auto")
+    de.set_defaults(func=cmd_demo)
+
+    tr = sub.add_parser("train", help="train a model (seed paper recipes are the defaults)")
+    tr.add_argument("task", choices=["fracture-seg"])
+    tr.add_argument("--data", required=True, help="YOLO dataset folder (data.yaml), or where to export one")
+    tr.add_argument("--phantoms", type=int, default=0, help="export this many training phantoms first")
+    tr.add_argument("--val-phantoms", type=int, default=8)
+    tr.add_argument("--slice-mm", type=float, default=2.0)
+    tr.add_argument("--out", required=True, help="run folder (checkpoints every epoch)")
+    tr.add_argument("--model", default="yolov8n-seg.yaml")
+    tr.add_argument("--epochs", type=int)
+    tr.add_argument("--imgsz", type=int)
+    tr.add_argument("--batch", type=int)
+    tr.add_argument("--device", default="cpu")
+    tr.add_argument("--resume", action="store_true")
+    tr.set_defaults(func=cmd_train)
+
+    bu = sub.add_parser("bundle", help="package a training run as a model bundle (fp16 + manifest)")
+    bu.add_argument("task", choices=["fracture-seg"])
+    bu.add_argument("run")
+    bu.add_argument("--out", required=True)
+    bu.add_argument("--name", default="fracture-seg-demo")
+    bu.add_argument("--version", default="0.1.0")
+    bu.set_defaults(func=cmd_bundle)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (VolumeError, BundleError, ValueError, FileNotFoundError) as err:
+        print(f"spinefracture: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

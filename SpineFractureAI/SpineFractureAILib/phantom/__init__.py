@@ -1,0 +1,176 @@
+"""Synthetic spine phantoms with exact truth: the test bed and the demo training data."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from ..levels import LEVELS, VERSE_ID, disc_name, level_range
+from ..volume import Volume, case_name, write_volume
+from .anatomy import FRACTURE_TYPES, Vertebra, build_spine, canal_size
+from .render import INTENSITY, LABEL_CANAL, LABEL_RIBS, AIR, CANCELLOUS, arch_label, body_label, render
+
+ORIENTATIONS = ("axial", "sagittal", "coronal", "oblique")
+_DIRECTIONS = {  # columns: the RAS direction of i, j, k
+    "axial": np.array([[-1.0, 0, 0], [0, -1, 0], [0, 0, 1]]),
+    "sagittal": np.array([[0.0, 0, 1], [-1, 0, 0], [0, -1, 0]]),  # i A->P, j S->I, k L->R
+    "coronal": np.array([[-1.0, 0, 0], [0, 0, -1], [0, -1, 0]]),
+}
+
+
+@dataclass
+class PhantomCase:
+    image: Volume
+    labels: Volume
+    truth: dict
+
+
+def parse_fracture(spec: str) -> tuple[str, str, int]:
+    """'L1:wedge:3' -> ('L1', 'wedge', 3)."""
+    parts = spec.split(":")
+    if len(parts) != 3 or parts[0].upper() not in LEVELS or parts[1] not in FRACTURE_TYPES \
+            or parts[2] not in ("1", "2", "3"):
+        raise ValueError(f"not a fracture: {spec!r} (expected LEVEL:wedge|biconcave|crush:1|2|3)")
+    return parts[0].upper(), parts[1], int(parts[2])
+
+
+def random_rotation(rng: np.random.Generator, min_deg=8.0, max_deg=25.0) -> np.ndarray:
+    axis = rng.normal(size=3)
+    axis /= np.linalg.norm(axis)
+    angle = np.radians(rng.uniform(min_deg, max_deg))
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k
+
+
+def _extent_points(spine: list[Vertebra]) -> np.ndarray:
+    pts = []
+    half_x = max(v.width for v in spine) / 2 + 35
+    for v in spine:
+        ap = canal_size(v.index)[0]
+        back = v.depth / 2 + ap + (18 if v.index < 7 else 28) + 35
+        below = v.height / 2 + (75 if v.level == "S1" else 12)
+        for a in (-(v.depth / 2 + 25), back):
+            for z in (-below, v.height / 2 + 12):
+                for x in (-half_x, half_x):
+                    pts.append(v.to_ras(x, a, z))
+    return np.array(pts)
+
+
+def make_grid(spine, spacing, direction: np.ndarray):
+    """Smallest grid with this spacing/direction that covers the phantom's field of view."""
+    spacing = np.asarray(spacing, dtype=float)
+    q = _extent_points(spine) @ direction  # coordinates along the grid axes
+    qmin, qmax = q.min(0), q.max(0)
+    size = np.ceil((qmax - qmin) / spacing).astype(int) + 1
+    affine = np.eye(4)
+    affine[:3, :3] = direction * spacing[None, :]
+    affine[:3, 3] = direction @ qmin
+    return tuple(int(s) for s in size[::-1]), affine
+
+
+def make_phantom(levels="T10-L3", modality="ct", fractures=(), herniations=(), seed=0,
+                 spacing=(1.0, 1.0, 1.0), orientation="axial", direction=None,
+                 curvature=None) -> PhantomCase:
+    """A phantom volume, its labelmap and truth; deterministic for a seed."""
+    if modality not in INTENSITY:
+        raise ValueError(f"modality must be ct or mr, not {modality!r}")
+    names = level_range(levels) if isinstance(levels, str) else list(levels)
+    rng = np.random.default_rng(seed)
+    frac = {}
+    for spec in fractures:
+        level, kind, grade = parse_fracture(spec) if isinstance(spec, str) else spec
+        if level not in names or level in ("C1", "S1"):
+            raise ValueError(f"fracture at {level}: not a vertebral body in {names[0]}-{names[-1]}")
+        frac[level] = (kind, grade)
+    herniated = set()
+    for spec in herniations:
+        upper = spec.upper().split("-")[0]
+        if upper not in names[:-1] or disc_name(upper) != spec.upper():
+            raise ValueError(f"herniation {spec!r}: not a disc between the phantom's levels")
+        herniated.add(upper)
+    curvature = rng.uniform(0.6, 1.4) if curvature is None else curvature
+    spine = build_spine(names, rng, curvature, frac)
+    offset = rng.uniform(-80, 80, size=3)
+    for v in spine:
+        v.center = v.center + offset
+    if direction is None:
+        direction = random_rotation(rng) @ _DIRECTIONS["axial"] if orientation == "oblique" \
+            else _DIRECTIONS[orientation]
+    shape, affine = make_grid(spine, spacing, np.asarray(direction, dtype=float))
+    canvas, disc_centers = render(spine, shape, affine, herniated)
+    voxels = _intensities(canvas, spine, affine, modality, rng, np.asarray(spacing, float))
+    name = f"phantom_{modality}_{names[0]}-{names[-1]}_s{seed}"
+    image = Volume(voxels, affine, modality, name, {"phantom": True})
+    labels = Volume(canvas.labels, affine.copy(), modality, name + "_labels")
+    truth = _truth(spine, disc_centers, herniated, seed, modality, curvature, image)
+    return PhantomCase(image, labels, truth)
+
+
+def _intensities(canvas, spine, affine, modality, rng, spacing):
+    table = dict(INTENSITY[modality])
+    if modality == "ct":
+        table[CANCELLOUS] = rng.uniform(110, 240)  # bone density varies between patients
+    lut = np.array([table[t] for t in range(len(table))], np.float32)
+    vox = lut[canvas.tissue]
+    # Air behind the back: a skin plane posterior to the spinous processes.
+    kk, jj, ii = np.indices(vox.shape, sparse=True)
+    y = affine[1, 0] * ii + affine[1, 1] * jj + affine[1, 2] * kk + affine[1, 3]
+    skin_y = min((v.center + (v.depth / 2 + canal_size(v.index)[0] + 48) * v.e_ap)[1] for v in spine)
+    outside = (y < skin_y) & (canvas.labels == 0)
+    vox[np.broadcast_to(outside, vox.shape)] = table[AIR]
+    vox = ndimage.gaussian_filter(vox, sigma=0.5 / spacing[::-1])  # partial volume
+    noise = 18.0 if modality == "ct" else 22.0
+    vox += rng.normal(0, noise, vox.shape).astype(np.float32)
+    if modality == "ct":
+        return np.clip(np.round(vox), -1024, 3071).astype(np.int16)
+    bias = 1 + 0.15 * (np.asarray(y, np.float32) - y.mean()) / (np.ptp(y) + 1e-6)
+    return np.clip(np.round(vox * bias), 0, 4095).astype(np.uint16)
+
+
+def _truth(spine, disc_centers, herniated, seed, modality, curvature, image) -> dict:
+    labels = {}
+    vertebrae = []
+    for v in spine:
+        labels[body_label(v)] = v.level if v.has_body else ("C1 (atlas)" if v.level == "C1" else "sacrum")
+        if v.has_body:
+            labels[arch_label(v)] = f"{v.level} posterior elements"
+        vertebrae.append({
+            "level": v.level, "label": body_label(v), "has_body": v.has_body,
+            "center_ras": np.round(v.center, 3).tolist(),
+            "fracture": v.fracture, "genant_grade": v.grade, "height_loss": round(v.loss, 4),
+            "keypoints_ras": np.round(v.keypoints_ras(), 3).tolist() if v.has_body else [],
+            "heights_mm": {k: round(h, 3) for k, h in v.heights_mm().items()} if v.has_body else None,
+            "superior_axis_ras": np.round(v.e_si, 5).tolist(),
+        })
+    discs = []
+    for upper, center in disc_centers.items():
+        labels[100 + VERSE_ID[upper]] = f"{disc_name(upper)} disc"
+        discs.append({"level": disc_name(upper), "label": 100 + VERSE_ID[upper],
+                      "center_ras": np.round(center, 3).tolist(), "herniated": upper in herniated})
+    labels[LABEL_CANAL] = "spinal canal"
+    if any(7 <= v.index <= 18 for v in spine):
+        labels[LABEL_RIBS] = "ribs"
+    return {"seed": seed, "modality": modality, "curvature": round(float(curvature), 4),
+            "levels": [v.level for v in spine], "vertebrae": vertebrae, "discs": discs,
+            "labels": {str(k): n for k, n in sorted(labels.items())},
+            "geometry": {"ijk_to_ras": image.ijk_to_ras.round(6).tolist(),
+                         "shape_ijk": list(image.shape_ijk)}}
+
+
+def write_phantom(case: PhantomCase, out: str | os.PathLike) -> dict:
+    """OUT.nii.gz + OUT.labels.nii.gz + OUT.truth.json; returns the paths."""
+    out = Path(out)
+    stem = case_name(out)
+    ext = out.name[len(stem):] or ".nii.gz"
+    paths = {"image": out.with_name(stem + ext), "labels": out.with_name(stem + ".labels" + ext),
+             "truth": out.with_name(stem + ".truth.json")}
+    write_volume(case.image, paths["image"])
+    write_volume(case.labels, paths["labels"])
+    tmp = paths["truth"].with_name(".tmp-" + paths["truth"].name)
+    tmp.write_text(json.dumps(case.truth, indent=1))
+    os.replace(tmp, paths["truth"])
+    return {k: str(p) for k, p in paths.items()}

@@ -1,0 +1,117 @@
+"""analyze(): Volume + bundles -> Results. Slicer-free; the CLI, tests and Slicer call it."""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+
+from .bundles import Bundle
+from .fusion import link_detections, track_rois, tracks_to_volume
+from .predictors import make_predictor
+from .results import Finding, Results
+from .slicing import Intensity, make_stack
+from .terminology import segment_for_class
+from .volume import Volume, validate_volume
+
+Progress = Callable[[str, float], None]
+
+
+class Cancelled(Exception):
+    """Raised between stages when the caller's cancel flag is set."""
+
+
+class Analyzer:
+    """Holds loaded predictors so repeated analyses (or a GUI session) load weights once."""
+
+    def __init__(self, bundles: list[Bundle], device: str = "auto"):
+        if not bundles:
+            raise ValueError("no model bundle fits this volume's modality")
+        self.bundles = bundles
+        self.device = device
+        self._predictors: dict = {}
+
+    def predictor(self, bundle: Bundle):
+        if bundle.name not in self._predictors:
+            self._predictors[bundle.name] = make_predictor(bundle, self.device)
+        return self._predictors[bundle.name]
+
+    def analyze(self, volume: Volume, progress: Progress | None = None,
+                cancelled: Callable[[], bool] | None = None) -> Results:
+        progress = progress or (lambda stage, fraction: None)
+        cancelled = cancelled or (lambda: False)
+        validate_volume(volume)
+        results = Results(volume.name, np.zeros(volume.voxels.shape, np.uint16), volume.ijk_to_ras.copy(),
+                          [], [], modality=volume.modality)
+        timing = results.timing_s
+        for bundle in self.bundles:
+            if not bundle.fits(volume.modality):
+                results.warnings.append(f"bundle {bundle.name} is for {bundle.manifest['modalities']}, "
+                                        f"not {volume.modality}: skipped")
+                continue
+            if cancelled():
+                raise Cancelled()
+            started = time.perf_counter()
+            predictor = self.predictor(bundle)
+            timing["model_load"] = timing.get("model_load", 0) + time.perf_counter() - started
+            run_fracture_seg(volume, bundle, predictor, results, progress, cancelled)
+            results.bundles.append(bundle.summary())
+        return results
+
+
+def run_fracture_seg(volume, bundle, predictor, results: Results, progress: Progress, cancelled) -> None:
+    m, timing = bundle.manifest, results.timing_s
+    progress("slicing", 0.1)
+    started = time.perf_counter()
+    stack = make_stack(volume, m["plane"], int(m["input_size"]), Intensity.from_manifest(m["preprocessing"]),
+                       slice_mm=m.get("slice_mm"))
+    # Slices with no bone-bright pixels cannot hold a vertebral body: skip the model there.
+    bright = int(m.get("thresholds", {}).get("min_bright_pixels", 0))
+    level = int(m.get("thresholds", {}).get("bright_level", 110))
+    keep = np.flatnonzero((stack.images >= level).sum((1, 2)) >= bright) if bright else np.arange(len(stack))
+    timing["slice"] = timing.get("slice", 0) + time.perf_counter() - started
+    if cancelled():
+        raise Cancelled()
+    progress("model", 0.3)
+    started = time.perf_counter()
+    forward_before = predictor.forward_seconds
+    detections = []
+    for b in range(0, len(keep), 64):
+        part = keep[b:b + 64]
+        found = predictor.predict(stack.images[part])
+        for d, s in zip(found, part):
+            d.slice_index = int(s)
+        detections += found
+        progress("model", 0.3 + 0.5 * (b + len(part)) / max(len(keep), 1))
+        if cancelled():
+            raise Cancelled()
+    timing["model_forward"] = timing.get("model_forward", 0) + predictor.forward_seconds - forward_before
+    timing["model_postprocess"] = (timing.get("model_postprocess", 0) + time.perf_counter() - started
+                                   - (predictor.forward_seconds - forward_before))
+    timing["slices"] = timing.get("slices", 0) + len(keep)
+    progress("fusion", 0.85)
+    started = time.perf_counter()
+    t = bundle.thresholds
+    tracks = [tr for tr in link_detections(detections, float(t.get("link_iou", 0.3)))
+              if len(tr.members) >= int(t.get("min_slices", 2))]
+    instances = tracks_to_volume(stack, tracks, volume)
+    rois = track_rois(volume, stack, tracks, instances)
+    classes = bundle.classes
+    value_of = {}
+    for cls_index, name in enumerate(classes):
+        seg = segment_for_class(name, len(results.segments) + 1)
+        results.segments.append(seg)
+        value_of[cls_index] = seg.value
+    lut = np.zeros(len(tracks) + 1, np.uint16)
+    min_conf = float(t.get("fracture_confidence", 0.25))
+    for n, (track, roi) in enumerate(zip(tracks, rois)):
+        cls_index, confidence = track.vote(len(classes))
+        lut[n + 1] = value_of[cls_index]
+        if classes[cls_index] != "vertebral body" and confidence >= min_conf:
+            results.findings.append(Finding("fracture", classes[cls_index], confidence, roi,
+                                            segment_value=value_of[cls_index], source=[bundle.name],
+                                            slices=track.slices()))
+    mapped = lut[instances]
+    results.labelmap = np.where(mapped > 0, mapped, results.labelmap)
+    results.findings.sort(key=lambda f: -f.confidence)
+    timing["fusion"] = timing.get("fusion", 0) + time.perf_counter() - started

@@ -1,0 +1,26 @@
+"""Predictors: SliceStack in, per-slice outputs out. One module per model family."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class SliceDetections:
+    """One slice's instances: boxes in pixel units (x1, y1, x2, y2), class ids, scores, masks."""
+    slice_index: int
+    boxes: np.ndarray  # [N, 4] float
+    classes: np.ndarray  # [N] int
+    scores: np.ndarray  # [N] float
+    masks: np.ndarray  # [N, S, S] bool
+
+
+def make_predictor(bundle, device: str = "auto"):
+    """The predictor a bundle's manifest asks for."""
+    family = bundle.manifest.get("framework", "ultralytics")
+    if bundle.task in ("fracture-seg",) and family == "ultralytics":
+        from .yolo_seg import YoloSegPredictor
+
+        return YoloSegPredictor(bundle, device)
+    raise ValueError(f"bundle {bundle.name}: no predictor for task {bundle.task!r} ({family})")

@@ -1,0 +1,67 @@
+"""YOLOv8-seg (ultralytics) on a SliceStack, batched, with our own exact pixel frame."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from ..bundles import Bundle, BundleError, choose_device
+from . import SliceDetections
+from .offline_ultralytics import ultralytics_offline
+
+
+class YoloSegPredictor:
+    def __init__(self, bundle: Bundle, device: str = "auto"):
+        ultralytics_offline()
+        from ultralytics.nn.tasks import load_checkpoint
+
+        self.bundle = bundle
+        self.device = choose_device(device)
+        (weights,) = bundle.weight_files()  # sha256 verified before unpickling
+        try:
+            model, _ = load_checkpoint(str(weights), device=self.device, fuse=True)
+        except Exception as err:  # a corrupt or foreign file: say so in one line
+            raise BundleError(f"bundle {bundle.name}: {weights.name} is not a loadable YOLO checkpoint ({err})") from None
+        if len(model.names) != len(bundle.classes):
+            raise BundleError(f"bundle {bundle.name}: model has {len(model.names)} classes, "
+                              f"manifest lists {len(bundle.classes)}")
+        self.half = self.device.type == "cuda"
+        self.model = model.half() if self.half else model.float()
+        self.size = int(bundle.manifest["input_size"])
+        t = bundle.thresholds
+        self.conf, self.iou = float(t.get("confidence", 0.25)), float(t.get("iou", 0.5))
+        self.batch = int(bundle.manifest.get("batch", 16))
+        self.forward_seconds = 0.0
+
+    @torch.inference_mode()
+    def predict(self, images: np.ndarray, first_index: int = 0) -> list[SliceDetections]:
+        """images: [n, S, S] uint8 from a SliceStack; returns one SliceDetections per image."""
+        from ultralytics.utils import ops
+        from ultralytics.utils.nms import non_max_suppression
+
+        if images.shape[1:] != (self.size, self.size):
+            raise ValueError(f"expected {self.size}x{self.size} slices, got {images.shape[1:]}")
+        out: list[SliceDetections] = []
+        for b in range(0, len(images), self.batch):
+            x = torch.from_numpy(images[b:b + self.batch]).to(self.device)
+            x = (x.half() if self.half else x.float()).div_(255).unsqueeze(1).expand(-1, 3, -1, -1)
+            started = time.perf_counter()
+            preds = self.model(x)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+            self.forward_seconds += time.perf_counter() - started
+            # eval output: ((y, protos), extras) in ultralytics 8.4; (y, protos) in older releases
+            protos = preds[0][1] if isinstance(preds[0], tuple) else preds[1]
+            dets = non_max_suppression(preds[0], self.conf, self.iou, agnostic=True,
+                                       nc=len(self.bundle.classes), max_det=100)
+            for n, det in enumerate(dets):
+                idx = first_index + b + n
+                if det.shape[0] == 0:
+                    out.append(SliceDetections(idx, np.zeros((0, 4)), np.zeros(0, int), np.zeros(0),
+                                               np.zeros((0, self.size, self.size), bool)))
+                    continue
+                masks = ops.process_mask(protos[n], det[:, 6:], det[:, :4], (self.size, self.size), upsample=True)
+                out.append(SliceDetections(idx, det[:, :4].float().cpu().numpy(), det[:, 5].int().cpu().numpy(),
+                                           det[:, 4].float().cpu().numpy(), masks.bool().cpu().numpy()))
+        return out

@@ -1,0 +1,68 @@
+"""Plain-data results: what every writer (files, MRML scene, report) consumes. No Slicer types."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Roi:
+    """A box aligned to the input volume's axes, in RAS millimetres."""
+    center_ras: list[float]
+    size_mm: list[float]
+    axes_ras: list[list[float]]  # three unit vectors (rows): the ROI's x, y, z axes in RAS
+
+    def contains(self, ras, tolerance_mm: float = 0.0) -> bool:
+        d = np.asarray(ras, float) - np.asarray(self.center_ras)
+        local = np.asarray(self.axes_ras) @ d
+        return bool(np.all(np.abs(local) <= np.asarray(self.size_mm) / 2 + tolerance_mm))
+
+
+@dataclass
+class Finding:
+    kind: str  # "fracture" | "vertebra" | "disc"
+    label: str  # e.g. "wedge", "vertebral body"
+    confidence: float
+    roi: Roi
+    level: str | None = None
+    segment_value: int = 0  # label value in the result labelmap (0: none)
+    source: list[str] = field(default_factory=list)  # which bundle(s) found it
+    slices: list[int] = field(default_factory=list)  # the analysed slices it spans
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        d = {"kind": self.kind, "label": self.label, "level": self.level,
+             "confidence": round(float(self.confidence), 4), "roi": asdict(self.roi),
+             "source": self.source, "segment_value": self.segment_value}
+        d.update(self.extra)
+        return d
+
+
+@dataclass
+class Segment:
+    value: int
+    name: str
+    color: tuple[float, float, float]
+    code: dict | None = None  # terminology: {"category": (scheme, value, meaning), "type": (...)}
+
+
+@dataclass
+class Results:
+    """Everything one analysis produced for one volume."""
+    case: str
+    labelmap: np.ndarray  # [k, j, i] uint16, on the input volume's grid
+    ijk_to_ras: np.ndarray
+    segments: list[Segment]
+    findings: list[Finding]
+    timing_s: dict = field(default_factory=dict)
+    bundles: list[dict] = field(default_factory=list)  # name, version, clinical_use of each bundle run
+    warnings: list[str] = field(default_factory=list)
+    modality: str = "unknown"
+
+    def to_json(self) -> dict:
+        return {"case": self.case, "modality": self.modality,
+                "findings": [f.to_json() for f in self.findings],
+                "segments": [{"value": s.value, "name": s.name} for s in self.segments],
+                "bundles": self.bundles, "warnings": self.warnings,
+                "timing_s": {k: round(float(v), 4) for k, v in self.timing_s.items()}}

@@ -1,0 +1,71 @@
+"""Seed 000: YOLOv8-seg for vertebral bodies and their fracture types (EVOSG) on sagittal CT."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..phantom.render import body_label
+from ..slicing import Intensity
+from .phantom_data import TRAIN_SEED_BASE, VAL_SEED_BASE, random_case
+from .yolo_export import FRACTURE_SEG_CLASSES, write_data_yaml, write_yolo_slices
+
+# Seed 000's recipe (Ultralytics 8.0, YOLOv8n-seg): the defaults of `train fracture-seg`.
+PAPER_RECIPE = dict(epochs=300, batch=16, lr0=0.01, lrf=0.01, optimizer="AdamW", weight_decay=5e-5,
+                    fliplr=0.5, scale=0.1, degrees=10.0, cls_pw=0.5, imgsz=640)
+DEMO_INTENSITY = {"type": "ct_window", "center": 500.0, "width": 1500.0}
+
+
+def export_phantom_dataset(out_dir: str | Path, n_train: int, n_val: int, size: int = 256,
+                           slice_mm: float = 2.0, log=print) -> Path:
+    """Phantom CT -> YOLO-seg data for the four fracture-seg classes."""
+    out_dir = Path(out_dir)
+    intensity = Intensity.from_manifest(DEMO_INTENSITY)
+    counts = {"train": 0, "val": 0}
+    cases = []
+    for split, base, n in (("train", TRAIN_SEED_BASE, n_train), ("val", VAL_SEED_BASE, n_val)):
+        for seed in range(base, base + n):
+            case, args = random_case(seed, "ct")
+            class_of = {}
+            for v in case.truth["vertebrae"]:
+                if v["has_body"]:
+                    kind = v["fracture"]
+                    class_of[v["label"]] = FRACTURE_SEG_CLASSES.index(kind) if kind else 0
+            rng = np.random.default_rng(seed)
+            counts[split] += write_yolo_slices(out_dir, split, f"ph{seed}", case.image, case.labels,
+                                               class_of, size, intensity, slice_mm, rng=rng)
+            cases.append({"split": split, **{k: v for k, v in args.items() if k != "spacing"},
+                          "spacing": list(args["spacing"])})
+            log(f"{split} seed {seed}: {counts[split]} images so far")
+    return write_data_yaml(out_dir, FRACTURE_SEG_CLASSES,
+                           {"source": "SpineFractureAI phantoms", "images": counts, "cases": cases,
+                            "size": size, "slice_mm": slice_mm, "intensity": DEMO_INTENSITY})
+
+
+def train_fracture_seg(data_yaml: str | Path, out_dir: str | Path, model: str = "yolov8n-seg.yaml",
+                       device: str = "cpu", resume: bool = False, workers: int = 2, **overrides) -> Path:
+    """Train with seed 000's recipe (overridable); returns the run directory.
+
+    The run checkpoints every epoch (`weights/last.pt`); `resume=True` continues it.
+    """
+    from ..predictors.offline_ultralytics import ultralytics_offline
+
+    ultralytics_offline()
+    from ultralytics import YOLO
+
+    out_dir = Path(out_dir).resolve()
+    last = out_dir / "weights" / "last.pt"
+    args = {**PAPER_RECIPE, **overrides}
+    args["close_mosaic"] = max(1, int(round(0.1 * args["epochs"])))  # mosaic off for the last 10 %
+    if resume and last.exists():
+        YOLO(str(last)).train(resume=True, device=device, workers=workers)
+        return out_dir
+    started = time.time()
+    YOLO(model).train(data=str(data_yaml), project=str(out_dir.parent), name=out_dir.name, exist_ok=True,
+                      pretrained=False, device=device, workers=workers, plots=False, amp=device != "cpu",
+                      seed=0, deterministic=False, verbose=False, **args)
+    (out_dir / "recipe.json").write_text(json.dumps({"model": model, "data": str(data_yaml), **args,
+                                                    "train_seconds": round(time.time() - started, 1)}, indent=1))
+    return out_dir

@@ -1,0 +1,40 @@
+"""Random phantom cases for training and held-out benchmarks (seeds name the split)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..levels import LEVELS
+from ..phantom import make_phantom
+from ..phantom.anatomy import FRACTURE_TYPES
+
+# Seeds: training uses [base, base + n); benchmarks and done-when checks use other bases.
+TRAIN_SEED_BASE = 10_000
+VAL_SEED_BASE = 20_000
+BENCH_SEED_BASE = 90_000
+
+
+def random_case_args(seed: int, modality: str = "ct", regions: str = "all") -> dict:
+    """A varied but reproducible phantom request: levels, fractures, grid."""
+    rng = np.random.default_rng(seed + 7)
+    first_allowed = {"all": 1, "thoracolumbar": 7, "cervical": 1, "lumbar": 17}[regions]
+    last_allowed = {"all": 24, "thoracolumbar": 24, "cervical": 8, "lumbar": 24}[regions]
+    length = int(rng.integers(4, 10))
+    start = int(rng.integers(first_allowed, max(first_allowed + 1, last_allowed - length + 2)))
+    names = LEVELS[start: min(start + length, last_allowed + 1)]
+    bodies = [n for n in names if n not in ("C1", "S1")]
+    fractures = []
+    for level in rng.choice(bodies, size=min(len(bodies), int(rng.integers(0, 3))), replace=False):
+        kind = FRACTURE_TYPES[int(rng.integers(0, 3))]
+        grade = int(rng.choice([1, 2, 3], p=[0.2, 0.4, 0.4]))
+        fractures.append(f"{level}:{kind}:{grade}")
+    orientation = str(rng.choice(["axial", "sagittal", "coronal", "oblique"], p=[0.55, 0.15, 0.1, 0.2]))
+    inplane = float(rng.uniform(0.6, 1.2))
+    through = float(rng.uniform(0.8, 3.0))
+    spacing = (inplane, inplane, through)
+    return {"levels": names, "modality": modality, "fractures": fractures, "seed": seed,
+            "orientation": orientation, "spacing": spacing}
+
+
+def random_case(seed: int, modality: str = "ct", regions: str = "all"):
+    args = random_case_args(seed, modality, regions)
+    return make_phantom(**args), args

@@ -1,0 +1,213 @@
+"""Volumes: voxels + IJK->RAS, read from files, DICOM folders or (in Slicer) volume nodes.
+
+Voxels are stored as Slicer's ``arrayFromVolume`` gives them: indexed ``[k, j, i]``.
+``ijk_to_ras`` maps a column ``(i, j, k, 1)`` to RAS millimetres, as Slicer's
+``GetIJKToRASMatrix``. Files on disk are LPS (ITK); the sign flip lives only here.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+class VolumeError(ValueError):
+    """A volume that cannot be analysed; the message names the problem."""
+
+
+@dataclass
+class Volume:
+    voxels: np.ndarray  # [k, j, i]
+    ijk_to_ras: np.ndarray  # 4x4
+    modality: str = "unknown"  # "ct" | "mr" | "unknown"
+    name: str = "volume"
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def shape_ijk(self) -> tuple[int, int, int]:
+        k, j, i = self.voxels.shape
+        return i, j, k
+
+    @property
+    def spacing(self) -> np.ndarray:
+        return np.linalg.norm(self.ijk_to_ras[:3, :3], axis=0)
+
+    @property
+    def ras_to_ijk(self) -> np.ndarray:
+        return np.linalg.inv(self.ijk_to_ras)
+
+    def ijk_to_ras_points(self, ijk: np.ndarray) -> np.ndarray:
+        ijk = np.asarray(ijk, dtype=float).reshape(-1, 3)
+        return ijk @ self.ijk_to_ras[:3, :3].T + self.ijk_to_ras[:3, 3]
+
+    def ras_to_ijk_points(self, ras: np.ndarray) -> np.ndarray:
+        m = self.ras_to_ijk
+        ras = np.asarray(ras, dtype=float).reshape(-1, 3)
+        return ras @ m[:3, :3].T + m[:3, 3]
+
+    def with_voxels(self, voxels: np.ndarray, name: str | None = None) -> "Volume":
+        """A volume on the same grid (e.g. a labelmap for this image)."""
+        if voxels.shape != self.voxels.shape:
+            raise VolumeError(f"grid mismatch: {voxels.shape} vs {self.voxels.shape}")
+        return Volume(voxels, self.ijk_to_ras.copy(), self.modality, name or self.name, {})
+
+
+def affine_from_itk(origin, spacing, direction) -> np.ndarray:
+    """IJK->RAS from ITK's LPS origin/spacing/direction."""
+    d = np.asarray(direction, dtype=float).reshape(3, 3)
+    m = np.eye(4)
+    m[:3, :3] = d * np.asarray(spacing, dtype=float)[None, :]
+    m[:3, 3] = origin
+    return LPS_TO_RAS @ m
+
+
+def itk_from_affine(ijk_to_ras: np.ndarray):
+    """(origin, spacing, direction) in LPS for ITK from an IJK->RAS matrix."""
+    m = LPS_TO_RAS @ ijk_to_ras
+    spacing = np.linalg.norm(m[:3, :3], axis=0)
+    direction = m[:3, :3] / spacing[None, :]
+    return tuple(m[:3, 3]), tuple(spacing), tuple(direction.ravel())
+
+
+def to_sitk(volume: Volume):
+    import SimpleITK as sitk
+
+    image = sitk.GetImageFromArray(np.ascontiguousarray(volume.voxels))
+    origin, spacing, direction = itk_from_affine(volume.ijk_to_ras)
+    image.SetOrigin(origin)
+    image.SetSpacing(spacing)
+    image.SetDirection(direction)
+    return image
+
+
+def from_sitk(image, name: str = "volume", modality: str = "unknown") -> Volume:
+    import SimpleITK as sitk
+
+    if image.GetDimension() == 2:
+        raise VolumeError("a 2D image (radiograph or single slice): radiographs are not supported yet")
+    if image.GetDimension() != 3:
+        raise VolumeError(f"a {image.GetDimension()}D image: only 3D volumes can be analysed")
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise VolumeError(
+            f"{image.GetNumberOfComponentsPerPixel()} components per voxel (a 4D or colour image):"
+            " only single-component 3D volumes can be analysed")
+    voxels = sitk.GetArrayFromImage(image)
+    affine = affine_from_itk(image.GetOrigin(), image.GetSpacing(), image.GetDirection())
+    return Volume(voxels, affine, modality, name)
+
+
+def case_name(path: str | os.PathLike) -> str:
+    name = Path(path).name
+    for ext in (".nii.gz", ".seg.nrrd", ".nii", ".nrrd", ".mha", ".mhd", ".dcm"):
+        if name.lower().endswith(ext):
+            return name[: -len(ext)]
+    return name
+
+
+def read_volume(path: str | os.PathLike, modality: str = "auto") -> Volume:
+    """Read NIfTI / NRRD / MHA / a DICOM file or series folder into a Volume."""
+    import SimpleITK as sitk
+
+    path = Path(path)
+    if not path.exists():
+        raise VolumeError(f"{path}: no such file or folder")
+    metadata: dict = {}
+    try:
+        if path.is_dir():
+            image, metadata = _read_dicom_folder(path)
+        else:
+            image = sitk.ReadImage(str(path))
+            if image.GetDimension() == 3 and image.GetSize()[2] == 1:
+                image = image[:, :, 0]
+            if image.GetDimension() == 4 and image.GetSize()[3] == 1:
+                image = image[:, :, :, 0]
+            metadata = _dicom_tags(image)
+    except RuntimeError as err:
+        raise VolumeError(f"{path}: cannot be read as an image ({str(err).strip().splitlines()[-1]})") from None
+    volume = from_sitk(image, name=case_name(path))
+    volume.metadata.update(metadata)
+    volume.modality = detect_modality(volume) if modality == "auto" else modality
+    return volume
+
+
+def _dicom_tags(image) -> dict:
+    tags = {"0008|0060": "Modality", "0020|000d": "StudyInstanceUID", "0020|000e": "SeriesInstanceUID"}
+    return {name: image.GetMetaData(t).strip() for t, name in tags.items() if image.HasMetaDataKey(t)}
+
+
+def _read_dicom_folder(folder: Path):
+    import SimpleITK as sitk
+
+    series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    if not series:
+        raise VolumeError(f"{folder}: no DICOM series in this folder")
+    # The largest series is the one a user means when pointing at a study folder.
+    files = max((sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), s) for s in series), key=len)
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(files)
+    reader.MetaDataDictionaryArrayUpdateOn()
+    reader.LoadPrivateTagsOn()
+    image = reader.Execute()
+    if len(files) == 1:
+        image = image[:, :, 0]
+    tags = {}
+    for tag, name in {"0008|0060": "Modality", "0020|000d": "StudyInstanceUID",
+                      "0020|000e": "SeriesInstanceUID"}.items():
+        if reader.HasMetaDataKey(0, tag):
+            tags[name] = reader.GetMetaData(0, tag).strip()
+    return image, tags
+
+
+def detect_modality(volume: Volume) -> str:
+    """CT or MR from the DICOM tag, else from intensities (CT has air near -1000 HU)."""
+    tag = str(volume.metadata.get("Modality", "")).upper()
+    if tag in ("CT", "MR"):
+        return tag.lower()
+    if tag in ("CR", "DX", "MG", "RF", "XA"):
+        return "radiograph"
+    sample = volume.voxels[::4, ::4, ::4].astype(np.float32)
+    sample = sample[np.isfinite(sample)]
+    if sample.size == 0:
+        return "unknown"
+    low, high = np.percentile(sample, [1, 99])
+    if low < -500 and high > 100:
+        return "ct"
+    return "mr" if low >= 0 else "unknown"
+
+
+def validate_volume(volume: Volume, max_voxels: int = 1024**3) -> None:
+    """Refuse what cannot be analysed, with a one-line reason."""
+    v = volume.voxels
+    if v.ndim != 3:
+        raise VolumeError(f"expected a 3D volume, got {v.ndim} dimensions")
+    if v.size == 0:
+        raise VolumeError("the volume is empty (no voxels)")
+    if min(v.shape) < 2 and max(v.shape) > 1:
+        raise VolumeError("a 2D image (radiograph or single slice): radiographs are not supported yet")
+    if v.size > max_voxels:
+        raise VolumeError(f"the volume is too large ({v.size} voxels; at most {max_voxels})")
+    if not np.all(np.isfinite(volume.ijk_to_ras)) or abs(np.linalg.det(volume.ijk_to_ras[:3, :3])) < 1e-9:
+        raise VolumeError("the volume's geometry (IJK to RAS) is degenerate or not finite")
+    if np.issubdtype(v.dtype, np.floating):
+        finite = np.isfinite(v)
+        if not finite.all():
+            raise VolumeError(f"the volume has {int((~finite).sum())} NaN or infinite voxels")
+    if v.max() == v.min():
+        raise VolumeError(f"the volume is constant (every voxel is {v.flat[0]}): nothing to analyse")
+    if volume.modality == "radiograph":
+        raise VolumeError("radiographs are not supported yet")
+
+
+def write_volume(volume: Volume, path: str | os.PathLike) -> None:
+    """Write atomically: a half-written file never replaces a good one."""
+    import SimpleITK as sitk
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    sitk.WriteImage(to_sitk(volume), str(tmp), useCompression=True)
+    os.replace(tmp, path)
