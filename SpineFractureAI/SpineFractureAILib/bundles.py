@@ -15,6 +15,11 @@ class BundleError(ValueError):
     """A bundle that cannot be used; the message names the file and the problem."""
 
 
+def first_line(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
+
+
 def sha256_of(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

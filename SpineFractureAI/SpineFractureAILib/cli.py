@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from .bundles import BundleError
+from .bundles import BundleError, first_line
 from .volume import VolumeError
 
 
@@ -170,7 +170,7 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except (VolumeError, BundleError, ValueError, FileNotFoundError) as err:
-        print(f"spinefracture: error: {err}", file=sys.stderr)
+        print(f"spinefracture: error: {first_line(err)}", file=sys.stderr)
         return 2
 
 

@@ -54,13 +54,18 @@ def markups_json(results: Results) -> dict:
     for n, f in enumerate(results.findings):
         name = roi_name(f)
         axes_ras = np.asarray(f.roi.axes_ras).T  # columns = ROI axes
+        center = (flip @ np.asarray(f.roi.center_ras)).round(4).tolist()
+        orientation = (flip @ axes_ras).round(6).ravel().tolist()
+        # Slicer reads an ROI's size only together with its centre control point.
+        point = {"id": "1", "label": name, "description": "", "associatedNodeID": "", "position": center,
+                 "orientation": orientation, "selected": True, "locked": False, "visibility": True,
+                 "positionStatus": "defined"}
         markups.append({
             "type": "ROI", "coordinateSystem": "LPS", "coordinateUnits": "mm", "locked": False,
             "fixedNumberOfControlPoints": False, "labelFormat": "%N-%d", "lastUsedControlPointNumber": 1,
-            "roiType": "Box", "center": (flip @ np.asarray(f.roi.center_ras)).round(4).tolist(),
-            "orientation": (flip @ axes_ras).round(6).ravel().tolist(), "size": list(f.roi.size_mm),
+            "roiType": "Box", "center": center, "orientation": orientation, "size": list(f.roi.size_mm),
             "insideOut": False, "name": name, "description": json.dumps(f.to_json()),
-            "controlPoints": [], "measurements": [],
+            "controlPoints": [point], "measurements": [],
         })
     return {"@schema": MARKUPS_SCHEMA, "markups": markups}
 

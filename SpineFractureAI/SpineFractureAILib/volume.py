@@ -174,9 +174,9 @@ def detect_modality(volume: Volume) -> str:
     if sample.size == 0:
         return "unknown"
     low, high = np.percentile(sample, [1, 99])
-    if low < -500 and high > 100:
+    if low < -150 and sample.max() > 0:  # fat or air in HU; MR magnitudes barely dip below zero
         return "ct"
-    return "mr" if low >= 0 else "unknown"
+    return "mr" if high > 0 else "unknown"
 
 
 def validate_volume(volume: Volume, max_voxels: int = 1024**3) -> None:

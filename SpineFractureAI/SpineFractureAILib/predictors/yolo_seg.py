@@ -6,7 +6,7 @@ import time
 import numpy as np
 import torch
 
-from ..bundles import Bundle, BundleError, choose_device
+from ..bundles import Bundle, BundleError, choose_device, first_line
 from . import SliceDetections
 from .offline_ultralytics import ultralytics_offline
 
@@ -22,7 +22,7 @@ class YoloSegPredictor:
         try:
             model, _ = load_checkpoint(str(weights), device=self.device, fuse=True)
         except Exception as err:  # a corrupt or foreign file: say so in one line
-            raise BundleError(f"bundle {bundle.name}: {weights.name} is not a loadable YOLO checkpoint ({err})") from None
+            raise BundleError(f"bundle {bundle.name}: {weights.name} is not a loadable YOLO checkpoint ({first_line(err)})") from None
         if len(model.names) != len(bundle.classes):
             raise BundleError(f"bundle {bundle.name}: model has {len(model.names)} classes, "
                               f"manifest lists {len(bundle.classes)}")

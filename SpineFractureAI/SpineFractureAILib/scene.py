@@ -1,0 +1,176 @@
+"""Results -> MRML scene (real Slicer or slicer-core): segmentation, ROIs, table, hierarchy.
+
+Uses only MRML classes (no slicer.app, no Qt), so the same code runs in Slicer and in tests.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .files import roi_name
+from .results import Results
+from .terminology import terminology_entry
+from .volume import Volume
+
+RESULT_ATTRIBUTE = "SpineFractureAI.ResultOf"  # set on every node we create: input volume node ID
+
+
+def _slicer():
+    import slicer  # Slicer's own module, or slicer-core's meta-package headless
+
+    return slicer
+
+
+def _vtk_matrix(array: np.ndarray):
+    import vtk
+
+    m = vtk.vtkMatrix4x4()
+    for r in range(4):
+        for c in range(4):
+            m.SetElement(r, c, float(array[r, c]))
+    return m
+
+
+def _numpy_matrix(vtk_matrix) -> np.ndarray:
+    return np.array([[vtk_matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
+
+
+def volume_from_node(node, modality: str = "auto") -> Volume:
+    """A Volume sharing no memory with the node (Slicer may change the node meanwhile)."""
+    import vtk
+    from vtk.util.numpy_support import vtk_to_numpy
+
+    from .volume import detect_modality
+
+    image = node.GetImageData()
+    if image is None:
+        raise ValueError(f"volume node {node.GetName()} has no image data")
+    dims = image.GetDimensions()
+    scalars = image.GetPointData().GetScalars()
+    if scalars.GetNumberOfComponents() != 1:
+        raise ValueError(f"{node.GetName()}: {scalars.GetNumberOfComponents()} components per voxel;"
+                         " only scalar volumes can be analysed")
+    voxels = vtk_to_numpy(scalars).reshape(dims[::-1]).copy()
+    m = vtk.vtkMatrix4x4()
+    node.GetIJKToRASMatrix(m)
+    volume = Volume(voxels, _numpy_matrix(m), "unknown", node.GetName())
+    volume.modality = detect_modality(volume) if modality == "auto" else modality
+    return volume
+
+
+def add_volume_node(scene, volume: Volume, labelmap: bool = False):
+    """Add a (label)map volume node for a Volume; used by tests and the CLI inside Slicer."""
+    import vtk
+    from vtk.util.numpy_support import numpy_to_vtk
+
+    cls = "vtkMRMLLabelMapVolumeNode" if labelmap else "vtkMRMLScalarVolumeNode"
+    node = scene.AddNewNodeByClass(cls, volume.name)
+    image = vtk.vtkImageData()
+    k, j, i = volume.voxels.shape
+    image.SetDimensions(i, j, k)
+    array = numpy_to_vtk(np.ascontiguousarray(volume.voxels).ravel(), deep=True)
+    image.GetPointData().SetScalars(array)
+    node.SetAndObserveImageData(image)
+    node.SetIJKToRASMatrix(_vtk_matrix(volume.ijk_to_ras))
+    return node
+
+
+@dataclass
+class SceneOutputs:
+    segmentation: object
+    rois: list = field(default_factory=list)
+    table: object = None
+    folder_item: int = 0
+
+
+def write_results_to_scene(scene, volume_node, results: Results) -> SceneOutputs:
+    slicer = _slicer()
+    name = volume_node.GetName()
+    seg_node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", f"{name} spine findings")
+    seg_node.SetReferenceImageGeometryParameterFromVolumeNode(volume_node)
+    seg_node.SetAttribute(RESULT_ATTRIBUTE, volume_node.GetID())
+    segmentation = seg_node.GetSegmentation()
+    if results.labelmap.any():
+        label_node = add_volume_node(scene, Volume(results.labelmap.astype(np.int16), results.ijk_to_ras,
+                                                   name="tmp labels"), labelmap=True)
+        slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(label_node, seg_node)
+        scene.RemoveNode(label_node)
+    imported = {}
+    for n in range(segmentation.GetNumberOfSegments()):
+        segment = segmentation.GetNthSegment(n)
+        imported[int(segment.GetLabelValue())] = segmentation.GetNthSegmentID(n)
+    for seg in results.segments:
+        segment_id = imported.get(seg.value) or segmentation.AddEmptySegment(f"Segment_{seg.value}")
+        segment = segmentation.GetSegment(segment_id)
+        segment.SetName(seg.name)
+        segment.SetColor(*seg.color)
+        if seg.code:
+            segment.SetTag("TerminologyEntry", terminology_entry(seg))
+    outputs = SceneOutputs(seg_node)
+    for n, finding in enumerate(results.findings):
+        roi = scene.AddNewNodeByClass("vtkMRMLMarkupsROINode", roi_name(finding))
+        matrix = np.eye(4)
+        matrix[:3, :3] = np.asarray(finding.roi.axes_ras).T
+        matrix[:3, 3] = finding.roi.center_ras
+        roi.SetAndObserveObjectToNodeMatrix(_vtk_matrix(matrix))
+        roi.SetSize(*finding.roi.size_mm)
+        roi.SetAttribute(RESULT_ATTRIBUTE, volume_node.GetID())
+        roi.SetAttribute("SpineFractureAI.Finding", json.dumps(finding.to_json()))
+        outputs.rois.append(roi)
+    outputs.table = _findings_table(scene, name, results, volume_node.GetID())
+    outputs.folder_item = _place_in_hierarchy(scene, volume_node, [seg_node, *outputs.rois, outputs.table])
+    return outputs
+
+
+TABLE_COLUMNS = ("kind", "level", "finding", "confidence", "center_R", "center_A", "center_S", "roi")
+
+
+def _findings_table(scene, name: str, results: Results, volume_id: str):
+    import vtk
+
+    table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{name} spine findings table")
+    table_node.SetAttribute(RESULT_ATTRIBUTE, volume_id)
+    table = table_node.GetTable()
+    for column in TABLE_COLUMNS:
+        array = vtk.vtkDoubleArray() if column.startswith(("confidence", "center")) else vtk.vtkStringArray()
+        array.SetName(column)
+        table.AddColumn(array)
+    table.SetNumberOfRows(len(results.findings))
+    for r, f in enumerate(results.findings):
+        values = (f.kind, f.level or "", f.label, f.confidence, *f.roi.center_ras, roi_name(f))
+        for c, value in enumerate(values):
+            table.SetValue(r, c, vtk.vtkVariant(value))
+    table.Modified()
+    return table_node
+
+
+def _place_in_hierarchy(scene, volume_node, nodes) -> int:
+    """A results folder beside the input volume, under its study when it has one."""
+    slicer = _slicer()
+    sh = slicer.vtkMRMLSubjectHierarchyNode.ResolveSubjectHierarchy(scene)
+    if sh is None:
+        return 0
+    volume_item = sh.GetItemByDataNode(volume_node)
+    parent = sh.GetItemParent(volume_item) if volume_item else sh.GetSceneItemID()
+    folder = sh.CreateFolderItem(parent, f"{volume_node.GetName()} - SpineFractureAI")
+    for node in nodes:
+        item = sh.GetItemByDataNode(node)
+        if item:
+            sh.SetItemParent(item, folder)
+        else:  # headless MRML has no plugin that creates items as nodes are added
+            sh.CreateItem(folder, node)
+    return folder
+
+
+def remove_previous_results(scene, volume_node) -> int:
+    """Remove nodes an earlier analysis of this volume created; returns how many."""
+    removed = 0
+    for cls in ("vtkMRMLSegmentationNode", "vtkMRMLMarkupsROINode", "vtkMRMLTableNode"):
+        for n in range(scene.GetNumberOfNodesByClass(cls) - 1, -1, -1):
+            node = scene.GetNthNodeByClass(n, cls)
+            if node.GetAttribute(RESULT_ATTRIBUTE) == volume_node.GetID():
+                scene.RemoveNode(node)
+                removed += 1
+    return removed

@@ -1,0 +1,79 @@
+"""Writers: files re-read (SimpleITK and slicer-core's own readers) and a real MRML scene."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import slicer
+
+from conftest import results_from_truth
+from SpineFractureAILib.files import write_case
+from SpineFractureAILib.results import Roi
+from SpineFractureAILib.scene import (add_volume_node, remove_previous_results, volume_from_node,
+                                      write_results_to_scene)
+from SpineFractureAILib.volume import read_volume
+
+
+def _l1(case):
+    return next(v for v in case.truth["vertebrae"] if v["level"] == "L1")
+
+
+def test_case_files_reread_with_input_geometry(tmp_path, wedge_phantom):
+    results = results_from_truth(wedge_phantom)
+    paths = write_case(results, tmp_path)
+    seg = read_volume(paths["segmentation"])
+    np.testing.assert_allclose(seg.ijk_to_ras, wedge_phantom.image.ijk_to_ras, atol=1e-5)
+    np.testing.assert_array_equal(seg.voxels, results.labelmap)
+    findings = json.loads(open(paths["findings"]).read())["findings"]
+    assert [f["label"] for f in findings] == ["wedge"]
+    assert Roi(**findings[0]["roi"]).contains(_l1(wedge_phantom)["center_ras"])
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left behind
+
+
+def test_slicer_reads_segmentation_and_rois(tmp_path, wedge_phantom):
+    results = results_from_truth(wedge_phantom)
+    paths = write_case(results, tmp_path)
+    scene = slicer.vtkMRMLScene()
+    seg_node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode")
+    storage = scene.AddNewNodeByClass("vtkMRMLSegmentationStorageNode")
+    storage.SetFileName(paths["segmentation"])
+    assert storage.ReadData(seg_node)
+    segmentation = seg_node.GetSegmentation()
+    names = [segmentation.GetNthSegment(n).GetName() for n in range(segmentation.GetNumberOfSegments())]
+    assert names == ["Vertebral body", "Wedge fracture", "Biconcave fracture", "Crush fracture"]
+    wedge = segmentation.GetSegment("Segment_2")
+    assert wedge.GetLabelValue() == 2
+    reader = slicer.vtkMRMLMarkupsROIJsonStorageNode()  # what Slicer picks for type ROI
+    scene.AddNode(reader)
+    roi = reader.AddNewMarkupsNodeFromFile(paths["markups"], "roi", 0)
+    center = [0.0, 0.0, 0.0]
+    roi.GetCenterWorld(center)
+    np.testing.assert_allclose(center, results.findings[0].roi.center_ras, atol=1e-3)
+    np.testing.assert_allclose(roi.GetSize(), results.findings[0].roi.size_mm, atol=1e-3)
+
+
+def test_scene_writer_aligns_segments_and_rois_to_the_volume(wedge_phantom):
+    scene = slicer.vtkMRMLScene()
+    volume_node = add_volume_node(scene, wedge_phantom.image)
+    results = results_from_truth(wedge_phantom)
+    out = write_results_to_scene(scene, volume_node, results)
+    # segmentation -> labelmap on the volume's grid equals what we wrote
+    label_node = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
+    assert slicer.vtkSlicerSegmentationsModuleLogic.ExportAllSegmentsToLabelmapNode(out.segmentation, label_node, 0)  # 0: reference geometry
+    back = volume_from_node(label_node)
+    np.testing.assert_allclose(back.ijk_to_ras, wedge_phantom.image.ijk_to_ras, atol=1e-5)
+    assert back.voxels.shape == results.labelmap.shape
+    assert ((back.voxels > 0) == (results.labelmap > 0)).mean() > 0.999
+    (roi,) = out.rois
+    x = [0.0, 0.0, 0.0]
+    roi.GetXAxisWorld(x)
+    np.testing.assert_allclose(x, wedge_phantom.image.ijk_to_ras[:3, 0] / wedge_phantom.image.spacing[0], atol=1e-6)
+    centre = [0.0, 0.0, 0.0]
+    roi.GetCenterWorld(centre)
+    assert Roi(list(centre), list(roi.GetSize()), results.findings[0].roi.axes_ras).contains(_l1(wedge_phantom)["center_ras"])
+    assert roi.GetName().startswith("L1 wedge")
+    assert out.table.GetTable().GetNumberOfRows() == 1
+    sh = slicer.vtkMRMLSubjectHierarchyNode.ResolveSubjectHierarchy(scene)
+    assert sh.GetItemParent(sh.GetItemByDataNode(roi)) == out.folder_item
+    assert remove_previous_results(scene, volume_node) == 3
+    assert scene.GetNumberOfNodesByClass("vtkMRMLMarkupsROINode") == 0
