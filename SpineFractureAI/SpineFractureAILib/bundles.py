@@ -92,13 +92,9 @@ def load_bundle(path: str | Path) -> Bundle:
 
 
 def builtin_bundle_dir() -> Path:
-    """Resources/Models at the top of the source tree or beside the installed module."""
-    here = Path(__file__).resolve()
-    for base in (here.parents[2], here.parents[1], here.parents[1] / "Resources"):
-        candidate = base / "Resources" / "Models" if base.name != "Resources" else base / "Models"
-        if candidate.is_dir():
-            return candidate
-    return here.parents[2] / "Resources" / "Models"
+    from .paths import resource
+
+    return resource("Models")
 
 
 def builtin_bundles() -> list[Bundle]:

@@ -1,0 +1,88 @@
+"""SpineFractureAI: the Slicer module shell. The work lives in SpineFractureAILib."""
+import os
+import sys
+
+import slicer
+from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
+                                           ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+
+sys.path.insert(0, os.path.dirname(__file__))  # SpineFractureAILib lives beside this file
+
+from SpineFractureAILib.logic import SpineFractureLogic  # noqa: E402
+from SpineFractureAILib.paths import resource  # noqa: E402
+
+
+class SpineFractureAI(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        parent.title = "Spine Fracture AI"
+        parent.categories = ["Segmentation"]
+        parent.contributors = ["SpineFractureAI developers"]
+        parent.helpText = ("Finds and explains vertebral fractures on CT: sagittal YOLOv8-seg (fracture type), "
+                           "fused into 3D segments and ROIs. Demo weights are NOT FOR CLINICAL USE.")
+        parent.acknowledgementText = "Built on Ultralytics YOLO, timm, segmentation-models-pytorch and 3D Slicer."
+
+
+class SpineFractureAIWidget(ScriptedLoadableModuleWidget):
+    def setup(self):
+        ScriptedLoadableModuleWidget.setup(self)
+        ui_widget = slicer.util.loadUI(str(resource("UI", "SpineFractureAI.ui")))
+        self.layout.addWidget(ui_widget)
+        self.ui = slicer.util.childWidgetVariables(ui_widget)
+        ui_widget.setMRMLScene(slicer.mrmlScene)
+        self.ui.deviceComboBox.addItems(["auto", "cpu", "cuda"])
+        self.ui.analyzeButton.connect("clicked(bool)", self.onAnalyze)
+        self.ui.inputVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateButtons)
+        self.updateButtons()
+
+    def updateButtons(self, *_):
+        self.ui.analyzeButton.enabled = self.ui.inputVolumeSelector.currentNode() is not None
+
+    def onAnalyze(self):
+        bundle = self.ui.bundlePathLineEdit.currentPath.strip()
+        logic = SpineFractureAILogic(bundle_paths=[bundle] if bundle else None,
+                                     device=self.ui.deviceComboBox.currentText)
+
+        def progress(stage, fraction):
+            self.ui.progressBar.value = int(100 * fraction)
+            self.ui.statusLabel.text = stage
+            slicer.app.processEvents()
+
+        with slicer.util.tryWithErrorDisplay("Spine analysis failed.", waitCursor=True):
+            outputs, results = logic.analyze(self.ui.inputVolumeSelector.currentNode(), progress=progress)
+            total = sum(v for k, v in results.timing_s.items() if k != "slices")
+            self.ui.statusLabel.text = f"{len(results.findings)} finding(s) in {total:.1f} s"
+            self.ui.progressBar.value = 100
+
+
+class SpineFractureAILogic(ScriptedLoadableModuleLogic, SpineFractureLogic):
+    def __init__(self, bundle_paths=None, device="auto"):
+        ScriptedLoadableModuleLogic.__init__(self)
+        SpineFractureLogic.__init__(self, slicer.mrmlScene, bundle_paths, device)
+
+
+class SpineFractureAITest(ScriptedLoadableModuleTest):
+    """Runs the real logic on a phantom with a known L1 wedge fracture and checks it against truth."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_wedge_fracture_found_at_L1()
+
+    def test_wedge_fracture_found_at_L1(self):
+        from SpineFractureAILib.phantom import make_phantom
+        from SpineFractureAILib.scene import add_volume_node
+
+        case = make_phantom("T10-L3", "ct", ["L1:wedge:3"], [], seed=4242)
+        volume_node = add_volume_node(slicer.mrmlScene, case.image)
+        outputs, results = SpineFractureAILogic().analyze(volume_node)
+        truth = next(v for v in case.truth["vertebrae"] if v["level"] == "L1")
+        wedges = [f for f in results.findings if f.label == "wedge" and f.roi.contains(truth["center_ras"])]
+        self.assertTrue(wedges, "no wedge ROI contains the true L1 centre")
+        self.assertEqual(len(outputs.rois), len(results.findings))
+        segment_names = [outputs.segmentation.GetSegmentation().GetNthSegment(n).GetName()
+                         for n in range(outputs.segmentation.GetSegmentation().GetNumberOfSegments())]
+        self.assertIn("Wedge fracture", segment_names)
+        self.delayDisplay("SpineFractureAI self-test passed")

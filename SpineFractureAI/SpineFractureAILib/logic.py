@@ -1,0 +1,32 @@
+"""The module's logic without Qt: analyse a volume node and put the results in its scene.
+
+Usable from Slicer's Python console:
+    from SpineFractureAILib.logic import SpineFractureLogic
+    outputs, results = SpineFractureLogic(slicer.mrmlScene).analyze(getNode("CT"))
+"""
+from __future__ import annotations
+
+from .bundles import select_bundles
+from .pipeline import Analyzer
+from .scene import remove_previous_results, volume_from_node, write_results_to_scene
+
+
+class SpineFractureLogic:
+    def __init__(self, scene, bundle_paths: list[str] | None = None, device: str = "auto"):
+        self.scene = scene
+        self.bundle_paths = bundle_paths
+        self.device = device
+        self._analyzers: dict = {}
+
+    def analyzer(self, modality: str) -> Analyzer:
+        key = (modality, tuple(self.bundle_paths or ()), self.device)
+        if key not in self._analyzers:
+            self._analyzers[key] = Analyzer(select_bundles(modality, self.bundle_paths), self.device)
+        return self._analyzers[key]
+
+    def analyze(self, volume_node, modality: str = "auto", progress=None, cancelled=None):
+        """Run the pipeline, then (only if it finished) replace this volume's earlier results."""
+        volume = volume_from_node(volume_node, modality)
+        results = self.analyzer(volume.modality).analyze(volume, progress, cancelled)
+        remove_previous_results(self.scene, volume_node)
+        return write_results_to_scene(self.scene, volume_node, results), results

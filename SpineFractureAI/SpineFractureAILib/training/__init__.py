@@ -1,0 +1,1 @@
+"""Training entry points and dataset exporters, one module per model."""

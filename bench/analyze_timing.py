@@ -1,0 +1,87 @@
+"""Time `analyze` per volume, split by stage, with slices/s, pipeline/forward ratio and peak memory.
+
+usage: uv run python bench/analyze_timing.py [--bundle DIR] [--large] [--realdata ../shared/realdata]
+--large adds a 512x512x400 CT (a phantom embedded in a full-size grid) for the <= 20 s target.
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+from common import REPO, demo_bundle, emit
+
+from SpineFractureAILib.bundles import load_bundle
+from SpineFractureAILib.files import write_case
+from SpineFractureAILib.phantom import make_phantom
+from SpineFractureAILib.pipeline import Analyzer
+from SpineFractureAILib.volume import Volume, read_volume
+
+
+def large_ct(seed: int = 90_500) -> Volume:
+    """A phantom at 0.7 x 0.7 x 0.8 mm embedded in a 512 x 512 x 400 air/soft-tissue grid."""
+    case = make_phantom("T8-L5", "ct", ["L1:wedge:3"], [], seed=seed, spacing=(0.7, 0.7, 0.8))
+    small = case.image
+    big = np.full((400, 512, 512), -1000, np.int16)
+    k, j, i = (min(a, b) for a, b in zip(small.voxels.shape, big.shape))
+    ok, oj, oi = [(b - a) // 2 for a, b in zip((k, j, i), big.shape)]
+    big[ok:ok + k, oj:oj + j, oi:oi + i] = small.voxels[:k, :j, :i]
+    affine = small.ijk_to_ras.copy()
+    affine[:3, 3] = small.ijk_to_ras_points([[-oi, -oj, -ok]])[0]
+    return Volume(big, affine, "ct", "large_ct_512x512x400")
+
+
+def time_case(analyzer: Analyzer, volume: Volume, out: Path, load_s: float) -> dict:
+    started = time.perf_counter()
+    results = analyzer.analyze(volume)
+    analyze_s = time.perf_counter() - started
+    t0 = time.perf_counter()
+    write_case(results, out)
+    write_s = time.perf_counter() - t0
+    t = results.timing_s
+    total = load_s + analyze_s + write_s
+    return {"case": volume.name, "shape_ijk": list(volume.shape_ijk), "spacing_mm": volume.spacing.round(3).tolist(),
+            "stages_s": {"load": round(load_s, 3), "slice": round(t.get("slice", 0), 3),
+                         "model_forward": round(t.get("model_forward", 0), 3),
+                         "model_postprocess": round(t.get("model_postprocess", 0), 3),
+                         "fusion": round(t.get("fusion", 0), 3), "write": round(write_s, 3)},
+            "total_s": round(total, 3), "slices": int(t.get("slices", 0)),
+            "slices_per_s": round(t.get("slices", 0) / max(t.get("model_forward", 1e-9), 1e-9), 1),
+            "pipeline_over_forward": round(total / max(t.get("model_forward", 1e-9), 1e-9), 3),
+            "findings": [(f.label, round(f.confidence, 3)) for f in results.findings],
+            "volume_MiB": round(volume.voxels.nbytes / 2**20, 1)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--bundle", default=str(demo_bundle()))
+    p.add_argument("--large", action="store_true")
+    p.add_argument("--realdata", default=str(REPO.parent / "shared" / "realdata"))
+    p.add_argument("--out", default=str(REPO / "bench" / "out"))
+    args = p.parse_args()
+    bundle = load_bundle(args.bundle)
+    analyzer = Analyzer([bundle], "cpu")
+    t0 = time.perf_counter()
+    analyzer.predictor(bundle)
+    model_load_s = time.perf_counter() - t0
+    model_MiB = sum(f.stat().st_size for f in bundle.weight_files()) / 2**20
+    cases = []
+    phantom = make_phantom("T10-L3", "ct", ["L1:wedge:3"], [], seed=90_001).image
+    cases.append(time_case(analyzer, phantom, Path(args.out), 0.0))
+    t0 = time.perf_counter()
+    real = read_volume(Path(args.realdata) / "totalsegmentator" / "example_ct.nii.gz")
+    cases.append(time_case(analyzer, real, Path(args.out), time.perf_counter() - t0))
+    if args.large:
+        cases.append(time_case(analyzer, large_ct(), Path(args.out), 0.0))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    largest = max(c["volume_MiB"] for c in cases)
+    emit({"bundle": bundle.summary(), "device": "cpu", "model_load_s": round(model_load_s, 3), "cases": cases,
+          "peak_rss_MiB": round(peak, 1), "model_file_MiB": round(model_MiB, 1),
+          "peak_over_largest_volume": round(peak / largest, 2),
+          "note": "peak RSS includes the Python interpreter, torch and ultralytics libraries"})
+
+
+if __name__ == "__main__":
+    main()
