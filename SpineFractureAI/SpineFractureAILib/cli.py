@@ -88,6 +88,41 @@ def cmd_demo(args) -> int:
     return 0 if hits else 1
 
 
+def cmd_morphometry(args) -> int:
+    """Six points, heights and Genant grade for every vertebra of a labelmap."""
+    import numpy as np
+
+    from .spine_morphometry import measure_labelmap, name_labels
+    from .volume import read_volume, validate_volume
+
+    labels = read_volume(args.labelmap, modality="labelmap")
+    if labels.voxels.ndim != 3 or not labels.voxels.any():
+        raise ValueError(f"{args.labelmap}: the labelmap is empty")
+    if args.image:
+        image = read_volume(args.image)
+        validate_volume(image)
+        if image.voxels.shape != labels.voxels.shape or not np.allclose(image.ijk_to_ras, labels.ijk_to_ras, atol=1e-3):
+            raise ValueError("the labelmap and --image are not on the same grid")
+    voxels = np.rint(labels.voxels).astype(np.int32)
+    names = name_labels(voxels, labels.ijk_to_ras, args.labels)
+    if not names:
+        raise ValueError(f"{args.labelmap}: no vertebra labels under the {args.labels!r} numbering")
+    voxels = np.where(np.isin(voxels, list(names)), voxels, 0)
+    whole = args.labels != "sequential" if args.whole_vertebrae is None else args.whole_vertebrae
+    measured = measure_labelmap(voxels, labels.ijk_to_ras, names, whole_vertebrae=whole)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".tmp-{out.name}")
+    tmp.write_text(json.dumps({"labelmap": str(args.labelmap), "labels": args.labels,
+                               "vertebrae": [m.to_json() for m in measured]}, indent=1))
+    tmp.replace(out)
+    for m in measured:
+        grade = f"grade {m.genant_grade} {m.type or ''}" if m.status == "measured" else m.status
+        print(f"{m.level}: {grade}", file=sys.stderr)
+    print(out)
+    return 0
+
+
 def cmd_train(args) -> int:
     from .training.fracture_seg import export_phantom_dataset, train_fracture_seg
 
@@ -139,6 +174,16 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--bundle", action="append")
     de.add_argument("--device", default="auto")
     de.set_defaults(func=cmd_demo)
+
+    mo = sub.add_parser("morphometry", help="heights and Genant grades from a vertebra labelmap")
+    mo.add_argument("labelmap")
+    mo.add_argument("--image", help="the image the labelmap belongs to (grid check)")
+    mo.add_argument("--labels", choices=["verse", "totalsegmentator", "sequential"], default="verse")
+    mo.add_argument("--whole-vertebrae", dest="whole_vertebrae", action="store_true", default=None,
+                    help="labels include posterior elements (default for verse/totalsegmentator)")
+    mo.add_argument("--bodies-only", dest="whole_vertebrae", action="store_false")
+    mo.add_argument("--out", required=True)
+    mo.set_defaults(func=cmd_morphometry)
 
     tr = sub.add_parser("train", help="train a model (seed paper recipes are the defaults)")
     tr.add_argument("task", choices=["fracture-seg"])

@@ -111,7 +111,28 @@ def run_fracture_seg(volume, bundle, predictor, results: Results, progress: Prog
             results.findings.append(Finding("fracture", classes[cls_index], confidence, roi,
                                             segment_value=value_of[cls_index], source=[bundle.name],
                                             slices=track.slices()))
+    _measure_tracks(results, instances, tracks, rois, volume)
     mapped = lut[instances]
     results.labelmap = np.where(mapped > 0, mapped, results.labelmap)
     results.findings.sort(key=lambda f: -f.confidence)
     timing["fusion"] = timing.get("fusion", 0) + time.perf_counter() - started
+
+
+def _measure_tracks(results: Results, instances, tracks, rois, volume) -> None:
+    """Seed 003's morphometry on every body the model segmented; fracture findings get theirs."""
+    from .spine_morphometry import measure_labelmap, name_labels
+
+    if not tracks:
+        return
+    names = name_labels(instances, volume.ijk_to_ras, "sequential")
+    measured = {m.label: m for m in measure_labelmap(instances, volume.ijk_to_ras, names)}
+    for n, roi in enumerate(rois):
+        m = measured.get(n + 1)
+        if m is None:
+            continue
+        row = {"kind": "vertebra", **m.to_json(), "roi": roi.__dict__}
+        results.vertebrae.append(row)
+        for f in results.findings:
+            if f.roi is roi:
+                f.extra["morphometry"] = {k: row[k] for k in ("status", "heights_mm", "height_loss",
+                                                               "genant_grade", "type", "keypoints_ras")}

@@ -59,10 +59,12 @@ class Results:
     bundles: list[dict] = field(default_factory=list)  # name, version, clinical_use of each bundle run
     warnings: list[str] = field(default_factory=list)
     modality: str = "unknown"
+    vertebrae: list[dict] = field(default_factory=list)  # morphometry rows (spine_morphometry)
 
     def to_json(self) -> dict:
         return {"case": self.case, "modality": self.modality,
                 "findings": [f.to_json() for f in self.findings],
+                "vertebrae": self.vertebrae,
                 "segments": [{"value": s.value, "name": s.name} for s in self.segments],
                 "bundles": self.bundles, "warnings": self.warnings,
                 "timing_s": {k: round(float(v), 4) for k, v in self.timing_s.items()}}

@@ -1,0 +1,93 @@
+"""Morphometry of every vertebra in a labelmap: naming, body isolation, neighbours, grading."""
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from .levels import TOTALSEG_NAME, VERSE_NAME
+from .morphometry import BodySampler, Measurement, grade, measure_body, touches_border
+
+NOT_A_BODY = {"C1": "C1 (atlas) has no vertebral body", "S1": "the sacrum is not a vertebral body"}
+
+
+def name_labels(labelmap: np.ndarray, ijk_to_ras: np.ndarray, scheme: str) -> dict[int, str]:
+    """label value -> level name for the vertebrae in a labelmap."""
+    values = [int(v) for v in np.unique(labelmap) if v != 0]
+    if scheme == "verse":
+        return {v: ("S1" if v == 26 else VERSE_NAME[v]) for v in values if v in VERSE_NAME or v == 26}
+    if scheme == "totalsegmentator":
+        return {v: TOTALSEG_NAME[v] for v in values if v in TOTALSEG_NAME}
+    if scheme == "sequential":  # one vertebra per value, named by position from the top
+        centroids = ndimage.center_of_mass(np.ones_like(labelmap), labelmap, values)
+        s = [(np.array(c[::-1]) @ ijk_to_ras[:3, :3].T + ijk_to_ras[:3, 3])[2] for c in centroids]
+        order = np.argsort(s)[::-1]
+        return {values[i]: f"#{n + 1} from top" for n, i in enumerate(order)}
+    raise ValueError(f"unknown label scheme {scheme!r} (verse, totalsegmentator or sequential)")
+
+
+def isolate_body(mask: np.ndarray, spacing: np.ndarray, radius_mm: float = 4.0) -> np.ndarray:
+    """Drop thin posterior elements: an opening removes pedicles and processes, the largest
+    remaining blob is the body, grown back inside the original mask."""
+    r = np.maximum(np.rint(radius_mm / spacing[::-1]).astype(int), 1)
+    ball = np.ones(2 * r + 1, bool)
+    zz, yy, xx = np.ogrid[-r[0]:r[0] + 1, -r[1]:r[1] + 1, -r[2]:r[2] + 1]
+    ball &= (zz / r[0]) ** 2 + (yy / r[1]) ** 2 + (xx / r[2]) ** 2 <= 1
+    opened = ndimage.binary_opening(mask, ball)
+    parts, n = ndimage.label(opened)
+    if n == 0:
+        return mask
+    sizes = ndimage.sum(opened, parts, range(1, n + 1))
+    body = parts == (int(np.argmax(sizes)) + 1)
+    return ndimage.binary_dilation(body, ball) & mask
+
+
+def measure_labelmap(labelmap: np.ndarray, ijk_to_ras: np.ndarray, names: dict[int, str],
+                     whole_vertebrae: bool = False) -> list[Measurement]:
+    """Measure each named vertebra; whole_vertebrae=True when labels include the posterior elements."""
+    spacing = np.linalg.norm(ijk_to_ras[:3, :3], axis=0)
+    objects = ndimage.find_objects(labelmap)
+    entries = []
+    for value, level in names.items():
+        if level in NOT_A_BODY:
+            entries.append((value, level, None, f"excluded: {NOT_A_BODY[level]}"))
+            continue
+        box = objects[value - 1]
+        mask = labelmap == value
+        if touches_border(mask):
+            entries.append((value, level, None, "unmeasurable: cut by the field of view"))
+            continue
+        local = np.zeros_like(mask)
+        grown = tuple(slice(max(s.start - 3, 0), s.stop + 3) for s in box)
+        local[grown] = isolate_body(mask[grown], spacing) if whole_vertebrae else mask[grown]
+        entries.append((value, level, BodySampler(local, ijk_to_ras), None))
+    # top-down order by centroid height, so neighbours are anatomical neighbours
+    def height(entry):
+        if entry[2] is None:
+            k = ndimage.center_of_mass(labelmap == entry[0])
+            return (np.array(k[::-1]) @ ijk_to_ras[:3, :3].T + ijk_to_ras[:3, 3])[2]
+        return float(np.median(entry[2].points[:, 2]))
+    entries.sort(key=height, reverse=True)
+    centroids = [np.median(e[2].points, 0) if e[2] is not None else None for e in entries]
+    results: list[Measurement] = []
+    for n, (value, level, sampler, status) in enumerate(entries):
+        if sampler is None:
+            results.append(Measurement(level, value, status))
+            continue
+        above = next((centroids[i] for i in range(n - 1, -1, -1) if centroids[i] is not None and i == n - 1), None)
+        below = next((centroids[i] for i in range(n + 1, len(entries)) if centroids[i] is not None and i == n + 1), None)
+        if above is not None and below is not None:
+            hint, sigma = above - below, 1.5  # the chord between neighbours: the local spine tangent
+        elif above is not None:
+            hint, sigma = above - centroids[n], 6.0
+        elif below is not None:
+            hint, sigma = centroids[n] - below, 6.0
+        else:
+            hint, sigma = np.array([0.0, 0.0, 1.0]), 30.0
+        results.append(measure_body(sampler, hint, level, value, sigma))
+    for n, m in enumerate(results):
+        if m.status != "measured":
+            continue
+        neighbours = [results[i].heights_mm["posterior"] for i in (n - 1, n + 1)
+                      if 0 <= i < len(results) and results[i].status == "measured"]
+        grade(m, neighbours)
+    return results
