@@ -77,3 +77,33 @@ def test_scene_writer_aligns_segments_and_rois_to_the_volume(wedge_phantom):
     assert sh.GetItemParent(sh.GetItemByDataNode(roi)) == out.folder_item
     assert remove_previous_results(scene, volume_node) == 3
     assert scene.GetNumberOfNodesByClass("vtkMRMLMarkupsROINode") == 0
+
+
+def test_morphometry_markups_are_editable_and_regrade(wedge_phantom):
+    """Moving a keypoint re-measures the vertebra: heights, grade, lines and table follow."""
+    from SpineFractureAILib.spine_morphometry import measure_labelmap
+
+    names = {v["label"]: v["level"] for v in wedge_phantom.truth["vertebrae"]}
+    labels = np.where(np.isin(wedge_phantom.labels.voxels, list(names)), wedge_phantom.labels.voxels, 0)
+    results = results_from_truth(wedge_phantom)
+    results.vertebrae = [m.to_json() for m in measure_labelmap(labels.astype(np.uint16),
+                                                               wedge_phantom.image.ijk_to_ras, names)]
+    scene = slicer.vtkMRMLScene()
+    volume_node = add_volume_node(scene, wedge_phantom.image)
+    morph = write_results_to_scene(scene, volume_node, results).morphometry
+    table = morph.table.GetTable()
+    row = {table.GetValue(r, 0).ToString(): r for r in range(table.GetNumberOfRows())}
+    assert table.GetValue(row["L1"], 6).ToDouble() == 3 and table.GetValue(row["L1"], 7).ToString() == "wedge"
+    assert table.GetValue(row["L2"], 6).ToDouble() == 0
+    n = [r["level"] for r in morph.rows].index("L2")
+    l2 = morph.points_nodes[n]
+    line = morph.lines[n][0]
+    before = line.GetLineLengthWorld()
+    up = np.array(wedge_phantom.truth["vertebrae"][3]["superior_axis_ras"])
+    p = np.array(l2.GetNthControlPointPositionWorld(0)) - 9.0 * up  # sink the anterior superior point 9 mm
+    l2.SetNthControlPointPositionWorld(0, *p)
+    assert abs(line.GetLineLengthWorld() - (before - 9.0)) < 0.3
+    assert table.GetValue(row["L2"], 6).ToDouble() >= 2 and table.GetValue(row["L2"], 7).ToString() == "wedge"
+    assert morph.rows[n]["edited"] is True
+    assert remove_previous_results(scene, volume_node) > 3
+    assert scene.GetNumberOfNodesByClass("vtkMRMLMarkupsFiducialNode") == 0

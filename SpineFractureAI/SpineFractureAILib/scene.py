@@ -83,6 +83,7 @@ class SceneOutputs:
     rois: list = field(default_factory=list)
     table: object = None
     folder_item: int = 0
+    morphometry: object = None  # MorphometryScene: editable six-point markups + vertebrae table
 
 
 def write_results_to_scene(scene, volume_node, results: Results) -> SceneOutputs:
@@ -120,7 +121,13 @@ def write_results_to_scene(scene, volume_node, results: Results) -> SceneOutputs
         roi.SetAttribute("SpineFractureAI.Finding", json.dumps(finding.to_json()))
         outputs.rois.append(roi)
     outputs.table = _findings_table(scene, name, results, volume_node.GetID())
-    outputs.folder_item = _place_in_hierarchy(scene, volume_node, [seg_node, *outputs.rois, outputs.table])
+    extra = []
+    if results.vertebrae:
+        from .scene_morphometry import MorphometryScene
+
+        outputs.morphometry = MorphometryScene(scene, results.vertebrae, name, (RESULT_ATTRIBUTE, volume_node.GetID()))
+        extra = outputs.morphometry.nodes()
+    outputs.folder_item = _place_in_hierarchy(scene, volume_node, [seg_node, *outputs.rois, outputs.table, *extra])
     return outputs
 
 
@@ -167,7 +174,8 @@ def _place_in_hierarchy(scene, volume_node, nodes) -> int:
 def remove_previous_results(scene, volume_node) -> int:
     """Remove nodes an earlier analysis of this volume created; returns how many."""
     removed = 0
-    for cls in ("vtkMRMLSegmentationNode", "vtkMRMLMarkupsROINode", "vtkMRMLTableNode"):
+    for cls in ("vtkMRMLSegmentationNode", "vtkMRMLMarkupsROINode", "vtkMRMLTableNode",
+                "vtkMRMLMarkupsFiducialNode", "vtkMRMLMarkupsLineNode"):
         for n in range(scene.GetNumberOfNodesByClass(cls) - 1, -1, -1):
             node = scene.GetNthNodeByClass(n, cls)
             if node.GetAttribute(RESULT_ATTRIBUTE) == volume_node.GetID():
