@@ -37,3 +37,32 @@ def test_export_train_package_analyze(tmp_path):
     report = json.loads((tmp_path / "out" / "case" / "findings.json").read_text())
     assert set(report["timing_s"]) >= {"load", "slice", "model_forward", "fusion", "write"}
     assert report["bundles"][0]["name"] == "fracture-seg-demo"
+
+
+def test_pose_export_train_package_analyze(tmp_path):
+    """Seed 003's keypoint model: labels hold the truth points; a tiny model trains and runs."""
+    from SpineFractureAILib.slicing import Intensity, make_stack
+    from SpineFractureAILib.training.fracture_seg import DEMO_INTENSITY
+    from SpineFractureAILib.training.phantom_data import TRAIN_SEED_BASE, random_case
+    from SpineFractureAILib.training.vertebra_pose import export_pose_dataset
+
+    data = export_pose_dataset(tmp_path / "pose", n_train=1, n_val=1, size=128, log=lambda *_: None)
+    assert "kpt_shape: [6, 3]" in data.read_text()
+    case, _ = random_case(TRAIN_SEED_BASE, "ct")
+    stack = make_stack(case.image, "sagittal", 128, Intensity.from_manifest(DEMO_INTENSITY), slice_mm=2.0)
+    truth_px = [stack.from_ras(np.array(v["keypoints_ras"]))[:, :2] * 1 for v in case.truth["vertebrae"] if v["has_body"]]
+    visible_rows = [line.split() for f in (tmp_path / "pose" / "labels" / "train").glob("*.txt")
+                    for line in f.read_text().splitlines() if line.split()[7] == "2"]
+    assert visible_rows
+    for row in visible_rows:  # each labelled point set is one vertebra's truth, in pixels
+        pts = np.array([[float(row[5 + 3 * k]), float(row[6 + 3 * k])] for k in range(6)]) * 128
+        assert min(np.abs(pts - t).max() for t in truth_px) < 1e-2 * 128
+    assert main(["train", "vertebra-pose", "--data", str(tmp_path / "pose"), "--out", str(tmp_path / "run"),
+                 "--epochs", "1", "--imgsz", "128", "--batch", "8"]) == 0
+    assert main(["bundle", "vertebra-pose", str(tmp_path / "run"), "--out", str(tmp_path / "bundle")]) == 0
+    bundle = load_bundle(tmp_path / "bundle")
+    assert bundle.task == "vertebra-pose" and len(bundle.manifest["keypoints"]) == 6
+    image = write_phantom(make_phantom("L1-L3", "ct", [], [], seed=556), tmp_path / "c.nii.gz")["image"]
+    assert main(["analyze", image, "--out", str(tmp_path / "out"), "--bundle", str(tmp_path / "bundle")]) == 0
+    report = json.loads((tmp_path / "out" / "c" / "findings.json").read_text())
+    assert all(r["method"] == "keypoints" and len(r["keypoints_ras"]) == 6 for r in report["vertebrae"])

@@ -124,24 +124,28 @@ def cmd_morphometry(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .training.fracture_seg import export_phantom_dataset, train_fracture_seg
+    from .training import fracture_seg, vertebra_pose
 
+    export, train, model = {
+        "fracture-seg": (fracture_seg.export_phantom_dataset, fracture_seg.train_fracture_seg, "yolov8n-seg.yaml"),
+        "vertebra-pose": (vertebra_pose.export_pose_dataset, vertebra_pose.train_vertebra_pose, "yolov8n-pose.yaml"),
+    }[args.task]
     data = Path(args.data)
     if not (data / "data.yaml").exists():
         if not args.phantoms:
             raise ValueError(f"{data}: no data.yaml; pass --phantoms N to export phantom data there")
-        export_phantom_dataset(data, args.phantoms, args.val_phantoms, args.imgsz, args.slice_mm)
+        export(data, args.phantoms, args.val_phantoms, args.imgsz or 256, args.slice_mm)
     overrides = {k: v for k, v in {"epochs": args.epochs, "imgsz": args.imgsz, "batch": args.batch}.items()
                  if v is not None}
-    run = train_fracture_seg(data / "data.yaml", args.out, args.model, args.device, args.resume, **overrides)
+    run = train(data / "data.yaml", args.out, args.model or model, args.device, args.resume, **overrides)
     print(run)
     return 0
 
 
 def cmd_bundle(args) -> int:
-    from .training.packaging import package_fracture_seg
+    from .training.packaging import package_bundle
 
-    print(package_fracture_seg(args.run, args.out, args.name, args.version))
+    print(package_bundle(args.task, args.run, args.out, args.name or f"{args.task}-demo", args.version))
     return 0
 
 
@@ -186,13 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
     mo.set_defaults(func=cmd_morphometry)
 
     tr = sub.add_parser("train", help="train a model (seed paper recipes are the defaults)")
-    tr.add_argument("task", choices=["fracture-seg"])
+    tr.add_argument("task", choices=["fracture-seg", "vertebra-pose"])
     tr.add_argument("--data", required=True, help="YOLO dataset folder (data.yaml), or where to export one")
     tr.add_argument("--phantoms", type=int, default=0, help="export this many training phantoms first")
     tr.add_argument("--val-phantoms", type=int, default=8)
     tr.add_argument("--slice-mm", type=float, default=2.0)
     tr.add_argument("--out", required=True, help="run folder (checkpoints every epoch)")
-    tr.add_argument("--model", default="yolov8n-seg.yaml")
+    tr.add_argument("--model", help="model yaml (default: yolov8n-seg.yaml / yolov8n-pose.yaml)")
     tr.add_argument("--epochs", type=int)
     tr.add_argument("--imgsz", type=int)
     tr.add_argument("--batch", type=int)
@@ -201,10 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(func=cmd_train)
 
     bu = sub.add_parser("bundle", help="package a training run as a model bundle (fp16 + manifest)")
-    bu.add_argument("task", choices=["fracture-seg"])
+    bu.add_argument("task", choices=["fracture-seg", "vertebra-pose"])
     bu.add_argument("run")
     bu.add_argument("--out", required=True)
-    bu.add_argument("--name", default="fracture-seg-demo")
+    bu.add_argument("--name", help="default: <task>-demo")
     bu.add_argument("--version", default="0.1.0")
     bu.set_defaults(func=cmd_bundle)
     return p

@@ -14,7 +14,7 @@ from .volume import Volume
 
 @dataclass
 class Track:
-    """One object followed across neighbouring slices: [(slice, box, class, score, mask)]."""
+    """One object followed across neighbouring slices: [(slice, box, class, score, mask, keypoints)]."""
     members: list = field(default_factory=list)
 
     @property
@@ -28,7 +28,7 @@ class Track:
     def vote(self, n_classes: int) -> tuple[int, float]:
         """The class with the largest summed score; confidence = that sum / slices spanned."""
         sums = np.zeros(n_classes)
-        for _, _, cls, score, _ in self.members:
+        for _, _, cls, score, *_ in self.members:
             sums[cls] += score
         best = int(np.argmax(sums))
         return best, float(sums[best] / len(self.members))
@@ -63,18 +63,23 @@ def link_detections(per_slice: list[SliceDetections], iou_min: float = 0.3, max_
                 continue
             used_t.add(ti)
             used_n.add(n)
-            active[ti].members.append((s, det.boxes[n], int(det.classes[n]), float(det.scores[n]), det.masks[n]))
+            active[ti].members.append(_member(det, n))
         for n in range(len(det.boxes)):
             if n not in used_n:
-                active.append(Track([(s, det.boxes[n], int(det.classes[n]), float(det.scores[n]), det.masks[n])]))
+                active.append(Track([_member(det, n)]))
     return finished + active
+
+
+def _member(det: SliceDetections, n: int) -> tuple:
+    kp = det.keypoints[n] if det.keypoints is not None and len(det.keypoints) else None
+    return det.slice_index, det.boxes[n], int(det.classes[n]), float(det.scores[n]), det.masks[n], kp
 
 
 def tracks_to_volume(stack: SliceStack, tracks: list[Track], volume: Volume) -> np.ndarray:
     """Instance map on the volume grid: voxel value = track index + 1."""
     images: dict[int, np.ndarray] = {}
     for n, track in enumerate(tracks):
-        for s, _, _, _, mask in track.members:
+        for s, _, _, _, mask, _ in track.members:
             img = images.setdefault(s, np.zeros((stack.size, stack.size), np.uint16))
             img[mask & (img == 0)] = n + 1
     return stack_labels_to_volume(stack, images, volume)

@@ -54,14 +54,16 @@ class Analyzer:
             started = time.perf_counter()
             predictor = self.predictor(bundle)
             timing["model_load"] = timing.get("model_load", 0) + time.perf_counter() - started
-            run_fracture_seg(volume, bundle, predictor, results, progress, cancelled)
+            runner = {"fracture-seg": run_fracture_seg, "vertebra-pose": run_vertebra_pose}[bundle.task]
+            runner(volume, bundle, predictor, results, progress, cancelled)
             results.bundles.append(bundle.summary())
         return results
 
 
-def run_fracture_seg(volume, bundle, predictor, results: Results, progress: Progress, cancelled) -> None:
+def detect(volume, bundle, predictor, results: Results, progress: Progress, cancelled):
+    """Slice as the manifest says, skip slices without bone, run the model in batches."""
     m, timing = bundle.manifest, results.timing_s
-    progress("slicing", 0.1)
+    progress(f"{bundle.name}: slicing", 0.1)
     started = time.perf_counter()
     stack = make_stack(volume, m["plane"], int(m["input_size"]), Intensity.from_manifest(m["preprocessing"]),
                        slice_mm=m.get("slice_mm"))
@@ -72,7 +74,6 @@ def run_fracture_seg(volume, bundle, predictor, results: Results, progress: Prog
     timing["slice"] = timing.get("slice", 0) + time.perf_counter() - started
     if cancelled():
         raise Cancelled()
-    progress("model", 0.3)
     started = time.perf_counter()
     forward_before = predictor.forward_seconds
     detections = []
@@ -82,13 +83,19 @@ def run_fracture_seg(volume, bundle, predictor, results: Results, progress: Prog
         for d, s in zip(found, part):
             d.slice_index = int(s)
         detections += found
-        progress("model", 0.3 + 0.5 * (b + len(part)) / max(len(keep), 1))
+        progress(f"{bundle.name}: model", 0.3 + 0.5 * (b + len(part)) / max(len(keep), 1))
         if cancelled():
             raise Cancelled()
-    timing["model_forward"] = timing.get("model_forward", 0) + predictor.forward_seconds - forward_before
-    timing["model_postprocess"] = (timing.get("model_postprocess", 0) + time.perf_counter() - started
-                                   - (predictor.forward_seconds - forward_before))
+    forward = predictor.forward_seconds - forward_before
+    timing["model_forward"] = timing.get("model_forward", 0) + forward
+    timing["model_postprocess"] = timing.get("model_postprocess", 0) + time.perf_counter() - started - forward
     timing["slices"] = timing.get("slices", 0) + len(keep)
+    return stack, detections
+
+
+def run_fracture_seg(volume, bundle, predictor, results: Results, progress: Progress, cancelled) -> None:
+    stack, detections = detect(volume, bundle, predictor, results, progress, cancelled)
+    timing = results.timing_s
     progress("fusion", 0.85)
     started = time.perf_counter()
     t = bundle.thresholds
@@ -118,6 +125,20 @@ def run_fracture_seg(volume, bundle, predictor, results: Results, progress: Prog
     timing["fusion"] = timing.get("fusion", 0) + time.perf_counter() - started
 
 
+def run_vertebra_pose(volume, bundle, predictor, results: Results, progress: Progress, cancelled) -> None:
+    """Seed 003's path: six keypoints per body from a pose model, fused across sagittal slices."""
+    from .keypoint_fusion import keypoint_rows
+
+    stack, detections = detect(volume, bundle, predictor, results, progress, cancelled)
+    started = time.perf_counter()
+    t = bundle.thresholds
+    tracks = [tr for tr in link_detections(detections, float(t.get("link_iou", 0.3)))
+              if len(tr.members) >= int(t.get("min_slices", 2))]
+    results.vertebrae += keypoint_rows(stack, tracks, detections, float(t.get("keypoint_visibility", 0.5)),
+                                       bundle.name)
+    results.timing_s["fusion"] = results.timing_s.get("fusion", 0) + time.perf_counter() - started
+
+
 def _measure_tracks(results: Results, instances, tracks, rois, volume) -> None:
     """Seed 003's morphometry on every body the model segmented; fracture findings get theirs."""
     from .spine_morphometry import measure_labelmap, name_labels
@@ -130,7 +151,7 @@ def _measure_tracks(results: Results, instances, tracks, rois, volume) -> None:
         m = measured.get(n + 1)
         if m is None:
             continue
-        row = {"kind": "vertebra", **m.to_json(), "roi": roi.__dict__}
+        row = {"kind": "vertebra", "method": "mask", **m.to_json(), "roi": roi.__dict__}
         results.vertebrae.append(row)
         for f in results.findings:
             if f.roi is roi:

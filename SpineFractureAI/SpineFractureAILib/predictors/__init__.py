@@ -14,13 +14,14 @@ class SliceDetections:
     classes: np.ndarray  # [N] int
     scores: np.ndarray  # [N] float
     masks: np.ndarray  # [N, S, S] bool
+    keypoints: np.ndarray | None = None  # [N, K, 3] (x, y, visibility) for pose models
 
 
 def make_predictor(bundle, device: str = "auto"):
     """The predictor a bundle's manifest asks for."""
     family = bundle.manifest.get("framework", "ultralytics")
-    if bundle.task in ("fracture-seg",) and family == "ultralytics":
-        from .yolo_seg import YoloSegPredictor
+    if bundle.task in ("fracture-seg", "vertebra-pose") and family == "ultralytics":
+        from .yolo import YoloPredictor
 
-        return YoloSegPredictor(bundle, device)
+        return YoloPredictor(bundle, device)
     raise ValueError(f"bundle {bundle.name}: no predictor for task {bundle.task!r} ({family})")

@@ -44,9 +44,9 @@ def export_phantom_dataset(out_dir: str | Path, n_train: int, n_val: int, size: 
                             "size": size, "slice_mm": slice_mm, "intensity": DEMO_INTENSITY})
 
 
-def train_fracture_seg(data_yaml: str | Path, out_dir: str | Path, model: str = "yolov8n-seg.yaml",
-                       device: str = "cpu", resume: bool = False, workers: int = 2, **overrides) -> Path:
-    """Train with seed 000's recipe (overridable); returns the run directory.
+def train_yolo(data_yaml: str | Path, out_dir: str | Path, model: str, recipe: dict, device: str = "cpu",
+               resume: bool = False, workers: int = 2, **overrides) -> Path:
+    """Train an ultralytics model from yaml (no pretrained weights); returns the run directory.
 
     The run checkpoints every epoch (`weights/last.pt`); `resume=True` continues it.
     """
@@ -57,7 +57,7 @@ def train_fracture_seg(data_yaml: str | Path, out_dir: str | Path, model: str = 
 
     out_dir = Path(out_dir).resolve()
     last = out_dir / "weights" / "last.pt"
-    args = {**PAPER_RECIPE, **overrides}
+    args = {**recipe, **overrides}
     args["close_mosaic"] = max(1, int(round(0.1 * args["epochs"])))  # mosaic off for the last 10 %
     if resume and last.exists():
         YOLO(str(last)).train(resume=True, device=device, workers=workers)
@@ -69,3 +69,9 @@ def train_fracture_seg(data_yaml: str | Path, out_dir: str | Path, model: str = 
     (out_dir / "recipe.json").write_text(json.dumps({"model": model, "data": str(data_yaml), **args,
                                                     "train_seconds": round(time.time() - started, 1)}, indent=1))
     return out_dir
+
+
+def train_fracture_seg(data_yaml: str | Path, out_dir: str | Path, model: str = "yolov8n-seg.yaml",
+                       device: str = "cpu", resume: bool = False, workers: int = 2, **overrides) -> Path:
+    """Seed 000's recipe (overridable) on YOLO-seg data."""
+    return train_yolo(data_yaml, out_dir, model, PAPER_RECIPE, device, resume, workers, **overrides)

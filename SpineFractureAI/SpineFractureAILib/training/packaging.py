@@ -17,7 +17,8 @@ def _last_metrics(run: Path) -> dict:
         return {}
     last = {k.strip(): v for k, v in rows[-1].items()}
     keys = {"metrics/mAP50(B)": "val_box_mAP50", "metrics/mAP50-95(B)": "val_box_mAP50-95",
-            "metrics/mAP50(M)": "val_mask_mAP50", "metrics/mAP50-95(M)": "val_mask_mAP50-95"}
+            "metrics/mAP50(M)": "val_mask_mAP50", "metrics/mAP50-95(M)": "val_mask_mAP50-95",
+            "metrics/mAP50(P)": "val_pose_mAP50", "metrics/mAP50-95(P)": "val_pose_mAP50-95"}
     return {"epochs_run": len(rows), **{new: round(float(last[old]), 4) for old, new in keys.items() if old in last}}
 
 
@@ -35,11 +36,28 @@ def fp16_checkpoint(src: Path, dst: Path) -> None:
     torch.save(slim, dst)
 
 
-def package_fracture_seg(run: str | Path, out: str | Path, name: str = "fracture-seg-demo",
-                         version: str = "0.1.0", slice_mm: float = 2.0) -> Path:
+TASKS = {
+    "fracture-seg": {"file": "fracture_seg.pt", "classes": FRACTURE_SEG_CLASSES, "default": "yolov8n-seg",
+                     "paper": "seed 000: YOLOv8n-seg for osteoporotic vertebral fracture types (EVOSG)",
+                     "thresholds": {"fracture_confidence": 0.3}},
+    "vertebra-pose": {"file": "vertebra_pose.pt", "classes": ["vertebral body"], "default": "yolov8n-pose",
+                      "paper": "seed 003: six keypoints per vertebra -> heights and Genant grade",
+                      "thresholds": {"keypoint_visibility": 0.5},
+                      "keypoints": ["superior anterior", "superior middle", "superior posterior",
+                                    "inferior anterior", "inferior middle", "inferior posterior"]},
+}
+
+
+def package_fracture_seg(run, out, name: str = "fracture-seg-demo", version: str = "0.1.0") -> Path:
+    return package_bundle("fracture-seg", run, out, name, version)
+
+
+def package_bundle(task: str, run: str | Path, out: str | Path, name: str, version: str = "0.1.0",
+                   slice_mm: float = 2.0) -> Path:
+    spec = TASKS[task]
     run, out = Path(run), Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    weights = out / "fracture_seg.pt"
+    weights = out / spec["file"]
     fp16_checkpoint(run / "weights" / "best.pt", weights)
     recipe = json.loads((run / "recipe.json").read_text()) if (run / "recipe.json").exists() else {}
     dataset = {}
@@ -47,18 +65,18 @@ def package_fracture_seg(run: str | Path, out: str | Path, name: str = "fracture
     if (data_dir / "dataset.json").exists():
         dataset = json.loads((data_dir / "dataset.json").read_text())
     manifest = {
-        "name": name, "version": version, "task": "fracture-seg", "framework": "ultralytics",
-        "architecture": recipe.get("model", "yolov8n-seg.yaml").replace(".yaml", ""),
+        "name": name, "version": version, "task": task, "framework": "ultralytics",
+        "architecture": recipe.get("model", spec["default"]).replace(".yaml", ""),
         "modalities": ["ct"], "plane": "sagittal", "input_size": int(recipe.get("imgsz", 256)),
-        "slice_mm": slice_mm, "preprocessing": DEMO_INTENSITY, "classes": FRACTURE_SEG_CLASSES,
+        "slice_mm": slice_mm, "preprocessing": DEMO_INTENSITY, "classes": spec["classes"],
         "thresholds": {"confidence": 0.25, "iou": 0.5, "link_iou": 0.3, "min_slices": 2,
-                       "fracture_confidence": 0.3, "min_bright_pixels": 20, "bright_level": 110},
+                       "min_bright_pixels": 20, "bright_level": 110, **spec["thresholds"]},
         "batch": 16,
         "weights": [{"file": weights.name, "sha256": sha256_of(weights), "precision": "fp16"}],
         "ensemble": None,
         "clinical_use": f"{NOT_CLINICAL}: demo weights trained on synthetic spine phantoms only.",
         "provenance": {
-            "paper": "seed 000: YOLOv8n-seg for osteoporotic vertebral fracture types (EVOSG)",
+            "paper": spec["paper"],
             "training_data": (f"SpineFractureAI CT phantoms: {dataset.get('images', {})} sagittal slices "
                               f"from {len(dataset.get('cases', []))} phantoms (seeds 10000+ train, 20000+ val)"),
             "command": recipe.get("command", "spinefracture train fracture-seg ..."),
@@ -66,6 +84,8 @@ def package_fracture_seg(run: str | Path, out: str | Path, name: str = "fracture
             "metrics": _last_metrics(run),
         },
     }
+    if "keypoints" in spec:
+        manifest["keypoints"] = spec["keypoints"]
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     for extra in ("results.csv",):
         if (run / extra).exists():

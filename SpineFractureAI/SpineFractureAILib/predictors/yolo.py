@@ -1,4 +1,4 @@
-"""YOLOv8-seg (ultralytics) on a SliceStack, batched, with our own exact pixel frame."""
+"""YOLOv8 segment / pose models (ultralytics) on a SliceStack: batched, in our own exact pixel frame."""
 from __future__ import annotations
 
 import time
@@ -11,7 +11,7 @@ from . import SliceDetections
 from .offline_ultralytics import ultralytics_offline
 
 
-class YoloSegPredictor:
+class YoloPredictor:
     def __init__(self, bundle: Bundle, device: str = "auto"):
         ultralytics_offline()
         from ultralytics.nn.tasks import load_checkpoint
@@ -26,6 +26,9 @@ class YoloSegPredictor:
         if len(model.names) != len(bundle.classes):
             raise BundleError(f"bundle {bundle.name}: model has {len(model.names)} classes, "
                               f"manifest lists {len(bundle.classes)}")
+        self.task = getattr(model, "task", "segment")
+        if self.task not in ("segment", "pose"):
+            raise BundleError(f"bundle {bundle.name}: a YOLO {self.task} model; expected segment or pose")
         self.half = self.device.type == "cuda"
         self.model = model.half() if self.half else model.float()
         self.size = int(bundle.manifest["input_size"])
@@ -52,16 +55,30 @@ class YoloSegPredictor:
                 torch.cuda.synchronize()
             self.forward_seconds += time.perf_counter() - started
             # eval output: ((y, protos), extras) in ultralytics 8.4; (y, protos) in older releases
-            protos = preds[0][1] if isinstance(preds[0], tuple) else preds[1]
+            protos = (preds[0][1] if isinstance(preds[0], tuple) else preds[1]) if self.task == "segment" else None
             dets = non_max_suppression(preds[0], self.conf, self.iou, agnostic=True,
                                        nc=len(self.bundle.classes), max_det=100)
             for n, det in enumerate(dets):
                 idx = first_index + b + n
+                boxes = det[:, :4].float().cpu().numpy()
+                classes, scores = det[:, 5].int().cpu().numpy(), det[:, 4].float().cpu().numpy()
                 if det.shape[0] == 0:
-                    out.append(SliceDetections(idx, np.zeros((0, 4)), np.zeros(0, int), np.zeros(0),
-                                               np.zeros((0, self.size, self.size), bool)))
-                    continue
-                masks = ops.process_mask(protos[n], det[:, 6:], det[:, :4], (self.size, self.size), upsample=True)
-                out.append(SliceDetections(idx, det[:, :4].float().cpu().numpy(), det[:, 5].int().cpu().numpy(),
-                                           det[:, 4].float().cpu().numpy(), masks.bool().cpu().numpy()))
+                    masks = np.zeros((0, self.size, self.size), bool)
+                    keypoints = np.zeros((0, 0, 3))
+                elif self.task == "segment":
+                    masks = ops.process_mask(protos[n], det[:, 6:], det[:, :4], (self.size, self.size),
+                                             upsample=True).bool().cpu().numpy()
+                    keypoints = None
+                else:  # pose: decoded (x, y, visibility) per keypoint, in input pixels
+                    keypoints = det[:, 6:].float().view(len(det), -1, 3).cpu().numpy()
+                    masks = _box_masks(boxes, self.size)
+                out.append(SliceDetections(idx, boxes, classes, scores, masks, keypoints))
         return out
+
+
+def _box_masks(boxes: np.ndarray, size: int) -> np.ndarray:
+    """Filled boxes stand in for masks where a model gives none (pose), so fusion treats all alike."""
+    masks = np.zeros((len(boxes), size, size), bool)
+    for m, (x1, y1, x2, y2) in zip(masks, boxes):
+        m[int(max(y1, 0)):int(np.ceil(min(y2, size))), int(max(x1, 0)):int(np.ceil(min(x2, size)))] = True
+    return masks
