@@ -121,7 +121,10 @@ def measure_body(sampler: BodySampler, e_si_hint, level: str, label: int,
                  hint_sigma_deg: float = 30.0) -> Measurement:
     """hint_sigma_deg: how far the hinted axis may be off (1.5 from two neighbours' chord)."""
     m = Measurement(level, label)
-    hint = e_si = _unit(e_si_hint)
+    hint = np.asarray(e_si_hint, float)
+    if not np.all(np.isfinite(hint)) or np.linalg.norm(hint) < 1e-6 or abs(_unit(hint)[0]) > 0.7:
+        hint, hint_sigma_deg = np.array([0.0, 0.0, 1.0]), 30.0  # no usable spine direction: patient S
+    hint = e_si = _unit(hint)
     center = np.median(sampler.points, 0)
     wall_sigma = 30.0
     for _ in range(3):  # refine the axis on the posterior wall, re-centre on the body

@@ -111,14 +111,36 @@ def run_fracture_seg(volume, bundle, predictor, results: Results, progress: Prog
         value_of[cls_index] = seg.value
     lut = np.zeros(len(tracks) + 1, np.uint16)
     min_conf = float(t.get("fracture_confidence", 0.25))
+    min_grade = int(t.get("morphometry_min_grade", 2))
+    rows = _measure_tracks(results, instances, volume)
     for n, (track, roi) in enumerate(zip(tracks, rois)):
         cls_index, confidence = track.vote(len(classes))
+        row = rows.get(n + 1)
+        morph = {k: row[k] for k in ("status", "heights_mm", "height_loss", "genant_grade", "type",
+                                     "keypoints_ras")} if row else None
+        if row is not None:
+            row["roi"] = roi.__dict__
+        label, source = classes[cls_index], [bundle.name]
+        if label == "vertebral body" or confidence < min_conf:  # not a confident model fracture
+            label, cls_index = "vertebral body", classes.index("vertebral body")
+            if morph and (morph["genant_grade"] or 0) >= min_grade:
+                # Its own mask measures a clear Genant deformity: report it, typed by morphometry,
+                # with a confidence from the height loss (25 % -> 0.5, 50 % -> 0.99).
+                label, source = morph["type"], ["morphometry"]
+                cls_index, confidence = classes.index(label), min(0.99, 2 * morph["height_loss"])
+        elif morph and (morph["genant_grade"] or 0) >= min_grade and morph["type"] != label \
+                and confidence < float(t.get("model_type_confidence", 0.5)):
+            # An unsure model type against a clear measured deformity: the measurement decides.
+            source = [bundle.name, "morphometry"]
+            label, cls_index = morph["type"], classes.index(morph["type"])
+            confidence = max(confidence, min(0.99, 2 * morph["height_loss"]))
         lut[n + 1] = value_of[cls_index]
-        if classes[cls_index] != "vertebral body" and confidence >= min_conf:
-            results.findings.append(Finding("fracture", classes[cls_index], confidence, roi,
-                                            segment_value=value_of[cls_index], source=[bundle.name],
-                                            slices=track.slices()))
-    _measure_tracks(results, instances, tracks, rois, volume)
+        if label != "vertebral body":
+            finding = Finding("fracture", label, confidence, roi, segment_value=value_of[cls_index],
+                              source=source, slices=track.slices())
+            if morph:
+                finding.extra["morphometry"] = morph
+            results.findings.append(finding)
     mapped = lut[instances]
     results.labelmap = np.where(mapped > 0, mapped, results.labelmap)
     results.findings.sort(key=lambda f: -f.confidence)
@@ -139,21 +161,15 @@ def run_vertebra_pose(volume, bundle, predictor, results: Results, progress: Pro
     results.timing_s["fusion"] = results.timing_s.get("fusion", 0) + time.perf_counter() - started
 
 
-def _measure_tracks(results: Results, instances, tracks, rois, volume) -> None:
-    """Seed 003's morphometry on every body the model segmented; fracture findings get theirs."""
+def _measure_tracks(results: Results, instances, volume) -> dict[int, dict]:
+    """Seed 003's morphometry on every body the model segmented: {instance id: row}."""
     from .spine_morphometry import measure_labelmap, name_labels
 
-    if not tracks:
-        return
+    if not instances.any():
+        return {}
     names = name_labels(instances, volume.ijk_to_ras, "sequential")
-    measured = {m.label: m for m in measure_labelmap(instances, volume.ijk_to_ras, names)}
-    for n, roi in enumerate(rois):
-        m = measured.get(n + 1)
-        if m is None:
-            continue
-        row = {"kind": "vertebra", "method": "mask", **m.to_json(), "roi": roi.__dict__}
-        results.vertebrae.append(row)
-        for f in results.findings:
-            if f.roi is roi:
-                f.extra["morphometry"] = {k: row[k] for k in ("status", "heights_mm", "height_loss",
-                                                               "genant_grade", "type", "keypoints_ras")}
+    rows = {}
+    for m in measure_labelmap(instances, volume.ijk_to_ras, names):
+        rows[m.label] = {"kind": "vertebra", "method": "mask", **m.to_json()}
+        results.vertebrae.append(rows[m.label])
+    return rows

@@ -162,6 +162,7 @@ def _place_in_hierarchy(scene, volume_node, nodes) -> int:
     volume_item = sh.GetItemByDataNode(volume_node)
     parent = sh.GetItemParent(volume_item) if volume_item else sh.GetSceneItemID()
     folder = sh.CreateFolderItem(parent, f"{volume_node.GetName()} - SpineFractureAI")
+    sh.SetItemAttribute(folder, RESULT_ATTRIBUTE, volume_node.GetID())
     for node in nodes:
         item = sh.GetItemByDataNode(node)
         if item:
@@ -172,13 +173,34 @@ def _place_in_hierarchy(scene, volume_node, nodes) -> int:
 
 
 def remove_previous_results(scene, volume_node) -> int:
-    """Remove nodes an earlier analysis of this volume created; returns how many."""
+    """Remove the nodes (and their display nodes and hierarchy folder) an earlier analysis of
+    this volume created; returns how many data nodes were removed."""
+    import vtk
+
+    slicer = _slicer()
+    sh = slicer.vtkMRMLSubjectHierarchyNode.ResolveSubjectHierarchy(scene)
     removed = 0
     for cls in ("vtkMRMLSegmentationNode", "vtkMRMLMarkupsROINode", "vtkMRMLTableNode",
                 "vtkMRMLMarkupsFiducialNode", "vtkMRMLMarkupsLineNode"):
         for n in range(scene.GetNumberOfNodesByClass(cls) - 1, -1, -1):
             node = scene.GetNthNodeByClass(n, cls)
-            if node.GetAttribute(RESULT_ATTRIBUTE) == volume_node.GetID():
+            if node.GetAttribute(RESULT_ATTRIBUTE) != volume_node.GetID():
+                continue
+            displays = node.GetNumberOfDisplayNodes() if hasattr(node, "GetNumberOfDisplayNodes") else 0
+            for d in range(displays - 1, -1, -1):
+                if node.GetNthDisplayNode(d) is not None:
+                    scene.RemoveNode(node.GetNthDisplayNode(d))
+            item = sh.GetItemByDataNode(node) if sh else 0
+            if item:
+                sh.RemoveItem(item, True, False)  # the item and its data node, kept in step
+            else:
                 scene.RemoveNode(node)
-                removed += 1
+            removed += 1
+    if sh:
+        children = vtk.vtkIdList()
+        sh.GetItemChildren(sh.GetSceneItemID(), children, True)
+        folders = [children.GetId(i) for i in range(children.GetNumberOfIds())
+                   if sh.GetItemAttribute(children.GetId(i), RESULT_ATTRIBUTE) == volume_node.GetID()]
+        for item in folders:
+            sh.RemoveItem(item, False, True)
     return removed

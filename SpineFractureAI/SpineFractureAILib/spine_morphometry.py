@@ -83,7 +83,11 @@ def measure_labelmap(labelmap: np.ndarray, ijk_to_ras: np.ndarray, names: dict[i
             hint, sigma = centroids[n] - below, 6.0
         else:
             hint, sigma = np.array([0.0, 0.0, 1.0]), 30.0
-        results.append(measure_body(sampler, hint, level, value, sigma))
+        try:
+            results.append(measure_body(sampler, hint, level, value, sigma))
+        except (ValueError, IndexError, FloatingPointError, np.linalg.LinAlgError) as err:
+            # A mask too small or odd to measure must not stop the analysis of the rest.
+            results.append(Measurement(level, value, f"unmeasurable: {err}"))
     for n, m in enumerate(results):
         if m.status != "measured":
             continue

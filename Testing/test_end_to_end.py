@@ -1,0 +1,88 @@
+"""The shipped demo bundle, end to end: phantoms with known fractures, the real CT, DICOM, the logic."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import slicer
+
+from SpineFractureAILib.bundles import builtin_bundles
+from SpineFractureAILib.cli import analyze_paths, main
+from SpineFractureAILib.logic import SpineFractureLogic
+from SpineFractureAILib.phantom import make_phantom, write_phantom
+from SpineFractureAILib.results import Roi
+from SpineFractureAILib.scene import add_volume_node
+from SpineFractureAILib.volume import read_volume
+
+
+def test_demo_bundle_is_shipped_small_and_labelled_not_clinical():
+    bundles = {b.name: b for b in builtin_bundles()}
+    demo = bundles["fracture-seg-demo"]
+    assert "NOT FOR CLINICAL USE" in demo.manifest["clinical_use"]
+    (weights,) = demo.weight_files()  # sha256 verified
+    assert weights.stat().st_size < 20 * 2**20
+    assert demo.manifest["weights"][0]["precision"] == "fp16"
+
+
+def test_demo_command_finds_the_l1_wedge(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["wedge_roi_contains_L1_center"] is True
+    seg = read_volume(report["results"]["segmentation"])
+    image = read_volume(report["phantom"])
+    np.testing.assert_allclose(seg.ijk_to_ras, image.ijk_to_ras, atol=1e-5)
+    assert seg.voxels.shape == image.voxels.shape
+
+
+@pytest.mark.parametrize("levels,fracture,seed,orientation", [
+    ("T10-L3", "L1:wedge:3", 31, "axial"),
+    ("T11-L4", "L2:wedge:3", 77, "oblique"),
+    ("T9-L2", "T12:wedge:3", 123, "sagittal"),
+])
+def test_wedge_found_where_it_is_on_unseen_phantoms(tmp_path, levels, fracture, seed, orientation):
+    case = make_phantom(levels, "ct", [fracture], [], seed=seed, orientation=orientation)
+    paths = write_phantom(case, tmp_path / "case.nii.gz")
+    (written,) = analyze_paths([paths["image"]], tmp_path / "out")
+    findings = json.loads(open(written["findings"]).read())["findings"]
+    level = fracture.split(":")[0]
+    centre = next(v["center_ras"] for v in case.truth["vertebrae"] if v["level"] == level)
+    assert any(f["label"] == "wedge" and Roi(**f["roi"]).contains(centre) for f in findings), findings
+    others = [v["center_ras"] for v in case.truth["vertebrae"] if v["level"] != level and v["has_body"]]
+    false = [f for f in findings if f["confidence"] >= 0.5 and any(Roi(**f["roi"]).contains(c) for c in others)
+             and not Roi(**f["roi"]).contains(centre)]
+    assert not false, false
+
+
+def test_real_ct_runs_and_outputs_match_its_grid(tmp_path, realdata):
+    src = realdata / "totalsegmentator" / "example_ct.nii.gz"
+    assert main(["analyze", str(src), "--out", str(tmp_path)]) == 0
+    image = read_volume(src)
+    seg = read_volume(tmp_path / "example_ct" / "segmentation.seg.nrrd")
+    np.testing.assert_allclose(seg.ijk_to_ras, image.ijk_to_ras, atol=1e-5)
+    assert seg.voxels.shape == image.voxels.shape
+    report = json.loads((tmp_path / "example_ct" / "findings.json").read_text())
+    assert report["modality"] == "ct" and report["bundles"][0]["name"] == "fracture-seg-demo"
+    markups = json.loads((tmp_path / "example_ct" / "findings.mrk.json").read_text())
+    assert len(markups["markups"]) == len(report["findings"])
+
+
+def test_dicom_folder_is_analysed(tmp_path, realdata):
+    assert main(["analyze", str(realdata / "totalsegmentator" / "example_ct_dicom"), "--out", str(tmp_path)]) == 0
+    seg = read_volume(tmp_path / "example_ct_dicom" / "segmentation.seg.nrrd")
+    assert seg.shape_ijk == (512, 512, 20)
+
+
+def test_logic_on_a_slicer_scene_matches_truth():
+    """What the module's self-test does, on slicer-core's real MRML scene."""
+    scene = slicer.vtkMRMLScene()
+    case = make_phantom("T10-L3", "ct", ["L1:wedge:3"], [], seed=4242)
+    node = add_volume_node(scene, case.image)
+    logic = SpineFractureLogic(scene)
+    outputs, results = logic.analyze(node)
+    centre = next(v["center_ras"] for v in case.truth["vertebrae"] if v["level"] == "L1")
+    assert any(f.label == "wedge" and f.roi.contains(centre) for f in results.findings)
+    assert len(outputs.rois) == len(results.findings)
+    before = scene.GetNumberOfNodes()
+    logic.analyze(node)  # a re-run replaces, it does not pile up
+    assert scene.GetNumberOfNodes() == before
