@@ -2,6 +2,7 @@
 import os
 import sys
 
+import qt
 import slicer
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
@@ -33,26 +34,44 @@ class SpineFractureAIWidget(ScriptedLoadableModuleWidget):
         self.ui.deviceComboBox.addItems(["auto", "cpu", "cuda"])
         self.ui.analyzeButton.connect("clicked(bool)", self.onAnalyze)
         self.ui.inputVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateButtons)
+        self.run = None  # the BackgroundRun in progress, if any
+        self.timer = qt.QTimer()
+        self.timer.timeout.connect(self.onPoll)
         self.updateButtons()
 
     def updateButtons(self, *_):
         self.ui.analyzeButton.enabled = self.ui.inputVolumeSelector.currentNode() is not None
 
     def onAnalyze(self):
+        if self.run is not None and self.run.status.busy:  # the button reads "Cancel" now
+            self.run.cancel()
+            return
         bundle = self.ui.bundlePathLineEdit.currentPath.strip()
         logic = SpineFractureAILogic(bundle_paths=[bundle] if bundle else None,
                                      device=self.ui.deviceComboBox.currentText)
+        with slicer.util.tryWithErrorDisplay("Could not start the analysis.", waitCursor=True):
+            self.run = logic.analyze_async(self.ui.inputVolumeSelector.currentNode())
+            self.timer.start(100)
 
-        def progress(stage, fraction):
-            self.ui.progressBar.value = int(100 * fraction)
-            self.ui.statusLabel.text = stage
-            slicer.app.processEvents()
+    def onPoll(self):
+        """Main thread: drain progress, apply finished results to the scene, update the panel."""
+        status = self.run.poll()
+        self.ui.analyzeButton.text = status.button_text
+        self.ui.progressBar.value = int(100 * status.fraction)
+        self.ui.statusLabel.text = status.stage if status.busy else status.message
+        if status.busy:
+            return
+        self.timer.stop()
+        if status.state.value == "done":
+            outputs, results = status.result
+            self.ui.statusLabel.text = f"{len(results.findings)} finding(s) in {status.elapsed_s:.1f} s"
+        elif status.state.value == "failed":
+            slicer.util.errorDisplay(f"Spine analysis failed: {status.message}")
 
-        with slicer.util.tryWithErrorDisplay("Spine analysis failed.", waitCursor=True):
-            outputs, results = logic.analyze(self.ui.inputVolumeSelector.currentNode(), progress=progress)
-            total = sum(v for k, v in results.timing_s.items() if k != "slices")
-            self.ui.statusLabel.text = f"{len(results.findings)} finding(s) in {total:.1f} s"
-            self.ui.progressBar.value = 100
+    def cleanup(self):
+        if self.run is not None:
+            self.run.cancel()
+        self.timer.stop()
 
 
 class SpineFractureAILogic(ScriptedLoadableModuleLogic, SpineFractureLogic):

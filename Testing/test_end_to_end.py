@@ -86,3 +86,20 @@ def test_logic_on_a_slicer_scene_matches_truth():
     before = scene.GetNumberOfNodes()
     logic.analyze(node)  # a re-run replaces, it does not pile up
     assert scene.GetNumberOfNodes() == before
+
+
+def test_cancelled_run_leaves_the_scene_as_it_was():
+    from SpineFractureAILib.pipeline import Cancelled
+
+    scene = slicer.vtkMRMLScene()
+    node = add_volume_node(scene, make_phantom("L1-L2", "ct", [], [], seed=5).image)
+    before = [scene.GetNthNode(i).GetID() for i in range(scene.GetNumberOfNodes())]
+    calls = []
+
+    def cancel_after_slicing():
+        calls.append(1)
+        return len(calls) > 1  # let validation pass, stop at the next stage boundary
+
+    with pytest.raises(Cancelled):
+        SpineFractureLogic(scene).analyze(node, cancelled=cancel_after_slicing)
+    assert [scene.GetNthNode(i).GetID() for i in range(scene.GetNumberOfNodes())] == before

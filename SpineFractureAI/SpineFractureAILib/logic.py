@@ -24,6 +24,22 @@ class SpineFractureLogic:
             self._analyzers[key] = Analyzer(select_bundles(modality, self.bundle_paths), self.device)
         return self._analyzers[key]
 
+    def analyze_async(self, volume_node, modality: str = "auto"):
+        """Start in a worker thread; poll() the returned BackgroundRun from the main thread
+        (the widget uses a QTimer), or wait() from the console. cancel() stops it."""
+        from .background import BackgroundRun
+
+        volume = volume_from_node(volume_node, modality)  # copied here, on the main thread
+        analyzer = self.analyzer(volume.modality)
+
+        def apply(results):
+            remove_previous_results(self.scene, volume_node)
+            return write_results_to_scene(self.scene, volume_node, results), results
+
+        run = BackgroundRun(lambda progress, cancelled: analyzer.analyze(volume, progress, cancelled), apply)
+        run.start()
+        return run
+
     def analyze(self, volume_node, modality: str = "auto", progress=None, cancelled=None):
         """Run the pipeline, then (only if it finished) replace this volume's earlier results."""
         volume = volume_from_node(volume_node, modality)

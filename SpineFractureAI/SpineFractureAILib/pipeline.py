@@ -66,7 +66,7 @@ def detect(volume, bundle, predictor, results: Results, progress: Progress, canc
     progress(f"{bundle.name}: slicing", 0.1)
     started = time.perf_counter()
     stack = make_stack(volume, m["plane"], int(m["input_size"]), Intensity.from_manifest(m["preprocessing"]),
-                       slice_mm=m.get("slice_mm"))
+                       slice_mm=m.get("slice_mm"), cancelled=cancelled)
     # Slices with no bone-bright pixels cannot hold a vertebral body: skip the model there.
     bright = int(m.get("thresholds", {}).get("min_bright_pixels", 0))
     level = int(m.get("thresholds", {}).get("bright_level", 110))
@@ -77,8 +77,9 @@ def detect(volume, bundle, predictor, results: Results, progress: Progress, canc
     started = time.perf_counter()
     forward_before = predictor.forward_seconds
     detections = []
-    for b in range(0, len(keep), 64):
-        part = keep[b:b + 64]
+    step = int(getattr(predictor, "batch", 16))  # one model batch between cancel checks
+    for b in range(0, len(keep), step):
+        part = keep[b:b + step]
         found = predictor.predict(stack.images[part])
         for d, s in zip(found, part):
             d.slice_index = int(s)

@@ -107,7 +107,7 @@ def plan_stack(volume: Volume, plane: str, size: int, slice_mm: float | None = N
 def make_stack(volume: Volume, plane: str = "sagittal", size: int = 256,
                intensity: Intensity | None = None, slice_mm: float | None = None,
                pixel_mm: float | None = None, slices: range | None = None,
-               batch: int = 32) -> SliceStack:
+               batch: int = 32, cancelled=None) -> SliceStack:
     """Resample `volume` into `plane` slices of size x size isotropic pixels (uint8)."""
     intensity = intensity or Intensity()
     m, n, pixel, slice_mm = plan_stack(volume, plane, size, slice_mm, pixel_mm)
@@ -115,6 +115,10 @@ def make_stack(volume: Volume, plane: str = "sagittal", size: int = 256,
     chosen = list(slices if slices is not None else range(n))
     images = np.zeros((len(chosen), size, size), np.uint8)
     for b in range(0, len(chosen), batch):
+        if cancelled is not None and cancelled():
+            from .pipeline import Cancelled
+
+            raise Cancelled()
         images[b:b + batch] = _sample(volume, m, np.array(chosen[b:b + batch]), size, lo, hi)
     if slices is not None and chosen != list(range(n)):  # keep the map exact for a subset
         m = m.copy()

@@ -1,0 +1,120 @@
+"""Stand-ins for the parts of Slicer that slicer-core lacks: qt, ScriptedLoadableModule, loadUI.
+
+Only the GUI layer is stubbed; the MRML scene is slicer-core's real one. Widgets are created
+from the names in the real .ui file, so a name the module uses but the .ui lacks fails here.
+"""
+from __future__ import annotations
+
+import contextlib
+import sys
+import types
+import unittest
+import xml.etree.ElementTree as ET
+
+
+class Signal:
+    def __init__(self):
+        self.slots = []
+
+    def connect(self, slot):
+        self.slots.append(slot)
+
+    def emit(self, *args):
+        for slot in self.slots:
+            slot(*args)
+
+
+class QTimer:
+    def __init__(self):
+        self.timeout, self.active = Signal(), False
+
+    def start(self, ms=0):
+        self.active = True
+
+    def stop(self):
+        self.active = False
+
+
+class FakeWidget:
+    """Any .ui widget: plain attributes plus the few methods the module calls."""
+
+    def __init__(self, name, cls):
+        self.name, self.cls = name, cls
+        self.text, self.value, self.enabled, self.currentPath, self.currentText = "", 0, True, "", "auto"
+        self.items, self.signals, self._node, self.scene = [], {}, None, None
+
+    def connect(self, signal, slot):
+        self.signals.setdefault(signal, []).append(slot)
+
+    def click(self):
+        for slot in self.signals.get("clicked(bool)", []):
+            slot()
+
+    def addItems(self, items):
+        self.items += list(items)
+        self.currentText = self.items[0]
+
+    def currentNode(self):
+        return self._node
+
+    def setCurrentNode(self, node):
+        self._node = node
+        for slot in self.signals.get("currentNodeChanged(vtkMRMLNode*)", []):
+            slot(node)
+
+    def setMRMLScene(self, scene):
+        self.scene = scene
+
+
+def install(scene):
+    """Put the stubs in place (returns the created widgets by name after loadUI)."""
+    import slicer
+
+    created = {}
+
+    def load_ui(path):
+        root = FakeWidget("root", "qMRMLWidget")
+        for w in ET.parse(path).iter("widget"):
+            created[w.get("name")] = FakeWidget(w.get("name"), w.get("class"))
+        return root
+
+    qt = types.ModuleType("qt")
+    qt.QTimer = QTimer
+    slm = types.ModuleType("slicer.ScriptedLoadableModule")
+
+    class ScriptedLoadableModule:
+        def __init__(self, parent):
+            self.parent = parent
+
+    class ScriptedLoadableModuleWidget:
+        def __init__(self, parent=None):
+            self.parent = parent
+
+        def setup(self):
+            self.layout = types.SimpleNamespace(addWidget=lambda w: None)
+
+    class ScriptedLoadableModuleLogic:
+        def __init__(self, parent=None):
+            pass
+
+    class ScriptedLoadableModuleTest(unittest.TestCase):
+        def delayDisplay(self, message, msec=0):
+            print(message)
+
+    for cls in (ScriptedLoadableModule, ScriptedLoadableModuleWidget, ScriptedLoadableModuleLogic,
+                ScriptedLoadableModuleTest):
+        setattr(slm, cls.__name__, cls)
+    sys.modules["qt"] = qt
+    sys.modules["slicer.ScriptedLoadableModule"] = slm
+    slicer.ScriptedLoadableModule = slm
+    slicer.mrmlScene = scene
+    slicer.util.loadUI = load_ui
+    slicer.util.childWidgetVariables = lambda root: types.SimpleNamespace(**created)
+    slicer.util.errorDisplay = lambda text, **kw: created.setdefault("_errors", []).append(text)
+
+    @contextlib.contextmanager
+    def try_with_error_display(message=None, waitCursor=False):
+        yield
+
+    slicer.util.tryWithErrorDisplay = try_with_error_display
+    return created

@@ -1,0 +1,76 @@
+"""The Slicer module file itself: widget flow and the self-test, on slicer-core's real scene."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import slicer
+
+import slicer_stubs
+from SpineFractureAILib.phantom import make_phantom
+from SpineFractureAILib.scene import add_volume_node
+
+MODULE = Path(__file__).resolve().parents[1] / "SpineFractureAI" / "SpineFractureAI.py"
+
+
+@pytest.fixture()
+def module(monkeypatch):
+    scene = slicer.vtkMRMLScene()
+    saved = {k: getattr(slicer.util, k, None) for k in ("loadUI", "childWidgetVariables", "errorDisplay",
+                                                        "tryWithErrorDisplay")}
+    widgets = slicer_stubs.install(scene)
+    spec = importlib.util.spec_from_file_location("SpineFractureAI", MODULE)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    yield mod, widgets, scene
+    for k, v in saved.items():
+        if v is not None:
+            setattr(slicer.util, k, v)
+    for name in ("qt", "slicer.ScriptedLoadableModule"):
+        sys.modules.pop(name, None)
+
+
+def test_widget_analyze_turns_into_cancel_and_shows_the_result(module):
+    mod, widgets, scene = module
+    widget = mod.SpineFractureAIWidget()
+    widget.setup()
+    assert widgets["analyzeButton"].enabled is False  # no input yet
+    node = add_volume_node(scene, make_phantom("T12-L2", "ct", ["L1:wedge:3"], [], seed=12).image)
+    widgets["inputVolumeSelector"].setCurrentNode(node)
+    assert widgets["analyzeButton"].enabled is True
+    widgets["analyzeButton"].click()
+    texts = set()
+    deadline = time.time() + 120
+    while widget.timer.active and time.time() < deadline:
+        widget.onPoll()
+        texts.add(widgets["analyzeButton"].text)
+        time.sleep(0.05)
+    assert "Cancel" in texts and widgets["analyzeButton"].text == "Analyze"
+    assert "finding(s) in" in widgets["statusLabel"].text and widgets["progressBar"].value == 100
+    assert scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode") == 1
+
+
+def test_widget_cancel_leaves_the_scene_unchanged(module):
+    mod, widgets, scene = module
+    widget = mod.SpineFractureAIWidget()
+    widget.setup()
+    node = add_volume_node(scene, make_phantom("T12-L2", "ct", [], [], seed=13).image)
+    widgets["inputVolumeSelector"].setCurrentNode(node)
+    before = scene.GetNumberOfNodes()
+    widgets["analyzeButton"].click()
+    widgets["analyzeButton"].click()  # second click = Cancel
+    deadline = time.time() + 30
+    while widget.timer.active and time.time() < deadline:
+        widget.onPoll()
+        time.sleep(0.05)
+    assert "cancelled" in widgets["statusLabel"].text and scene.GetNumberOfNodes() == before
+
+
+def test_module_self_test_runs_the_real_logic(module):
+    mod, _, _ = module
+    result = mod.SpineFractureAITest("runTest").run()
+    assert result.wasSuccessful(), result.failures + result.errors
+    assert result.testsRun == 1
