@@ -13,10 +13,11 @@ from SpineFractureAILib.spine_morphometry import measure_labelmap, name_labels
 from SpineFractureAILib.volume import read_volume
 
 
-def _measure(case):
+def _measure(case, with_image=False):
     names = {v["label"]: v["level"] for v in case.truth["vertebrae"]}
     labels = np.where(np.isin(case.labels.voxels, list(names)), case.labels.voxels, 0).astype(np.uint16)
-    return {m.level: m for m in measure_labelmap(labels, case.image.ijk_to_ras, names)}
+    image = case.image.voxels if with_image else None
+    return {m.level: m for m in measure_labelmap(labels, case.image.ijk_to_ras, names, ct_image=image)}
 
 
 @pytest.mark.parametrize("kind", ["wedge", "biconcave", "crush"])
@@ -41,13 +42,21 @@ def test_heights_and_keypoints_agree_with_truth_at_1mm(seed, orientation):
         assert err.max() < 1.5, (level, err)
 
 
-def test_oblique_grid_changes_heights_little():
-    """Same anatomy on an axial and an oblique grid (seed fixes the anatomy)."""
-    axial = _measure(make_phantom("T12-L3", "ct", ["L1:biconcave:3"], [], seed=21, orientation="axial"))
-    oblique = _measure(make_phantom("T12-L3", "ct", ["L1:biconcave:3"], [], seed=21, orientation="oblique"))
-    diffs = [abs(axial[lv].heights_mm[k] - oblique[lv].heights_mm[k]) for lv in axial
-             for k in ("anterior", "middle", "posterior")]
-    assert max(diffs) < 1.25  # binary 1 mm masks: see docs/morphometry.md for the 0.5 mm goal
+@pytest.mark.parametrize("seed", [21, 22])
+def test_oblique_grid_changes_heights_by_at_most_half_a_mm(seed):
+    """Same anatomy on an axial and an oblique grid (the seed fixes the anatomy). L3's endplates
+    lie parallel to the axial grid, where a binary mask alone is only good to a voxel; the CT's
+    partial volume places them below a voxel."""
+    axial = make_phantom("T12-L4", "ct", ["L1:biconcave:3"], [], seed=seed, orientation="axial")
+    oblique = make_phantom("T12-L4", "ct", ["L1:biconcave:3"], [], seed=seed, orientation="oblique")
+    a, o = _measure(axial, with_image=True), _measure(oblique, with_image=True)
+    truth = {v["level"]: v["heights_mm"] for v in axial.truth["vertebrae"]}
+    for level in a:
+        for k in ("anterior", "middle", "posterior"):
+            assert abs(a[level].heights_mm[k] - o[level].heights_mm[k]) <= 0.5, (level, k)
+            assert abs(a[level].heights_mm[k] - truth[level][k]) < 1.0, (level, k)
+    mask_only = _measure(axial)
+    assert max(abs(mask_only[lv].heights_mm[k] - truth[lv][k]) for lv in truth for k in ("anterior", "posterior")) < 1.0
 
 
 def test_genant_rules_by_hand():

@@ -98,18 +98,20 @@ def cmd_morphometry(args) -> int:
     labels = read_volume(args.labelmap, modality="labelmap")
     if labels.voxels.ndim != 3 or not labels.voxels.any():
         raise ValueError(f"{args.labelmap}: the labelmap is empty")
+    ct_image = None
     if args.image:
         image = read_volume(args.image)
         validate_volume(image)
         if image.voxels.shape != labels.voxels.shape or not np.allclose(image.ijk_to_ras, labels.ijk_to_ras, atol=1e-3):
             raise ValueError("the labelmap and --image are not on the same grid")
+        ct_image = image.voxels if image.modality == "ct" else None  # sub-voxel endplates on CT
     voxels = np.rint(labels.voxels).astype(np.int32)
     names = name_labels(voxels, labels.ijk_to_ras, args.labels)
     if not names:
         raise ValueError(f"{args.labelmap}: no vertebra labels under the {args.labels!r} numbering")
     voxels = np.where(np.isin(voxels, list(names)), voxels, 0)
     whole = args.labels != "sequential" if args.whole_vertebrae is None else args.whole_vertebrae
-    measured = measure_labelmap(voxels, labels.ijk_to_ras, names, whole_vertebrae=whole)
+    measured = measure_labelmap(voxels, labels.ijk_to_ras, names, whole_vertebrae=whole, ct_image=ct_image)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".tmp-{out.name}")

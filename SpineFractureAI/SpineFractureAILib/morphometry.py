@@ -77,6 +77,47 @@ class BodySampler:
         return float(np.sum(np.abs(self.ijk_to_ras[:3, :3].T @ e)))
 
 
+class ImageSampler:
+    """Trilinear CT intensities around one body (a crop), for sub-voxel endplates."""
+
+    def __init__(self, image: np.ndarray, ijk_to_ras: np.ndarray, around: BodySampler, margin: int = 8):
+        lo = np.maximum(around.offset + 2 - margin, 0)
+        hi = np.minimum(around.offset + 2 + np.array(around.mask.shape[::-1]) - 4 + margin, image.shape[::-1])
+        self.offset = lo
+        self.crop = image[lo[2]:hi[2], lo[1]:hi[1], lo[0]:hi[0]].astype(np.float32)
+        self.ras_to_ijk = np.linalg.inv(ijk_to_ras)
+
+    def __call__(self, ras: np.ndarray) -> np.ndarray:
+        ijk = ras @ self.ras_to_ijk[:3, :3].T + self.ras_to_ijk[:3, 3] - self.offset
+        return ndimage.map_coordinates(self.crop, ijk[..., ::-1].reshape(-1, 3).T, order=1,
+                                       mode="nearest").reshape(ras.shape[:-1])
+
+
+def refine_endplate(image: ImageSampler, center, e_si, e_ap, e_lr, xs, a, edge, outward: float,
+                    min_contrast: float = 200.0, reach: float = 1.0):
+    """Move each column's mask endplate (edge[x, a], mm along e_si) to the half-way crossing
+    between the cortical peak and the tissue outside it, on the partial-volume CT image."""
+    offsets = np.arange(-2.5, 2.75, 0.25)  # along `outward` (+1 superior, -1 inferior)
+    z = edge[..., None] + outward * offsets
+    pts = (center + xs[:, None, None, None] * e_lr + a[None, :, None, None] * e_ap
+           + np.nan_to_num(z)[..., None] * e_si)
+    profile = image(pts)
+    outside = np.median(profile[..., offsets >= 1.5], -1)
+    near = (offsets >= -2.0) & (offsets <= 0.5)
+    peak_at = np.argmax(np.where(near, profile, -np.inf), -1)
+    peak = np.take_along_axis(profile, peak_at[..., None], -1)[..., 0]
+    level = (peak + outside) / 2
+    below = (profile < level[..., None]) & (np.arange(len(offsets)) > peak_at[..., None])
+    first = np.argmax(below, -1)
+    ok = below.any(-1) & (peak - outside >= min_contrast) & np.isfinite(edge)
+    i1 = np.clip(first, 1, len(offsets) - 1)
+    p0 = np.take_along_axis(profile, (i1 - 1)[..., None], -1)[..., 0]
+    p1 = np.take_along_axis(profile, i1[..., None], -1)[..., 0]
+    crossing = offsets[i1 - 1] + 0.25 * (p0 - level) / np.maximum(p0 - p1, 1e-6)
+    shift = np.clip(crossing, -reach, reach)
+    return np.where(ok, edge + outward * shift, edge)
+
+
 def sagittal_profile(sampler: BodySampler, center, e_si, e_ap, e_lr, half_slab: float):
     """Occupancy P[x, a, z] across the mid-sagittal slab, with its a and z axes."""
     local = sampler.points - center
@@ -118,7 +159,7 @@ def column_extents(profile, z, step: float = STEP_Z):
 
 
 def measure_body(sampler: BodySampler, e_si_hint, level: str, label: int,
-                 hint_sigma_deg: float = 30.0) -> Measurement:
+                 hint_sigma_deg: float = 30.0, image: ImageSampler | None = None) -> Measurement:
     """hint_sigma_deg: how far the hinted axis may be off (1.5 from two neighbours' chord)."""
     m = Measurement(level, label)
     hint = np.asarray(e_si_hint, float)
@@ -155,11 +196,16 @@ def measure_body(sampler: BodySampler, e_si_hint, level: str, label: int,
     e_si = _unit(hint + (w_wall / (w_wall + w_hint)) * (_unit(e_si) - hint))
     e_si, e_ap, e_lr = _frame(e_si)
     width = np.ptp(sampler.points @ e_lr)
-    slab, a, z = sagittal_profile(sampler, center, e_si, e_ap, e_lr, max(1.5, 0.08 * width))
+    half_slab = max(1.5, 0.08 * width)
+    slab, a, z = sagittal_profile(sampler, center, e_si, e_ap, e_lr, half_slab)
     start, end = anterior_run(slab.mean(0))
     a_ant, a_post = a[start] - STEP_A / 2, a[end] + STEP_A / 2
     depth = a_post - a_ant
     top_x, bot_x = column_extents(slab, z)  # [x, a]: averaging dithers the voxel staircase
+    if image is not None:  # CT partial volume places each endplate below a voxel
+        xs = np.linspace(-half_slab, half_slab, slab.shape[0])
+        top_x = refine_endplate(image, center, e_si, e_ap, e_lr, xs, a, top_x, +1.0)
+        bot_x = refine_endplate(image, center, e_si, e_ap, e_lr, xs, a, bot_x, -1.0)
     with warnings.catch_warnings():  # columns outside the body are all-NaN
         warnings.simplefilter("ignore", RuntimeWarning)
         top, bot = np.nanmean(top_x, 0), np.nanmean(bot_x, 0)

@@ -170,7 +170,8 @@ def _measure_tracks(results: Results, instances, volume) -> dict[int, dict]:
         return {}
     names = name_labels(instances, volume.ijk_to_ras, "sequential")
     rows = {}
-    for m in measure_labelmap(instances, volume.ijk_to_ras, names):
+    ct = volume.voxels if volume.modality == "ct" else None
+    for m in measure_labelmap(instances, volume.ijk_to_ras, names, ct_image=ct):
         rows[m.label] = {"kind": "vertebra", "method": "mask", **m.to_json()}
         results.vertebrae.append(rows[m.label])
     return rows

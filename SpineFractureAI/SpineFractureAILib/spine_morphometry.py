@@ -5,7 +5,7 @@ import numpy as np
 from scipy import ndimage
 
 from .levels import TOTALSEG_NAME, VERSE_NAME
-from .morphometry import BodySampler, Measurement, grade, measure_body, touches_border
+from .morphometry import BodySampler, ImageSampler, Measurement, grade, measure_body, touches_border
 
 NOT_A_BODY = {"C1": "C1 (atlas) has no vertebral body", "S1": "the sacrum is not a vertebral body"}
 
@@ -42,8 +42,9 @@ def isolate_body(mask: np.ndarray, spacing: np.ndarray, radius_mm: float = 4.0) 
 
 
 def measure_labelmap(labelmap: np.ndarray, ijk_to_ras: np.ndarray, names: dict[int, str],
-                     whole_vertebrae: bool = False) -> list[Measurement]:
-    """Measure each named vertebra; whole_vertebrae=True when labels include the posterior elements."""
+                     whole_vertebrae: bool = False, ct_image: np.ndarray | None = None) -> list[Measurement]:
+    """Measure each named vertebra; whole_vertebrae=True when labels include the posterior elements;
+    ct_image (same grid, HU) refines the endplates to below a voxel."""
     spacing = np.linalg.norm(ijk_to_ras[:3, :3], axis=0)
     objects = ndimage.find_objects(labelmap)
     entries = []
@@ -84,7 +85,8 @@ def measure_labelmap(labelmap: np.ndarray, ijk_to_ras: np.ndarray, names: dict[i
         else:
             hint, sigma = np.array([0.0, 0.0, 1.0]), 30.0
         try:
-            results.append(measure_body(sampler, hint, level, value, sigma))
+            image = ImageSampler(ct_image, ijk_to_ras, sampler) if ct_image is not None else None
+            results.append(measure_body(sampler, hint, level, value, sigma, image))
         except (ValueError, IndexError, FloatingPointError, np.linalg.LinAlgError) as err:
             # A mask too small or odd to measure must not stop the analysis of the rest.
             results.append(Measurement(level, value, f"unmeasurable: {err}"))

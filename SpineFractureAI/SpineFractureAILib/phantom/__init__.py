@@ -12,7 +12,7 @@ from scipy import ndimage
 from ..levels import LEVELS, VERSE_ID, disc_name, level_range
 from ..volume import Volume, case_name, write_volume
 from .anatomy import FRACTURE_TYPES, Vertebra, build_spine, canal_size
-from .render import INTENSITY, LABEL_CANAL, LABEL_RIBS, AIR, CANCELLOUS, arch_label, body_label, render
+from .render import AIR, CANCELLOUS, CORTICAL, INTENSITY, LABEL_CANAL, LABEL_RIBS, arch_label, body_label, render
 
 ORIENTATIONS = ("axial", "sagittal", "coronal", "oblique")
 _DIRECTIONS = {  # columns: the RAS direction of i, j, k
@@ -116,6 +116,9 @@ def _intensities(canvas, spine, affine, modality, rng, spacing):
         table[CANCELLOUS] = rng.uniform(110, 240)  # bone density varies between patients
     lut = np.array([table[t] for t in range(len(table))], np.float32)
     vox = lut[canvas.tissue]
+    edge = np.isfinite(canvas.bone_fraction)
+    f = canvas.bone_fraction[edge]
+    vox[edge] = f * lut[CORTICAL] + (1 - f) * lut[canvas.outside[edge]]
     # Air behind the back: a skin plane posterior to the spinous processes.
     kk, jj, ii = np.indices(vox.shape, sparse=True)
     y = affine[1, 0] * ii + affine[1, 1] * jj + affine[1, 2] * kk + affine[1, 3]

@@ -41,6 +41,9 @@ class Canvas:
     def __init__(self, shape_kji, ijk_to_ras):
         self.labels = np.zeros(shape_kji, np.uint16)
         self.tissue = np.full(shape_kji, SOFT, np.uint8)
+        # Partial volume at vertebral-body surfaces: bone fraction and the tissue outside it.
+        self.bone_fraction = np.full(shape_kji, np.nan, np.float32)
+        self.outside = np.zeros(shape_kji, np.uint8)
         self.ijk_to_ras = ijk_to_ras
         self.ras_to_ijk = np.linalg.inv(ijk_to_ras)
 
@@ -181,6 +184,17 @@ def draw_body(cv: Canvas, v: Vertebra, shell: float = 1.6):
     sl, x, a, z = box
     body = body_mask(v, x, a, z)
     core = body_mask(v, x, a, z, margin=shell)
+    # Signed distance to the endplates and the wall (negative inside), and the fraction of each
+    # voxel inside: the image gets partial volume, so an endplate is located below a voxel.
+    t = a / v.depth + 0.5
+    wall = (np.sqrt(_ellipse(x, a, v.width / 2, v.depth / 2)) - 1) * min(v.width, v.depth) / 2
+    sd = np.maximum(np.maximum(z - v.z_top(t), v.z_bot(t) - z), wall)
+    extent = float(np.sum(np.abs(cv.ijk_to_ras[:3, :3].T @ v.e_si)))  # voxel width along the axis
+    fraction = np.clip(0.5 - sd / extent, 0.0, 1.0)
+    edge = (fraction > 0) & (fraction < 1)
+    cv.outside[sl][edge & ~body] = cv.tissue[sl][edge & ~body]
+    cv.outside[sl][edge & body] = np.where(cv.labels[sl][edge & body] == 0, SOFT, cv.tissue[sl][edge & body])
+    cv.bone_fraction[sl][edge] = fraction[edge]
     cv.paint(sl, body, body_label(v), CORTICAL)
     cv.paint(sl, core, None, CANCELLOUS)
 
