@@ -40,6 +40,21 @@ class SpineFractureLogic:
         run.start()
         return run
 
+    def export_training_labels(self, volume_node, seg_node, out_dir: str) -> dict:
+        """Researchers' correction loop: the current (edited) segments + this volume as YOLO
+        training data appended to out_dir, with which segments were edited and the ROI reviews."""
+        from .scene import RESULT_ATTRIBUTE, edited_segments, segmentation_to_labelmap
+        from .training.corrections import export_training_labels
+
+        labelmap, names = segmentation_to_labelmap(self.scene, seg_node, volume_node)
+        reviews = {}
+        for n in range(self.scene.GetNumberOfNodesByClass("vtkMRMLMarkupsROINode")):
+            roi = self.scene.GetNthNodeByClass(n, "vtkMRMLMarkupsROINode")
+            if roi.GetAttribute(RESULT_ATTRIBUTE) == volume_node.GetID():
+                reviews[roi.GetName()] = roi.GetAttribute("SpineFractureAI.Review") or "unreviewed"
+        review = {"edited_segments": edited_segments(seg_node, labelmap, names), "findings_review": reviews}
+        return export_training_labels(volume_from_node(volume_node), labelmap, names, out_dir, review)
+
     def analyze(self, volume_node, modality: str = "auto", progress=None, cancelled=None):
         """Run the pipeline, then (only if it finished) replace this volume's earlier results."""
         volume = volume_from_node(volume_node, modality)

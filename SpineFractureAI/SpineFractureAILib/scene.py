@@ -15,6 +15,7 @@ from .terminology import terminology_entry
 from .volume import Volume
 
 RESULT_ATTRIBUTE = "SpineFractureAI.ResultOf"  # set on every node we create: input volume node ID
+VOXELS_ATTRIBUTE = "SpineFractureAI.SegmentVoxels"  # voxel count per segment as analysed (edit detection)
 
 
 def _slicer():
@@ -98,6 +99,8 @@ def write_results_to_scene(scene, volume_node, results: Results) -> SceneOutputs
                                                    name="tmp labels"), labelmap=True)
         slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(label_node, seg_node)
         scene.RemoveNode(label_node)
+    seg_node.SetAttribute(VOXELS_ATTRIBUTE, json.dumps(
+        {seg.name: int((results.labelmap == seg.value).sum()) for seg in results.segments}))
     imported = {}
     for n in range(segmentation.GetNumberOfSegments()):
         segment = segmentation.GetNthSegment(n)
@@ -170,6 +173,36 @@ def _place_in_hierarchy(scene, volume_node, nodes) -> int:
         else:  # headless MRML has no plugin that creates items as nodes are added
             sh.CreateItem(folder, node)
     return folder
+
+
+def segmentation_to_labelmap(scene, seg_node, volume_node) -> tuple[np.ndarray, dict[int, str]]:
+    """The segmentation as it is now (edits included) on the volume's grid: (labelmap, {value: name})."""
+    import vtk
+
+    slicer = _slicer()
+    segmentation = seg_node.GetSegmentation()
+    ids = vtk.vtkStringArray()
+    names = {}
+    for n in range(segmentation.GetNumberOfSegments()):
+        ids.InsertNextValue(segmentation.GetNthSegmentID(n))
+        names[n + 1] = segmentation.GetNthSegment(n).GetName()
+    label_node = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "__export__")
+    try:
+        if ids.GetNumberOfValues():
+            slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(seg_node, ids, label_node, volume_node)
+            voxels = volume_from_node(label_node, "labelmap").voxels
+        else:
+            voxels = np.zeros(volume_from_node(volume_node, "labelmap").voxels.shape, np.uint16)
+    finally:
+        scene.RemoveNode(label_node)
+    return voxels, names
+
+
+def edited_segments(seg_node, labelmap: np.ndarray, names: dict[int, str]) -> list[str]:
+    """Segments whose voxel count differs from the analysis' (or that were added or removed)."""
+    original = json.loads(seg_node.GetAttribute(VOXELS_ATTRIBUTE) or "{}")
+    now = {name: int((labelmap == value).sum()) for value, name in names.items()}
+    return sorted(n for n in set(original) | set(now) if original.get(n) != now.get(n))
 
 
 def remove_previous_results(scene, volume_node) -> int:

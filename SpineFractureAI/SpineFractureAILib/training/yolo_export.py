@@ -42,19 +42,20 @@ def slice_instances(label_img: np.ndarray, class_of_label: dict[int, int], min_a
 def write_yolo_slices(out_dir: Path, split: str, name: str, image: Volume, labels: Volume,
                       class_of_label: dict[int, int], size: int, intensity: Intensity,
                       slice_mm: float, empty_fraction: float = 0.1,
-                      rng: np.random.Generator | None = None) -> int:
+                      rng: np.random.Generator | None = None, val_every: int = 0) -> int:
     """Export one labelled volume's sagittal slices; returns the number of images written."""
     rng = rng or np.random.default_rng(0)
     stack = make_stack(image, "sagittal", size, intensity, slice_mm=slice_mm)
     label_stack = sample_labels(labels, stack)
-    img_dir, lab_dir = out_dir / "images" / split, out_dir / "labels" / split
-    img_dir.mkdir(parents=True, exist_ok=True)
-    lab_dir.mkdir(parents=True, exist_ok=True)
     written = 0
     for s in range(len(stack)):
         instances = slice_instances(label_stack[s], class_of_label)
         if not instances and rng.random() > empty_fraction:
             continue
+        part = "val" if val_every and written % val_every == val_every - 1 else split
+        img_dir, lab_dir = out_dir / "images" / part, out_dir / "labels" / part
+        img_dir.mkdir(parents=True, exist_ok=True)
+        lab_dir.mkdir(parents=True, exist_ok=True)
         stem = f"{name}_s{s:03d}"
         cv2.imwrite(str(img_dir / f"{stem}.png"), stack.images[s])
         lines = [f"{cls} " + " ".join(f"{v / size:.5f}" for v in poly.ravel()) for cls, poly in instances]

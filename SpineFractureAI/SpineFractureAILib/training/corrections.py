@@ -1,0 +1,59 @@
+"""The correction loop: an (edited) segmentation + its volume -> YOLO training labels, appended to a
+dataset folder that `spinefracture train fracture-seg --data DIR` reads directly."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from ..slicing import Intensity
+from ..volume import Volume
+from .fracture_seg import DEMO_INTENSITY
+from .yolo_export import FRACTURE_SEG_CLASSES, write_data_yaml, write_yolo_slices
+
+SEGMENT_CLASS = {"vertebral body": "vertebral body", "wedge fracture": "wedge",
+                 "biconcave fracture": "biconcave", "crush fracture": "crush"}
+
+
+def instances_from_segments(labelmap: np.ndarray, names: dict[int, str]) -> tuple[np.ndarray, dict[int, int]]:
+    """Split each class segment into 3D connected bodies: (instance map, {instance: YOLO class})."""
+    instances = np.zeros(labelmap.shape, np.uint16)
+    class_of: dict[int, int] = {}
+    for value, name in names.items():
+        cls = SEGMENT_CLASS.get(name.strip().lower())
+        if cls is None:
+            continue
+        parts, n = ndimage.label(labelmap == value)
+        for part in range(1, n + 1):
+            instance = len(class_of) + 1
+            instances[parts == part] = instance
+            class_of[instance] = FRACTURE_SEG_CLASSES.index(cls)
+    return instances, class_of
+
+
+def export_training_labels(volume: Volume, labelmap: np.ndarray, names: dict[int, str], out_dir: str | Path,
+                           review: dict | None = None, size: int = 256, slice_mm: float = 2.0,
+                           intensity: dict | None = None) -> dict:
+    """Append one volume's labels (every 5th slice to val) and a manifest entry; returns the entry."""
+    out_dir = Path(out_dir)
+    instances, class_of = instances_from_segments(labelmap, names)
+    if not class_of:
+        raise ValueError("no segment named Vertebral body / Wedge / Biconcave / Crush fracture to export")
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    name = f"{volume.name}_{stamp}"
+    labels = Volume(instances, volume.ijk_to_ras, name=name)
+    count = write_yolo_slices(out_dir, "train", name, volume, labels, class_of, size,
+                              Intensity.from_manifest(intensity or DEMO_INTENSITY), slice_mm, empty_fraction=0.0,
+                              val_every=5)
+    if not (out_dir / "data.yaml").exists():
+        write_data_yaml(out_dir, FRACTURE_SEG_CLASSES)
+    entry = {"source_volume": volume.name, "time": stamp, "images": count, "instances": len(class_of),
+             "classes": {FRACTURE_SEG_CLASSES[c]: sum(1 for v in class_of.values() if v == c) for c in set(class_of.values())},
+             "size": size, "slice_mm": slice_mm, **(review or {})}
+    manifest = out_dir / "corrections.json"
+    entries = json.loads(manifest.read_text()) if manifest.exists() else []
+    manifest.write_text(json.dumps(entries + [entry], indent=1))
+    return entry
