@@ -54,7 +54,7 @@ def analyze_paths(inputs, out_dir, modality="auto", bundle_paths=None, device="a
         results = analyzers[key].analyze(volume, _progress(volume.name))
         results.timing_s["load"] = load_s
         started = time.perf_counter()
-        paths = write_case(results, out_dir)
+        paths = write_case(results, out_dir, volume)
         results.timing_s["write"] = time.perf_counter() - started
         Path(paths["findings"]).write_text(json.dumps(results.to_json(), indent=1))  # with write time
         for f in results.findings:

@@ -75,16 +75,23 @@ def roi_name(finding) -> str:
     return f"{where}{finding.label} {finding.confidence:.2f}"
 
 
-def write_case(results: Results, out_dir: str | os.PathLike) -> dict:
-    """Write the three files of a case into out_dir/<case>/ atomically; returns their paths."""
+def write_case(results: Results, out_dir: str | os.PathLike, volume: Volume | None = None) -> dict:
+    """Write the files of a case into out_dir/<case>/ atomically; returns their paths.
+    With the input volume, an HTML report with key sagittal images is written too."""
     case_dir = Path(out_dir) / results.case
     case_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{results.case}-", dir=case_dir.parent))
     names = {"segmentation": "segmentation.seg.nrrd", "markups": "findings.mrk.json", "findings": "findings.json"}
+    if volume is not None:
+        names["report"] = "report.html"
     try:
         write_seg_nrrd(results, staging / names["segmentation"])
         (staging / names["markups"]).write_text(json.dumps(markups_json(results), indent=1))
         (staging / names["findings"]).write_text(json.dumps(results.to_json(), indent=1))
+        if volume is not None:
+            from .report import write_report
+
+            write_report(volume, results, staging / names["report"])
         case_dir.mkdir(exist_ok=True)
         for name in names.values():
             os.replace(staging / name, case_dir / name)

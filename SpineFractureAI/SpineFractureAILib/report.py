@@ -1,0 +1,89 @@
+"""A self-contained HTML report per case: key sagittal images with findings outlined and the
+six-point heights drawn, the findings and vertebrae tables, bundle versions and timing."""
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .results import Results
+from .slicing import Intensity, make_stack, sample_labels
+from .volume import Volume
+
+COLOURS = {"wedge": (0, 140, 255), "biconcave": (180, 60, 220), "crush": (40, 40, 230)}
+
+
+def key_slices(volume: Volume, results: Results, size: int = 384) -> list[tuple[str, np.ndarray]]:
+    """One sagittal image per finding (through its ROI centre), or the mid-sagittal slice."""
+    window = Intensity("ct_window", -250, 1250) if volume.modality == "ct" else Intensity("percentile", 1, 99.5)
+    stack = make_stack(volume, "sagittal", size, window, slice_mm=1.0, cancelled=None)
+    labels = Volume(results.labelmap, results.ijk_to_ras)
+    wanted = [(f"{f.label} {f.confidence:.2f}", f.roi.center_ras, f.segment_value) for f in results.findings]
+    if not wanted:
+        centre = volume.ijk_to_ras_points(np.array(volume.shape_ijk) / 2)[0]
+        wanted = [("mid-sagittal", centre, 0)]
+    images = []
+    for title, centre, value in wanted[:6]:
+        s = int(np.clip(np.rint(stack.from_ras([centre])[0][2]), 0, len(stack) - 1))
+        img = cv2.cvtColor(stack.images[s], cv2.COLOR_GRAY2BGR)
+        seg = sample_labels(labels, _one(stack, s))[0]
+        for v in np.unique(seg[seg > 0]):
+            contours, _ = cv2.findContours((seg == v).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            colour = (0, 255, 0) if v != value else (0, 0, 255)
+            cv2.drawContours(img, contours, -1, colour, 1)
+        for row in results.vertebrae:
+            kps = row.get("keypoints_ras") or []
+            if len(kps) != 6:
+                continue
+            px = stack.from_ras(np.array(kps))
+            if np.abs(px[:, 2] - s).max() * stack.slice_mm > 8:
+                continue  # this body's mid-plane is not on this slice
+            for k in range(3):
+                a, b = px[k, :2].astype(int), px[k + 3, :2].astype(int)
+                cv2.line(img, tuple(a), tuple(b), (255, 200, 0), 1)
+        images.append((title, img))
+    return images
+
+
+def _one(stack, s):
+    from .slicing import SliceStack
+
+    m = stack.stack_to_ras.copy()
+    m[:3, 3] = m[:3, 3] + m[:3, 2] * s
+    return SliceStack(stack.images[s:s + 1], m, stack.plane, stack.pixel_mm, stack.slice_mm)
+
+
+def _png(img: np.ndarray) -> str:
+    ok, buf = cv2.imencode(".png", img)
+    return base64.b64encode(buf.tobytes()).decode()
+
+
+def write_report(volume: Volume, results: Results, path: str | Path) -> Path:
+    e = html.escape
+    rows = "".join(f"<tr><td>{e(f.kind)}</td><td>{e(f.level or '')}</td><td>{e(f.label)}</td>"
+                   f"<td>{f.confidence:.2f}</td><td>{e(', '.join(f.source))}</td>"
+                   f"<td>{e(str(f.extra.get('morphometry', {}).get('genant_grade', '')))}</td></tr>"
+                   for f in results.findings) or "<tr><td colspan=6>no findings</td></tr>"
+    vrows = "".join(f"<tr><td>{e(str(v['level']))}</td><td>{e(v['status'])}</td>"
+                    + "".join(f"<td>{(v.get('heights_mm') or {}).get(k, '')}</td>" for k in ("anterior", "middle", "posterior"))
+                    + f"<td>{v.get('genant_grade', '')}</td><td>{e(str(v.get('type') or ''))}</td></tr>"
+                    for v in results.vertebrae)
+    figures = "".join(f"<figure><img src='data:image/png;base64,{_png(img)}'><figcaption>{e(t)}</figcaption></figure>"
+                      for t, img in key_slices(volume, results))
+    bundles = "".join(f"<li>{e(b['name'])} {e(b['version'])}: {e(b.get('clinical_use', ''))}</li>" for b in results.bundles)
+    timing = ", ".join(f"{k} {v:.2f}" for k, v in results.timing_s.items())
+    page = f"""<!doctype html><html><head><meta charset='utf-8'><title>{e(results.case)} spine findings</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px}}
+figure{{display:inline-block;margin:0 1em 1em 0}}</style></head><body>
+<h1>{e(results.case)}: spine findings ({e(results.modality.upper())})</h1>
+<p><b>Decision support only.</b> Findings outlined in red, other vertebral bodies in green, the six-point heights in blue.</p>
+{figures}
+<h2>Findings</h2><table><tr><th>kind</th><th>level</th><th>finding</th><th>confidence</th><th>source</th><th>Genant grade</th></tr>{rows}</table>
+<h2>Vertebrae</h2><table><tr><th>vertebra</th><th>status</th><th>Ha mm</th><th>Hm mm</th><th>Hp mm</th><th>grade</th><th>type</th></tr>{vrows}</table>
+<h2>Models</h2><ul>{bundles}</ul><p>Timing (s): {e(timing)}</p></body></html>"""
+    path = Path(path)
+    path.write_text(page)
+    return path
