@@ -11,6 +11,7 @@ sys.path.insert(0, os.path.dirname(__file__))  # SpineFractureAILib lives beside
 
 from SpineFractureAILib.logic import SpineFractureLogic  # noqa: E402
 from SpineFractureAILib.paths import resource  # noqa: E402
+from SpineFractureAILib.table_model import COLUMNS, ResultsTable  # noqa: E402
 
 
 class SpineFractureAI(ScriptedLoadableModule):
@@ -32,6 +33,11 @@ class SpineFractureAIWidget(ScriptedLoadableModuleWidget):
         self.ui = slicer.util.childWidgetVariables(ui_widget)
         ui_widget.setMRMLScene(slicer.mrmlScene)
         self.ui.deviceComboBox.addItems(["auto", "cpu", "cuda"])
+        self.ui.modalityComboBox.addItems(["auto", "ct", "mr"])
+        self.ui.resultsTable.connect("cellClicked(int,int)", self.onRowClicked)
+        self.ui.acceptButton.connect("clicked(bool)", lambda: self.onReview("accepted"))
+        self.ui.rejectButton.connect("clicked(bool)", lambda: self.onReview("rejected"))
+        self.table = None
         self.ui.analyzeButton.connect("clicked(bool)", self.onAnalyze)
         self.ui.inputVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateButtons)
         self.run = None  # the BackgroundRun in progress, if any
@@ -50,7 +56,8 @@ class SpineFractureAIWidget(ScriptedLoadableModuleWidget):
         logic = SpineFractureAILogic(bundle_paths=[bundle] if bundle else None,
                                      device=self.ui.deviceComboBox.currentText)
         with slicer.util.tryWithErrorDisplay("Could not start the analysis.", waitCursor=True):
-            self.run = logic.analyze_async(self.ui.inputVolumeSelector.currentNode())
+            self.run = logic.analyze_async(self.ui.inputVolumeSelector.currentNode(),
+                                           self.ui.modalityComboBox.currentText)
             self.timer.start(100)
 
     def onPoll(self):
@@ -65,8 +72,30 @@ class SpineFractureAIWidget(ScriptedLoadableModuleWidget):
         if status.state.value == "done":
             outputs, results = status.result
             self.ui.statusLabel.text = f"{len(results.findings)} finding(s) in {status.elapsed_s:.1f} s"
+            self.showTable(ResultsTable(outputs, results))
         elif status.state.value == "failed":
             slicer.util.errorDisplay(f"Spine analysis failed: {status.message}")
+
+    def showTable(self, table):
+        self.table, widget = table, self.ui.resultsTable
+        widget.setColumnCount(len(COLUMNS))
+        widget.setHorizontalHeaderLabels(list(COLUMNS))
+        widget.setRowCount(len(table.rows))
+        for r in range(len(table.rows)):
+            for c in range(len(COLUMNS)):
+                widget.setItem(r, c, qt.QTableWidgetItem(table.cell(r, c)))
+
+    def onRowClicked(self, row, column=0):
+        centre, roi = self.table.target(row)
+        if centre is not None:
+            slicer.modules.markups.logic().JumpSlicesToLocation(*centre, True)
+
+    def onReview(self, choice):
+        row = self.ui.resultsTable.currentRow()
+        if self.table is None or row < 0 or self.table.rows[row].roi_node is None:
+            return
+        self.table.set_review(row, choice)
+        self.ui.resultsTable.setItem(row, COLUMNS.index("review"), qt.QTableWidgetItem(choice))
 
     def cleanup(self):
         if self.run is not None:

@@ -65,6 +65,40 @@ class FakeWidget:
     def setMRMLScene(self, scene):
         self.scene = scene
 
+    # QTableWidget
+    def setColumnCount(self, n):
+        self.columns = n
+
+    def setHorizontalHeaderLabels(self, labels):
+        self.headers = labels
+
+    def setRowCount(self, n):
+        self.cells = {}
+        self.rows, self.current = n, -1
+
+    def setItem(self, r, c, item):
+        self.cells[(r, c)] = item.text
+
+    def currentRow(self):
+        return self.current
+
+    def clickCell(self, r, c=0):
+        self.current = r
+        for slot in self.signals.get("cellClicked(int,int)", []):
+            slot(r, c)
+
+
+class QTableWidgetItem:
+    def __init__(self, text):
+        self.text = text
+
+
+class MarkupsLogic:
+    jumps: list = []
+
+    def JumpSlicesToLocation(self, x, y, z, centred):
+        MarkupsLogic.jumps.append((x, y, z))
+
 
 def install(scene):
     """Put the stubs in place (returns the created widgets by name after loadUI)."""
@@ -80,6 +114,8 @@ def install(scene):
 
     qt = types.ModuleType("qt")
     qt.QTimer = QTimer
+    qt.QTableWidgetItem = QTableWidgetItem
+    slicer.modules = types.SimpleNamespace(markups=types.SimpleNamespace(logic=lambda: MarkupsLogic()))
     slm = types.ModuleType("slicer.ScriptedLoadableModule")
 
     class ScriptedLoadableModule:

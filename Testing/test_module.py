@@ -51,6 +51,14 @@ def test_widget_analyze_turns_into_cancel_and_shows_the_result(module):
     assert "Cancel" in texts and widgets["analyzeButton"].text == "Analyze"
     assert "finding(s) in" in widgets["statusLabel"].text and widgets["progressBar"].value == 100
     assert scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode") == 1
+    table = widgets["resultsTable"]
+    assert table.rows >= 1 and table.cells[(0, 1)] == "wedge fracture"
+    table.clickCell(0)
+    assert slicer_stubs.MarkupsLogic.jumps  # the views were centred on the finding
+    widgets["rejectButton"].click()
+    assert table.cells[(0, 5)] == "rejected"
+    roi = scene.GetNthNodeByClass(0, "vtkMRMLMarkupsROINode")
+    assert roi.GetAttribute("SpineFractureAI.Review") == "rejected"
 
 
 def test_widget_cancel_leaves_the_scene_unchanged(module):

@@ -107,3 +107,19 @@ def test_morphometry_markups_are_editable_and_regrade(wedge_phantom):
     assert morph.rows[n]["edited"] is True
     assert remove_previous_results(scene, volume_node) > 3
     assert scene.GetNumberOfNodesByClass("vtkMRMLMarkupsFiducialNode") == 0
+
+
+def test_results_table_rows_targets_and_reviews(wedge_phantom):
+    from SpineFractureAILib.table_model import COLUMNS, ResultsTable
+
+    scene = slicer.vtkMRMLScene()
+    volume_node = add_volume_node(scene, wedge_phantom.image)
+    results = results_from_truth(wedge_phantom)
+    outputs = write_results_to_scene(scene, volume_node, results)
+    table = ResultsTable(outputs, results)
+    assert len(table.rows) == 1 and table.cell(0, COLUMNS.index("finding")) == "wedge fracture"
+    assert table.cell(0, COLUMNS.index("level")) == "L1"
+    centre, roi = table.target(0)
+    assert roi is outputs.rois[0] and Roi(**results.findings[0].roi.__dict__).contains(centre)
+    table.set_review(0, "rejected")
+    assert outputs.rois[0].GetAttribute("SpineFractureAI.Review") == "rejected" and table.cell(0, 5) == "rejected"

@@ -71,19 +71,21 @@ def cmd_analyze(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    """Phantom with a known L1 wedge fracture -> analyse -> check the ROI holds the true centre."""
-    from .phantom import make_phantom, write_phantom
+    """Phantom with a known fracture (default L1 wedge) -> analyse -> does its ROI hold the true centre?"""
+    from .phantom import make_phantom, parse_fracture, write_phantom
     from .results import Roi
 
     out = Path(args.out)
-    case = make_phantom("T10-L3", "ct", ["L1:wedge:3"], [], args.seed)
-    paths = write_phantom(case, out / "phantom_L1_wedge.nii.gz")
+    level, kind, _ = parse_fracture(args.fracture)
+    case = make_phantom(args.levels, "ct", [args.fracture], [], args.seed)
+    paths = write_phantom(case, out / f"phantom_{level}_{kind}.nii.gz")
     (written,) = analyze_paths([paths["image"]], out / "results", "ct", args.bundle, args.device)
     findings = json.loads(Path(written["findings"]).read_text())["findings"]
-    truth = next(v for v in case.truth["vertebrae"] if v["level"] == "L1")
-    hits = [f for f in findings if f["label"] == "wedge" and Roi(**f["roi"]).contains(truth["center_ras"])]
-    print(json.dumps({"phantom": paths["image"], "results": written, "true_L1_center_ras": truth["center_ras"],
-                      "wedge_roi_contains_L1_center": bool(hits)}, indent=1))
+    truth = next(v for v in case.truth["vertebrae"] if v["level"] == level)
+    hits = [f for f in findings if f["label"] == kind and Roi(**f["roi"]).contains(truth["center_ras"])]
+    print(json.dumps({"phantom": paths["image"], "results": written, "fracture": args.fracture,
+                      f"true_{level}_center_ras": truth["center_ras"],
+                      f"{kind}_roi_contains_{level}_center": bool(hits)}, indent=1))
     print("DEMO WEIGHTS ARE NOT FOR CLINICAL USE (trained on synthetic phantoms).", file=sys.stderr)
     return 0 if hits else 1
 
@@ -177,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     de = sub.add_parser("demo", help="phantom with an L1 wedge fracture, analysed with the demo bundle")
     de.add_argument("--out", default="demo_output")
     de.add_argument("--seed", type=int, default=1)
+    de.add_argument("--levels", default="T10-L3")
+    de.add_argument("--fracture", default="L1:wedge:3", help="LEVEL:wedge|biconcave|crush:GRADE")
     de.add_argument("--bundle", action="append")
     de.add_argument("--device", default="auto")
     de.set_defaults(func=cmd_demo)

@@ -1,0 +1,58 @@
+"""The panel's results table without Qt: rows, cells, jump targets and accept/reject reviews.
+
+Reviews are stored as an attribute on the finding's ROI node, so they are saved with the scene
+and read back by the training-label export."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+REVIEW_ATTRIBUTE = "SpineFractureAI.Review"
+COLUMNS = ("level", "finding", "type", "Genant grade", "confidence", "review")
+
+
+@dataclass
+class Row:
+    kind: str
+    level: str
+    finding: str
+    type: str
+    grade: str
+    confidence: str
+    center_ras: list
+    roi_node: object = None
+
+    @property
+    def review(self) -> str:
+        return (self.roi_node.GetAttribute(REVIEW_ATTRIBUTE) or "") if self.roi_node is not None else ""
+
+
+class ResultsTable:
+    def __init__(self, outputs, results):
+        self.rows: list[Row] = []
+        for finding, roi in zip(results.findings, outputs.rois):
+            morph = finding.extra.get("morphometry") or {}
+            self.rows.append(Row("fracture", finding.level or "", f"{finding.label} fracture", morph.get("type") or "",
+                                 "" if morph.get("genant_grade") is None else str(morph["genant_grade"]),
+                                 f"{finding.confidence:.2f}", finding.roi.center_ras, roi))
+        for v in results.vertebrae:
+            kps = v.get("keypoints_ras") or []
+            centre = (v.get("roi") or {}).get("center_ras") or ([sum(p[i] for p in kps) / len(kps) for i in range(3)]
+                                                                 if kps else None)
+            finding = "measured" if v["status"] == "measured" else v["status"]
+            self.rows.append(Row("vertebra", str(v["level"]), finding, v.get("type") or "",
+                                 "" if v.get("genant_grade") is None else str(v["genant_grade"]), "", centre))
+
+    def cell(self, r: int, c: int) -> str:
+        row = self.rows[r]
+        return (row.level, row.finding, row.type, row.grade, row.confidence, row.review)[c]
+
+    def target(self, r: int):
+        """(RAS point to centre the slice views on, the ROI node to select or None)."""
+        return self.rows[r].center_ras, self.rows[r].roi_node
+
+    def set_review(self, r: int, choice: str) -> None:
+        if choice not in ("accepted", "rejected", ""):
+            raise ValueError(f"review must be accepted or rejected, not {choice!r}")
+        if self.rows[r].roi_node is None:
+            raise ValueError("only findings can be accepted or rejected")
+        self.rows[r].roi_node.SetAttribute(REVIEW_ATTRIBUTE, choice)
