@@ -9,7 +9,7 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
 
 sys.path.insert(0, os.path.dirname(__file__))  # SpineFractureAILib lives beside this file
 
-from SpineFractureAILib.logic import SpineFractureLogic  # noqa: E402
+from SpineFractureAILib.dependencies import install_in_slicer, missing_requirements  # noqa: E402
 from SpineFractureAILib.paths import resource  # noqa: E402
 from SpineFractureAILib.table_model import COLUMNS, ResultsTable  # noqa: E402
 
@@ -51,6 +51,10 @@ class SpineFractureAIWidget(ScriptedLoadableModuleWidget):
     def onAnalyze(self):
         if self.run is not None and self.run.status.busy:  # the button reads "Cancel" now
             self.run.cancel()
+            return
+        missing = missing_requirements()
+        if missing and not install_in_slicer(missing):  # asks first; torch via the PyTorch extension
+            self.ui.statusLabel.text = "Missing: " + ", ".join(name for name, _, _ in missing)
             return
         bundle = self.ui.bundlePathLineEdit.currentPath.strip()
         logic = SpineFractureAILogic(bundle_paths=[bundle] if bundle else None,
@@ -103,10 +107,17 @@ class SpineFractureAIWidget(ScriptedLoadableModuleWidget):
         self.timer.stop()
 
 
-class SpineFractureAILogic(ScriptedLoadableModuleLogic, SpineFractureLogic):
+class SpineFractureAILogic(ScriptedLoadableModuleLogic):
+    """Slicer's logic object around the library's (imported late: torch may not be installed yet)."""
+
     def __init__(self, bundle_paths=None, device="auto"):
         ScriptedLoadableModuleLogic.__init__(self)
-        SpineFractureLogic.__init__(self, slicer.mrmlScene, bundle_paths, device)
+        from SpineFractureAILib.logic import SpineFractureLogic
+
+        self.core = SpineFractureLogic(slicer.mrmlScene, bundle_paths, device)
+
+    def __getattr__(self, name):
+        return getattr(self.core, name)
 
 
 class SpineFractureAITest(ScriptedLoadableModuleTest):
