@@ -10,6 +10,7 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
 sys.path.insert(0, os.path.dirname(__file__))  # SpineFractureAILib lives beside this file
 
 from SpineFractureAILib.dependencies import install_in_slicer, missing_requirements  # noqa: E402
+from SpineFractureAILib.parameters import PanelParameters  # noqa: E402
 from SpineFractureAILib.paths import resource  # noqa: E402
 from SpineFractureAILib.table_model import COLUMNS, ResultsTable  # noqa: E402
 
@@ -38,6 +39,12 @@ class SpineFractureAIWidget(ScriptedLoadableModuleWidget):
         self.ui.acceptButton.connect("clicked(bool)", lambda: self.onReview("accepted"))
         self.ui.rejectButton.connect("clicked(bool)", lambda: self.onReview("rejected"))
         self.table = None
+        params = PanelParameters.load(slicer.mrmlScene)  # a reloaded scene restores the panel
+        self.ui.bundlePathLineEdit.currentPath = params.bundle_path
+        self.ui.deviceComboBox.setCurrentText(params.device)
+        self.ui.modalityComboBox.setCurrentText(params.modality)
+        if params.input_volume is not None:
+            self.ui.inputVolumeSelector.setCurrentNode(params.input_volume)
         self.ui.analyzeButton.connect("clicked(bool)", self.onAnalyze)
         self.ui.inputVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateButtons)
         self.run = None  # the BackgroundRun in progress, if any
@@ -57,6 +64,9 @@ class SpineFractureAIWidget(ScriptedLoadableModuleWidget):
             self.ui.statusLabel.text = "Missing: " + ", ".join(name for name, _, _ in missing)
             return
         bundle = self.ui.bundlePathLineEdit.currentPath.strip()
+        self.params = PanelParameters(bundle, self.ui.deviceComboBox.currentText, self.ui.modalityComboBox.currentText,
+                                      input_volume=self.ui.inputVolumeSelector.currentNode())
+        self.params.save(slicer.mrmlScene)
         logic = SpineFractureAILogic(bundle_paths=[bundle] if bundle else None,
                                      device=self.ui.deviceComboBox.currentText)
         with slicer.util.tryWithErrorDisplay("Could not start the analysis.", waitCursor=True):
@@ -77,6 +87,8 @@ class SpineFractureAIWidget(ScriptedLoadableModuleWidget):
             outputs, results = status.result
             self.ui.statusLabel.text = f"{len(results.findings)} finding(s) in {status.elapsed_s:.1f} s"
             self.showTable(ResultsTable(outputs, results))
+            self.params.segmentation, self.params.table = outputs.segmentation, outputs.table
+            self.params.save(slicer.mrmlScene)
         elif status.state.value == "failed":
             slicer.util.errorDisplay(f"Spine analysis failed: {status.message}")
 

@@ -50,6 +50,9 @@ class FakeWidget:
         for slot in self.signals.get("clicked(bool)", []):
             slot()
 
+    def setCurrentText(self, text):
+        self.currentText = text
+
     def addItems(self, items):
         self.items += list(items)
         self.currentText = self.items[0]

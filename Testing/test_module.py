@@ -59,6 +59,13 @@ def test_widget_analyze_turns_into_cancel_and_shows_the_result(module):
     assert table.cells[(0, 5)] == "rejected"
     roi = scene.GetNthNodeByClass(0, "vtkMRMLMarkupsROINode")
     assert roi.GetAttribute("SpineFractureAI.Review") == "rejected"
+    from SpineFractureAILib.parameters import PanelParameters
+
+    saved = PanelParameters.load(scene)  # what a saved scene would restore
+    assert saved.input_volume is node and saved.segmentation.GetClassName() == "vtkMRMLSegmentationNode"
+    restored = mod.SpineFractureAIWidget()
+    restored.setup()
+    assert widgets["inputVolumeSelector"].currentNode() is node
 
 
 def test_widget_cancel_leaves_the_scene_unchanged(module):

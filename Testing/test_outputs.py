@@ -123,3 +123,26 @@ def test_results_table_rows_targets_and_reviews(wedge_phantom):
     assert roi is outputs.rois[0] and Roi(**results.findings[0].roi.__dict__).contains(centre)
     table.set_review(0, "rejected")
     assert outputs.rois[0].GetAttribute("SpineFractureAI.Review") == "rejected" and table.cell(0, 5) == "rejected"
+
+
+def test_panel_parameters_survive_saving_and_reloading_the_scene(tmp_path, wedge_phantom):
+    import pytest
+
+    from SpineFractureAILib.parameters import PanelParameters
+
+    scene = slicer.vtkMRMLScene()
+    volume_node = add_volume_node(scene, wedge_phantom.image)
+    outputs = write_results_to_scene(scene, volume_node, results_from_truth(wedge_phantom))
+    PanelParameters("/bundles/mine", "cpu", "ct", 0.4, volume_node, outputs.segmentation, outputs.table).save(scene)
+    scene.SetRootDirectory(str(tmp_path))
+    scene.SetURL(str(tmp_path / "scene.mrml"))
+    assert scene.Commit()
+    reloaded = slicer.vtkMRMLScene()
+    reloaded.SetURL(str(tmp_path / "scene.mrml"))
+    assert reloaded.Import()
+    p = PanelParameters.load(reloaded)
+    assert (p.bundle_path, p.device, p.modality, p.fracture_confidence) == ("/bundles/mine", "cpu", "ct", 0.4)
+    assert p.input_volume.GetName() == volume_node.GetName()
+    assert p.segmentation.GetName() == outputs.segmentation.GetName() and p.table is not None
+    with pytest.raises(ValueError, match="device"):
+        PanelParameters(device="tpu")

@@ -38,7 +38,8 @@ def test_module_file_is_thin_and_defines_the_four_classes():
     # importable before torch is installed: only pure-Python library modules at the top
     top = {n.module for n in tree.body if isinstance(n, ast.ImportFrom) and n.module}
     assert {m for m in top if m.startswith("SpineFractureAILib")} <= {
-        "SpineFractureAILib.dependencies", "SpineFractureAILib.paths", "SpineFractureAILib.table_model"}
+        "SpineFractureAILib.dependencies", "SpineFractureAILib.parameters", "SpineFractureAILib.paths",
+        "SpineFractureAILib.table_model"}
 
 
 def test_resources_resolve_in_source_tree_and_installed_layout(tmp_path, monkeypatch):
