@@ -39,18 +39,26 @@ class SpineFractureAIWidget(ScriptedLoadableModuleWidget):
         self.ui.acceptButton.connect("clicked(bool)", lambda: self.onReview("accepted"))
         self.ui.rejectButton.connect("clicked(bool)", lambda: self.onReview("rejected"))
         self.table = None
+        self.ui.bundlePathLineEdit.connect("currentPathChanged(QString)", self.updateBundleInfo)
         params = PanelParameters.load(slicer.mrmlScene)  # a reloaded scene restores the panel
         self.ui.bundlePathLineEdit.currentPath = params.bundle_path
         self.ui.deviceComboBox.setCurrentText(params.device)
         self.ui.modalityComboBox.setCurrentText(params.modality)
         if params.input_volume is not None:
             self.ui.inputVolumeSelector.setCurrentNode(params.input_volume)
+        self.updateBundleInfo()
         self.ui.analyzeButton.connect("clicked(bool)", self.onAnalyze)
         self.ui.inputVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateButtons)
         self.run = None  # the BackgroundRun in progress, if any
         self.timer = qt.QTimer()
         self.timer.timeout.connect(self.onPoll)
         self.updateButtons()
+
+    def updateBundleInfo(self, *_):
+        from SpineFractureAILib.bundles import available_devices, describe_bundles
+
+        self.ui.bundleInfoLabel.text = describe_bundles(self.ui.bundlePathLineEdit.currentPath.strip())
+        self.ui.deviceComboBox.toolTip = available_devices()
 
     def updateButtons(self, *_):
         self.ui.analyzeButton.enabled = self.ui.inputVolumeSelector.currentNode() is not None
@@ -62,6 +70,13 @@ class SpineFractureAIWidget(ScriptedLoadableModuleWidget):
         missing = missing_requirements()
         if missing and not install_in_slicer(missing):  # asks first; torch via the PyTorch extension
             self.ui.statusLabel.text = "Missing: " + ", ".join(name for name, _, _ in missing)
+            return
+        node = self.ui.inputVolumeSelector.currentNode()
+        from SpineFractureAILib.scene import previous_results_edited
+
+        edited = previous_results_edited(slicer.mrmlScene, node)
+        if edited and not slicer.util.confirmOkCancelDisplay(
+                f"You edited {', '.join(edited)} of the previous results. Replace them?"):
             return
         bundle = self.ui.bundlePathLineEdit.currentPath.strip()
         self.params = PanelParameters(bundle, self.ui.deviceComboBox.currentText, self.ui.modalityComboBox.currentText,

@@ -41,7 +41,7 @@ class FakeWidget:
     def __init__(self, name, cls):
         self.name, self.cls = name, cls
         self.text, self.value, self.enabled, self.currentPath, self.currentText = "", 0, True, "", "auto"
-        self.items, self.signals, self._node, self.scene = [], {}, None, None
+        self.items, self.signals, self._node, self.scene, self.toolTip = [], {}, None, None, ""
 
     def connect(self, signal, slot):
         self.signals.setdefault(signal, []).append(slot)
@@ -150,6 +150,7 @@ def install(scene):
     slicer.util.loadUI = load_ui
     slicer.util.childWidgetVariables = lambda root: types.SimpleNamespace(**created)
     slicer.util.errorDisplay = lambda text, **kw: created.setdefault("_errors", []).append(text)
+    slicer.util.confirmOkCancelDisplay = lambda text, **kw: created.setdefault("_asked", []).append(text) or True
 
     @contextlib.contextmanager
     def try_with_error_display(message=None, waitCursor=False):

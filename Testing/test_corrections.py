@@ -38,6 +38,9 @@ def test_export_round_trips_the_edited_segments(tmp_path, wedge_phantom):
     # the researcher deletes the crush segment (edit) - the export must say so
     segmentation = out.segmentation.GetSegmentation()
     segmentation.RemoveSegment(segmentation.GetSegmentIdBySegmentName("Crush fracture"))
+    from SpineFractureAILib.scene import previous_results_edited
+
+    assert previous_results_edited(scene, volume_node) == ["Crush fracture"]  # the panel asks before a re-run
     entry = SpineFractureLogic(scene).export_training_labels(volume_node, out.segmentation, str(tmp_path))
     assert entry["edited_segments"] == ["Crush fracture"]
     assert list(entry["findings_review"].values()) == ["accepted"]

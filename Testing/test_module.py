@@ -38,6 +38,8 @@ def test_widget_analyze_turns_into_cancel_and_shows_the_result(module):
     widget = mod.SpineFractureAIWidget()
     widget.setup()
     assert widgets["analyzeButton"].enabled is False  # no input yet
+    assert "fracture-seg-demo" in widgets["bundleInfoLabel"].text and "NOT FOR CLINICAL USE" in widgets["bundleInfoLabel"].text
+    assert widgets["deviceComboBox"].toolTip.startswith("found: cpu")
     node = add_volume_node(scene, make_phantom("T12-L2", "ct", ["L1:wedge:3"], [], seed=12).image)
     widgets["inputVolumeSelector"].setCurrentNode(node)
     assert widgets["analyzeButton"].enabled is True

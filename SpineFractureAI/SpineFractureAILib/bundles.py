@@ -109,6 +109,27 @@ def select_bundles(modality: str, paths: list[str] | None = None) -> list[Bundle
     return [b for b in builtin_bundles() if b.fits(modality)]
 
 
+def describe_bundles(path: str = "") -> str:
+    """One line per bundle the panel would use: name, version, what it was trained on."""
+    try:
+        bundles = [load_bundle(path)] if path else builtin_bundles()
+    except BundleError as err:
+        return str(err)
+    return "\n".join(f"{b.name} {b.manifest['version']} ({', '.join(b.manifest['modalities'])}): "
+                     f"{b.summary()['trained_on']}. {b.manifest.get('clinical_use', '')}" for b in bundles)
+
+
+def available_devices() -> str:
+    try:
+        import torch
+    except ImportError:
+        return "PyTorch not installed yet"
+    found = ["cpu"] + (["cuda: " + torch.cuda.get_device_name(0)] if torch.cuda.is_available() else [])
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        found.append("mps")
+    return "found: " + ", ".join(found)
+
+
 def choose_device(preference: str = "auto"):
     """CUDA when available, else MPS, else CPU; an explicit choice must exist."""
     import torch

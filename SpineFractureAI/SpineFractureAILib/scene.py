@@ -205,6 +205,16 @@ def edited_segments(seg_node, labelmap: np.ndarray, names: dict[int, str]) -> li
     return sorted(n for n in set(original) | set(now) if original.get(n) != now.get(n))
 
 
+def previous_results_edited(scene, volume_node) -> list[str]:
+    """Segments of this volume's earlier result segmentation that the user has edited since."""
+    for n in range(scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode")):
+        node = scene.GetNthNodeByClass(n, "vtkMRMLSegmentationNode")
+        if node.GetAttribute(RESULT_ATTRIBUTE) == volume_node.GetID():
+            labelmap, names = segmentation_to_labelmap(scene, node, volume_node)
+            return edited_segments(node, labelmap, names)
+    return []
+
+
 def remove_previous_results(scene, volume_node) -> int:
     """Remove the nodes (and their display nodes and hierarchy folder) an earlier analysis of
     this volume created; returns how many data nodes were removed."""
