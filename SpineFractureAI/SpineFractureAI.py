@@ -158,17 +158,18 @@ class SpineFractureAITest(ScriptedLoadableModuleTest):
         self.test_wedge_fracture_found_at_L1()
 
     def test_wedge_fracture_found_at_L1(self):
-        from SpineFractureAILib.phantom import make_phantom
-        from SpineFractureAILib.scene import add_volume_node
+        import SampleData
+        from SpineFractureAILib.sample_data import SAMPLE_NAME, register_sample
 
-        case = make_phantom("T10-L3", "ct", ["L1:wedge:3"], [], seed=4242)
-        volume_node = add_volume_node(slicer.mrmlScene, case.image)
+        truth = register_sample(SampleData)  # a local file:// sample: no network
+        volume_node = SampleData.downloadSample(SAMPLE_NAME)
+        self.assertIsNotNone(volume_node)
         outputs, results = SpineFractureAILogic().analyze(volume_node)
-        truth = next(v for v in case.truth["vertebrae"] if v["level"] == "L1")
-        wedges = [f for f in results.findings if f.label == "wedge" and f.roi.contains(truth["center_ras"])]
+        l1 = next(v for v in truth["vertebrae"] if v["level"] == "L1")
+        wedges = [f for f in results.findings if f.label == "wedge" and f.roi.contains(l1["center_ras"])]
         self.assertTrue(wedges, "no wedge ROI contains the true L1 centre")
         self.assertEqual(len(outputs.rois), len(results.findings))
-        segment_names = [outputs.segmentation.GetSegmentation().GetNthSegment(n).GetName()
-                         for n in range(outputs.segmentation.GetSegmentation().GetNumberOfSegments())]
-        self.assertIn("Wedge fracture", segment_names)
+        segmentation = outputs.segmentation.GetSegmentation()
+        names = [segmentation.GetNthSegment(n).GetName() for n in range(segmentation.GetNumberOfSegments())]
+        self.assertIn("Wedge fracture", names)
         self.delayDisplay("SpineFractureAI self-test passed")

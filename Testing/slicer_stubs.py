@@ -103,6 +103,34 @@ class MarkupsLogic:
         MarkupsLogic.jumps.append((x, y, z))
 
 
+def _sample_data_stub(scene):
+    """SampleData's registration and download, reading the file:// URI like Slicer would."""
+    import hashlib
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    from SpineFractureAILib.scene import add_volume_node
+    from SpineFractureAILib.volume import read_volume
+
+    sources = {}
+
+    class SampleDataLogic:
+        @staticmethod
+        def registerCustomSampleDataSource(**kw):
+            sources[kw["sampleName"]] = kw
+
+    def download_sample(name):
+        kw = sources[name]
+        path = url2pathname(urlparse(kw["uris"]).path)
+        algorithm, digest = kw["checksums"].split(":")
+        assert hashlib.sha256(open(path, "rb").read()).hexdigest() == digest, "checksum mismatch"
+        volume = read_volume(path)
+        volume.name = kw["nodeNames"]
+        return add_volume_node(scene, volume)
+
+    return types.SimpleNamespace(SampleDataLogic=SampleDataLogic, downloadSample=download_sample)
+
+
 def install(scene):
     """Put the stubs in place (returns the created widgets by name after loadUI)."""
     import slicer
@@ -144,6 +172,7 @@ def install(scene):
                 ScriptedLoadableModuleTest):
         setattr(slm, cls.__name__, cls)
     sys.modules["qt"] = qt
+    sys.modules["SampleData"] = _sample_data_stub(scene)
     sys.modules["slicer.ScriptedLoadableModule"] = slm
     slicer.ScriptedLoadableModule = slm
     slicer.mrmlScene = scene

@@ -29,7 +29,7 @@ def module(monkeypatch):
     for k, v in saved.items():
         if v is not None:
             setattr(slicer.util, k, v)
-    for name in ("qt", "slicer.ScriptedLoadableModule"):
+    for name in ("qt", "slicer.ScriptedLoadableModule", "SampleData"):
         sys.modules.pop(name, None)
 
 
