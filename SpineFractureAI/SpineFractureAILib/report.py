@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from .results import Results
-from .slicing import Intensity, make_stack, sample_labels
+from .slicing import Intensity, SliceStack, make_stack, plan_stack, sample_labels
 from .volume import Volume
 
 COLOURS = {"wedge": (0, 140, 255), "biconcave": (180, 60, 220), "crush": (40, 40, 230)}
@@ -19,7 +19,8 @@ COLOURS = {"wedge": (0, 140, 255), "biconcave": (180, 60, 220), "crush": (40, 40
 def key_slices(volume: Volume, results: Results, size: int = 384) -> list[tuple[str, np.ndarray]]:
     """One sagittal image per finding (through its ROI centre), or the mid-sagittal slice."""
     window = Intensity("ct_window", -250, 1250) if volume.modality == "ct" else Intensity("percentile", 1, 99.5)
-    stack = make_stack(volume, "sagittal", size, window, slice_mm=1.0, cancelled=None)
+    m, n, pixel, slice_mm = plan_stack(volume, "sagittal", size, 1.0)
+    planned = SliceStack(np.zeros((n, 1, 1), np.uint8), m, "sagittal", pixel, slice_mm)  # geometry only
     labels = Volume(results.labelmap, results.ijk_to_ras)
     wanted = [(f"{f.label} {f.confidence:.2f}", f.roi.center_ras, f.segment_value) for f in results.findings]
     if not wanted:
@@ -27,9 +28,10 @@ def key_slices(volume: Volume, results: Results, size: int = 384) -> list[tuple[
         wanted = [("mid-sagittal", centre, 0)]
     images = []
     for title, centre, value in wanted[:6]:
-        s = int(np.clip(np.rint(stack.from_ras([centre])[0][2]), 0, len(stack) - 1))
-        img = cv2.cvtColor(stack.images[s], cv2.COLOR_GRAY2BGR)
-        seg = sample_labels(labels, _one(stack, s))[0]
+        s = int(np.clip(np.rint(planned.from_ras([centre])[0][2]), 0, n - 1))
+        stack = make_stack(volume, "sagittal", size, window, slice_mm=1.0, slices=range(s, s + 1))
+        img = cv2.cvtColor(stack.images[0], cv2.COLOR_GRAY2BGR)
+        seg = sample_labels(labels, stack)[0]
         for v in np.unique(seg[seg > 0]):
             contours, _ = cv2.findContours((seg == v).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
             colour = (0, 255, 0) if v != value else (0, 0, 255)
@@ -39,21 +41,13 @@ def key_slices(volume: Volume, results: Results, size: int = 384) -> list[tuple[
             if len(kps) != 6:
                 continue
             px = stack.from_ras(np.array(kps))
-            if np.abs(px[:, 2] - s).max() * stack.slice_mm > 8:
+            if np.abs(px[:, 2]).max() * stack.slice_mm > 8:
                 continue  # this body's mid-plane is not on this slice
             for k in range(3):
                 a, b = px[k, :2].astype(int), px[k + 3, :2].astype(int)
                 cv2.line(img, tuple(a), tuple(b), (255, 200, 0), 1)
         images.append((title, img))
     return images
-
-
-def _one(stack, s):
-    from .slicing import SliceStack
-
-    m = stack.stack_to_ras.copy()
-    m[:3, 3] = m[:3, 3] + m[:3, 2] * s
-    return SliceStack(stack.images[s:s + 1], m, stack.plane, stack.pixel_mm, stack.slice_mm)
 
 
 def _png(img: np.ndarray) -> str:

@@ -186,6 +186,10 @@ def stack_labels_to_volume(stack: SliceStack, labels: dict[int, np.ndarray], vol
     if np.any(hi <= lo):
         return out
     size = stack.size
+    first, last = min(labels), max(labels)
+    dense = np.zeros((last - first + 1, size, size), np.uint16)  # one lookup instead of a loop
+    for s, img in labels.items():
+        dense[s - first] = img
     ras_to_stack = np.linalg.inv(stack.stack_to_ras) @ volume.ijk_to_ras
     ii, jj = np.meshgrid(np.arange(lo[0], hi[0]), np.arange(lo[1], hi[1]), indexing="xy")
     for k0 in range(lo[2], hi[2], chunk):
@@ -197,9 +201,8 @@ def stack_labels_to_volume(stack: SliceStack, labels: dict[int, np.ndarray], vol
         row = np.floor(crs[:, 1]).astype(int)
         sl = np.rint(crs[:, 2]).astype(int)
         value = np.zeros(len(crs), np.uint16)
-        for s, img in labels.items():
-            sel = (sl == s) & (col >= 0) & (col < size) & (row >= 0) & (row < size)
-            value[sel] = img[row[sel], col[sel]]
+        sel = (sl >= first) & (sl <= last) & (col >= 0) & (col < size) & (row >= 0) & (row < size)
+        value[sel] = dense[sl[sel] - first, row[sel], col[sel]]
         out[ks[0]:ks[-1] + 1, lo[1]:hi[1], lo[0]:hi[0]] = value.reshape(kk.shape)
     return out
 
