@@ -38,6 +38,8 @@ class SpineFractureAIWidget(ScriptedLoadableModuleWidget):
         self.ui.resultsTable.connect("cellClicked(int,int)", self.onRowClicked)
         self.ui.acceptButton.connect("clicked(bool)", lambda: self.onReview("accepted"))
         self.ui.rejectButton.connect("clicked(bool)", lambda: self.onReview("rejected"))
+        self.ui.reportButton.connect("clicked(bool)", self.onSaveReport)
+        self.ui.exportButton.connect("clicked(bool)", self.onExport)
         self.table = None
         self.ui.bundlePathLineEdit.connect("currentPathChanged(QString)", self.updateBundleInfo)
         params = PanelParameters.load(slicer.mrmlScene)  # a reloaded scene restores the panel
@@ -82,8 +84,8 @@ class SpineFractureAIWidget(ScriptedLoadableModuleWidget):
         self.params = PanelParameters(bundle, self.ui.deviceComboBox.currentText, self.ui.modalityComboBox.currentText,
                                       input_volume=self.ui.inputVolumeSelector.currentNode())
         self.params.save(slicer.mrmlScene)
-        logic = SpineFractureAILogic(bundle_paths=[bundle] if bundle else None,
-                                     device=self.ui.deviceComboBox.currentText)
+        self.logic = logic = SpineFractureAILogic(bundle_paths=[bundle] if bundle else None,
+                                                  device=self.ui.deviceComboBox.currentText)
         with slicer.util.tryWithErrorDisplay("Could not start the analysis.", waitCursor=True):
             self.run = logic.analyze_async(self.ui.inputVolumeSelector.currentNode(),
                                            self.ui.modalityComboBox.currentText)
@@ -127,6 +129,20 @@ class SpineFractureAIWidget(ScriptedLoadableModuleWidget):
             return
         self.table.set_review(row, choice)
         self.ui.resultsTable.setItem(row, COLUMNS.index("review"), qt.QTableWidgetItem(choice))
+
+    def onSaveReport(self):
+        folder = qt.QFileDialog.getExistingDirectory(None, "Save the report in")
+        if folder and self.run is not None and self.run.status.state.value == "done":
+            with slicer.util.tryWithErrorDisplay("Could not save the report."):
+                paths = self.logic.save_report(self.params.input_volume, self.run.status.result[1], folder)
+                self.ui.statusLabel.text = f"Report: {paths['report']}"
+
+    def onExport(self):
+        folder = qt.QFileDialog.getExistingDirectory(None, "Append training labels to dataset folder")
+        if folder and self.params.segmentation is not None:
+            with slicer.util.tryWithErrorDisplay("Could not export training labels."):
+                entry = self.logic.export_training_labels(self.params.input_volume, self.params.segmentation, folder)
+                self.ui.statusLabel.text = f"Exported {entry['images']} slices ({entry['instances']} bodies) to {folder}"
 
     def cleanup(self):
         if self.run is not None:

@@ -146,6 +146,7 @@ def install(scene):
     qt = types.ModuleType("qt")
     qt.QTimer = QTimer
     qt.QTableWidgetItem = QTableWidgetItem
+    qt.QFileDialog = types.SimpleNamespace(getExistingDirectory=lambda *a: created.get("_folder", ""))
     slicer.modules = types.SimpleNamespace(markups=types.SimpleNamespace(logic=lambda: MarkupsLogic()))
     slm = types.ModuleType("slicer.ScriptedLoadableModule")
 

@@ -33,7 +33,7 @@ def module(monkeypatch):
         sys.modules.pop(name, None)
 
 
-def test_widget_analyze_turns_into_cancel_and_shows_the_result(module):
+def test_widget_analyze_turns_into_cancel_and_shows_the_result(module, tmp_path):
     mod, widgets, scene = module
     widget = mod.SpineFractureAIWidget()
     widget.setup()
@@ -65,6 +65,11 @@ def test_widget_analyze_turns_into_cancel_and_shows_the_result(module):
 
     saved = PanelParameters.load(scene)  # what a saved scene would restore
     assert saved.input_volume is node and saved.segmentation.GetClassName() == "vtkMRMLSegmentationNode"
+    widgets["_folder"] = str(tmp_path)
+    widgets["reportButton"].click()
+    assert (tmp_path / node.GetName() / "report.html").exists() and "Report:" in widgets["statusLabel"].text
+    widgets["exportButton"].click()
+    assert (tmp_path / "corrections.json").exists() and "Exported" in widgets["statusLabel"].text
     restored = mod.SpineFractureAIWidget()
     restored.setup()
     assert widgets["inputVolumeSelector"].currentNode() is node

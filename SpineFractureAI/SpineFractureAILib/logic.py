@@ -40,6 +40,12 @@ class SpineFractureLogic:
         run.start()
         return run
 
+    def save_report(self, volume_node, results, folder: str) -> dict:
+        """findings.json, markups, segmentation and the HTML report of the last analysis."""
+        from .files import write_case
+
+        return write_case(results, folder, volume_from_node(volume_node))
+
     def export_training_labels(self, volume_node, seg_node, out_dir: str) -> dict:
         """Researchers' correction loop: the current (edited) segments + this volume as YOLO
         training data appended to out_dir, with which segments were edited and the ROI reviews."""
