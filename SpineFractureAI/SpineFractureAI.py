@@ -2,17 +2,13 @@
 import os
 import sys
 
-import qt
 import slicer
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 
 sys.path.insert(0, os.path.dirname(__file__))  # SpineFractureAILib lives beside this file
 
-from SpineFractureAILib.dependencies import install_in_slicer, missing_requirements  # noqa: E402
-from SpineFractureAILib.parameters import PanelParameters  # noqa: E402
 from SpineFractureAILib.paths import resource  # noqa: E402
-from SpineFractureAILib.table_model import COLUMNS, ResultsTable  # noqa: E402
 
 
 class SpineFractureAI(ScriptedLoadableModule):
@@ -31,123 +27,14 @@ class SpineFractureAIWidget(ScriptedLoadableModuleWidget):
         ScriptedLoadableModuleWidget.setup(self)
         ui_widget = slicer.util.loadUI(str(resource("UI", "SpineFractureAI.ui")))
         self.layout.addWidget(ui_widget)
-        self.ui = slicer.util.childWidgetVariables(ui_widget)
         ui_widget.setMRMLScene(slicer.mrmlScene)
-        self.ui.deviceComboBox.addItems(["auto", "cpu", "cuda"])
-        self.ui.modalityComboBox.addItems(["auto", "ct", "mr"])
-        self.ui.resultsTable.connect("cellClicked(int,int)", self.onRowClicked)
-        self.ui.acceptButton.connect("clicked(bool)", lambda: self.onReview("accepted"))
-        self.ui.rejectButton.connect("clicked(bool)", lambda: self.onReview("rejected"))
-        self.ui.reportButton.connect("clicked(bool)", self.onSaveReport)
-        self.ui.exportButton.connect("clicked(bool)", self.onExport)
-        self.table = None
-        self.ui.bundlePathLineEdit.connect("currentPathChanged(QString)", self.updateBundleInfo)
-        params = PanelParameters.load(slicer.mrmlScene)  # a reloaded scene restores the panel
-        self.ui.bundlePathLineEdit.currentPath = params.bundle_path
-        self.ui.deviceComboBox.setCurrentText(params.device)
-        self.ui.modalityComboBox.setCurrentText(params.modality)
-        if params.input_volume is not None:
-            self.ui.inputVolumeSelector.setCurrentNode(params.input_volume)
-        self.updateBundleInfo()
-        self.ui.analyzeButton.connect("clicked(bool)", self.onAnalyze)
-        self.ui.inputVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateButtons)
-        self.run = None  # the BackgroundRun in progress, if any
-        self.timer = qt.QTimer()
-        self.timer.timeout.connect(self.onPoll)
-        self.updateButtons()
+        from SpineFractureAILib.panel import Panel
 
-    def updateBundleInfo(self, *_):
-        from SpineFractureAILib.bundles import available_devices, describe_bundles
-
-        self.ui.bundleInfoLabel.text = describe_bundles(self.ui.bundlePathLineEdit.currentPath.strip())
-        self.ui.deviceComboBox.toolTip = available_devices()
-
-    def updateButtons(self, *_):
-        self.ui.analyzeButton.enabled = self.ui.inputVolumeSelector.currentNode() is not None
-
-    def onAnalyze(self):
-        if self.run is not None and self.run.status.busy:  # the button reads "Cancel" now
-            self.run.cancel()
-            return
-        missing = missing_requirements()
-        if missing and not install_in_slicer(missing):  # asks first; torch via the PyTorch extension
-            self.ui.statusLabel.text = "Missing: " + ", ".join(name for name, _, _ in missing)
-            return
-        node = self.ui.inputVolumeSelector.currentNode()
-        from SpineFractureAILib.scene import previous_results_edited
-
-        edited = previous_results_edited(slicer.mrmlScene, node)
-        if edited and not slicer.util.confirmOkCancelDisplay(
-                f"You edited {', '.join(edited)} of the previous results. Replace them?"):
-            return
-        bundle = self.ui.bundlePathLineEdit.currentPath.strip()
-        self.params = PanelParameters(bundle, self.ui.deviceComboBox.currentText, self.ui.modalityComboBox.currentText,
-                                      input_volume=self.ui.inputVolumeSelector.currentNode())
-        self.params.save(slicer.mrmlScene)
-        self.logic = logic = SpineFractureAILogic(bundle_paths=[bundle] if bundle else None,
-                                                  device=self.ui.deviceComboBox.currentText)
-        with slicer.util.tryWithErrorDisplay("Could not start the analysis.", waitCursor=True):
-            self.run = logic.analyze_async(self.ui.inputVolumeSelector.currentNode(),
-                                           self.ui.modalityComboBox.currentText)
-            self.timer.start(100)
-
-    def onPoll(self):
-        """Main thread: drain progress, apply finished results to the scene, update the panel."""
-        status = self.run.poll()
-        self.ui.analyzeButton.text = status.button_text
-        self.ui.progressBar.value = int(100 * status.fraction)
-        self.ui.statusLabel.text = status.stage if status.busy else status.message
-        if status.busy:
-            return
-        self.timer.stop()
-        if status.state.value == "done":
-            outputs, results = status.result
-            self.ui.statusLabel.text = f"{len(results.findings)} finding(s) in {status.elapsed_s:.1f} s"
-            self.showTable(ResultsTable(outputs, results))
-            self.params.segmentation, self.params.table = outputs.segmentation, outputs.table
-            self.params.save(slicer.mrmlScene)
-        elif status.state.value == "failed":
-            slicer.util.errorDisplay(f"Spine analysis failed: {status.message}")
-
-    def showTable(self, table):
-        self.table, widget = table, self.ui.resultsTable
-        widget.setColumnCount(len(COLUMNS))
-        widget.setHorizontalHeaderLabels(list(COLUMNS))
-        widget.setRowCount(len(table.rows))
-        for r in range(len(table.rows)):
-            for c in range(len(COLUMNS)):
-                widget.setItem(r, c, qt.QTableWidgetItem(table.cell(r, c)))
-
-    def onRowClicked(self, row, column=0):
-        centre, roi = self.table.target(row)
-        if centre is not None:
-            slicer.modules.markups.logic().JumpSlicesToLocation(*centre, True)
-
-    def onReview(self, choice):
-        row = self.ui.resultsTable.currentRow()
-        if self.table is None or row < 0 or self.table.rows[row].roi_node is None:
-            return
-        self.table.set_review(row, choice)
-        self.ui.resultsTable.setItem(row, COLUMNS.index("review"), qt.QTableWidgetItem(choice))
-
-    def onSaveReport(self):
-        folder = qt.QFileDialog.getExistingDirectory(None, "Save the report in")
-        if folder and self.run is not None and self.run.status.state.value == "done":
-            with slicer.util.tryWithErrorDisplay("Could not save the report."):
-                paths = self.logic.save_report(self.params.input_volume, self.run.status.result[1], folder)
-                self.ui.statusLabel.text = f"Report: {paths['report']}"
-
-    def onExport(self):
-        folder = qt.QFileDialog.getExistingDirectory(None, "Append training labels to dataset folder")
-        if folder and self.params.segmentation is not None:
-            with slicer.util.tryWithErrorDisplay("Could not export training labels."):
-                entry = self.logic.export_training_labels(self.params.input_volume, self.params.segmentation, folder)
-                self.ui.statusLabel.text = f"Exported {entry['images']} slices ({entry['instances']} bodies) to {folder}"
+        self.panel = Panel(slicer.util.childWidgetVariables(ui_widget),
+                           lambda bundles, device: SpineFractureAILogic(bundles, device))
 
     def cleanup(self):
-        if self.run is not None:
-            self.run.cancel()
-        self.timer.stop()
+        self.panel.cleanup()
 
 
 class SpineFractureAILogic(ScriptedLoadableModuleLogic):

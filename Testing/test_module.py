@@ -46,8 +46,8 @@ def test_widget_analyze_turns_into_cancel_and_shows_the_result(module, tmp_path)
     widgets["analyzeButton"].click()
     texts = set()
     deadline = time.time() + 120
-    while widget.timer.active and time.time() < deadline:
-        widget.onPoll()
+    while widget.panel.timer.active and time.time() < deadline:
+        widget.panel.onPoll()
         texts.add(widgets["analyzeButton"].text)
         time.sleep(0.05)
     assert "Cancel" in texts and widgets["analyzeButton"].text == "Analyze"
@@ -85,8 +85,8 @@ def test_widget_cancel_leaves_the_scene_unchanged(module):
     widgets["analyzeButton"].click()
     widgets["analyzeButton"].click()  # second click = Cancel
     deadline = time.time() + 30
-    while widget.timer.active and time.time() < deadline:
-        widget.onPoll()
+    while widget.panel.timer.active and time.time() < deadline:
+        widget.panel.onPoll()
         time.sleep(0.05)
     assert "cancelled" in widgets["statusLabel"].text and scene.GetNumberOfNodes() == before
 

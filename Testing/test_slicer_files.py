@@ -14,7 +14,8 @@ MODULE = REPO / "SpineFractureAI" / "SpineFractureAI.py"
 
 def test_every_widget_the_module_names_is_in_the_ui():
     names = {w.get("name") for w in ET.parse(REPO / "Resources/UI/SpineFractureAI.ui").iter("widget")}
-    used = set(re.findall(r"self\.ui\.(\w+)", MODULE.read_text()))
+    panel = REPO / "SpineFractureAI" / "SpineFractureAILib" / "panel.py"
+    used = set(re.findall(r"self\.ui\.(\w+)", MODULE.read_text() + panel.read_text()))
     assert used and used <= names, used - names
 
 
@@ -34,12 +35,11 @@ def test_module_file_is_thin_and_defines_the_four_classes():
     tree = ast.parse(MODULE.read_text())
     classes = {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
     assert {"SpineFractureAI", "SpineFractureAIWidget", "SpineFractureAILogic", "SpineFractureAITest"} <= classes
-    assert len(MODULE.read_text().splitlines()) < 200
+    assert len(MODULE.read_text().splitlines()) < 120
     # importable before torch is installed: only pure-Python library modules at the top
     top = {n.module for n in tree.body if isinstance(n, ast.ImportFrom) and n.module}
     assert {m for m in top if m.startswith("SpineFractureAILib")} <= {
-        "SpineFractureAILib.dependencies", "SpineFractureAILib.parameters", "SpineFractureAILib.paths",
-        "SpineFractureAILib.table_model"}
+        "SpineFractureAILib.paths"}
 
 
 def test_resources_resolve_in_source_tree_and_installed_layout(tmp_path, monkeypatch):
