@@ -106,7 +106,9 @@ def select_bundles(modality: str, paths: list[str] | None = None) -> list[Bundle
     """The bundles named, or every built-in bundle whose manifest fits the modality."""
     if paths:
         return [load_bundle(p) for p in paths]
-    return [b for b in builtin_bundles() if b.fits(modality)]
+    # Opt-in bundles (e.g. the keypoint model, which repeats what the fracture model's masks give)
+    # run only when named.
+    return [b for b in builtin_bundles() if b.fits(modality) and b.manifest.get("run_by_default", True)]
 
 
 def describe_bundles(path: str = "") -> str:

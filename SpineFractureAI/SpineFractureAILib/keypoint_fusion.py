@@ -9,12 +9,13 @@ from .scene_morphometry import heights_from_points
 from .slicing import SliceStack
 
 
-def track_keypoints(stack: SliceStack, track: Track, visibility: float) -> np.ndarray | None:
-    """Mean RAS of the six points over the slices where the model saw all six (the mid-sagittal
-    slices of that body); None when no slice shows them."""
-    seen = [stack.to_ras(s, kp[:, 0], kp[:, 1]) for s, *_, kp in track.members
-            if kp is not None and len(kp) == 6 and np.all(kp[:, 2] >= visibility)]
-    return np.mean(seen, axis=0) if seen else None
+def track_keypoints(stack: SliceStack, track: Track, visibility: float, best: int = 2) -> np.ndarray | None:
+    """Mean RAS of the six points over the `best` slices where the model was surest it saw them
+    (a body's mid-sagittal slices); None when no slice reaches `visibility` on average."""
+    seen = [(float(kp[:, 2].mean()), stack.to_ras(s, kp[:, 0], kp[:, 1])) for s, *_, kp in track.members
+            if kp is not None and len(kp) == 6]
+    seen = sorted((v for v in seen if v[0] >= visibility), key=lambda v: -v[0])[:best]
+    return np.mean([pts for _, pts in seen], axis=0) if seen else None
 
 
 def keypoint_rows(stack: SliceStack, tracks: list[Track], detections, visibility: float, source: str) -> list[dict]:

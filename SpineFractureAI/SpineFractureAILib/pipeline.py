@@ -157,7 +157,7 @@ def run_vertebra_pose(volume, bundle, predictor, results: Results, progress: Pro
     t = bundle.thresholds
     tracks = [tr for tr in link_detections(detections, float(t.get("link_iou", 0.3)))
               if len(tr.members) >= int(t.get("min_slices", 2))]
-    results.vertebrae += keypoint_rows(stack, tracks, detections, float(t.get("keypoint_visibility", 0.5)),
+    results.vertebrae += keypoint_rows(stack, tracks, detections, float(t.get("keypoint_visibility", 0.25)),
                                        bundle.name)
     results.timing_s["fusion"] = results.timing_s.get("fusion", 0) + time.perf_counter() - started
 

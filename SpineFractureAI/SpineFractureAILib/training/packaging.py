@@ -42,7 +42,7 @@ TASKS = {
                      "thresholds": {"fracture_confidence": 0.3}},
     "vertebra-pose": {"file": "vertebra_pose.pt", "classes": ["vertebral body"], "default": "yolov8n-pose",
                       "paper": "seed 003: six keypoints per vertebra -> heights and Genant grade",
-                      "thresholds": {"keypoint_visibility": 0.5},
+                      "thresholds": {"keypoint_visibility": 0.25}, "run_by_default": False,
                       "keypoints": ["superior anterior", "superior middle", "superior posterior",
                                     "inferior anterior", "inferior middle", "inferior posterior"]},
 }
@@ -66,7 +66,8 @@ def package_bundle(task: str, run: str | Path, out: str | Path, name: str, versi
         dataset = json.loads((data_dir / "dataset.json").read_text())
     manifest = {
         "name": name, "version": version, "task": task, "framework": "ultralytics",
-        "architecture": recipe.get("model", spec["default"]).replace(".yaml", ""),
+        "architecture": spec["default"] if str(recipe.get("model", "")).endswith(".pt")
+        else recipe.get("model", spec["default"]).replace(".yaml", ""),
         "modalities": ["ct"], "plane": "sagittal", "input_size": int(recipe.get("imgsz", 256)),
         "slice_mm": slice_mm, "preprocessing": DEMO_INTENSITY, "classes": spec["classes"],
         "thresholds": {"confidence": 0.25, "iou": 0.5, "link_iou": 0.3, "min_slices": 2,
@@ -79,13 +80,22 @@ def package_bundle(task: str, run: str | Path, out: str | Path, name: str, versi
             "paper": spec["paper"],
             "training_data": (f"SpineFractureAI CT phantoms: {dataset.get('images', {})} sagittal slices "
                               f"from {len(dataset.get('cases', []))} phantoms (seeds 10000+ train, 20000+ val)"),
-            "command": recipe.get("command", "spinefracture train fracture-seg ..."),
+            "command": recipe.get("command") or (
+                f"spinefracture train {task} --data {data_dir.name} --phantoms "
+                f"{sum(1 for c in dataset.get('cases', []) if c.get('split') == 'train')} --val-phantoms "
+                f"{sum(1 for c in dataset.get('cases', []) if c.get('split') == 'val')} --out {run.name} "
+                f"--epochs {recipe.get('epochs')} --imgsz {recipe.get('imgsz')} --batch {recipe.get('batch')}"),
             "recipe": {k: v for k, v in recipe.items() if k not in ("data", "command")},
             "metrics": _last_metrics(run),
         },
     }
+    if str(recipe.get("model", "")).endswith(".pt"):  # a fine-tune continues an earlier run
+        manifest["provenance"]["initialised_from"] = recipe["model"]
+        manifest["provenance"]["command"] += f" --model {recipe['model']}"
     if "keypoints" in spec:
         manifest["keypoints"] = spec["keypoints"]
+    if "run_by_default" in spec:
+        manifest["run_by_default"] = spec["run_by_default"]
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     for extra in ("results.csv",):
         if (run / extra).exists():

@@ -45,11 +45,13 @@ def export_pose_dataset(out_dir: str | Path, n_train: int, n_val: int, size: int
 
     out_dir = Path(out_dir)
     intensity = Intensity.from_manifest(DEMO_INTENSITY)
+    counts, cases = {"train": 0, "val": 0}, []
     for split, base, n in (("train", TRAIN_SEED_BASE, n_train), ("val", VAL_SEED_BASE, n_val)):
         (out_dir / "images" / split).mkdir(parents=True, exist_ok=True)
         (out_dir / "labels" / split).mkdir(parents=True, exist_ok=True)
         for seed in range(base, base + n):
-            case, _ = random_case(seed, "ct")
+            case, args = random_case(seed, "ct")
+            cases.append({"split": split, "seed": seed, "levels": args["levels"], "fractures": args["fractures"]})
             stack = make_stack(case.image, "sagittal", size, intensity, slice_mm=slice_mm)
             labels = sample_labels(case.labels, stack)
             for s in range(len(stack)):
@@ -59,8 +61,10 @@ def export_pose_dataset(out_dir: str | Path, n_train: int, n_val: int, size: int
                 stem = f"ph{seed}_s{s:03d}"
                 cv2.imwrite(str(out_dir / "images" / split / f"{stem}.png"), stack.images[s])
                 (out_dir / "labels" / split / f"{stem}.txt").write_text("\n".join(rows) + "\n")
+                counts[split] += 1
             log(f"pose {split} seed {seed}")
-    path = write_data_yaml(out_dir, POSE_CLASSES)
+    path = write_data_yaml(out_dir, POSE_CLASSES, {"source": "SpineFractureAI phantoms", "images": counts,
+                                                   "cases": cases, "size": size, "slice_mm": slice_mm})
     with open(path, "a") as f:
         f.write(f"kpt_shape: [6, 3]\nflip_idx: {FLIP_IDX}\n")
     return path
