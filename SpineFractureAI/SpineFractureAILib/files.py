@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 from .results import Results
 from .terminology import terminology_entry
@@ -25,17 +26,18 @@ def write_seg_nrrd(results: Results, path: Path) -> None:
     """A Slicer segmentation file (one layer, label values = segment values) on the input grid."""
     import SimpleITK as sitk
 
-    image = to_sitk(Volume(results.labelmap.astype(np.uint8 if results.labelmap.max() < 256 else np.uint16),
-                           results.ijk_to_ras))
-    n_k, n_j, n_i = results.labelmap.shape
+    labelmap = results.labelmap if results.labelmap.dtype == np.uint8 or results.labelmap.max() > 255 \
+        else results.labelmap.astype(np.uint8)
+    image = to_sitk(Volume(labelmap, results.ijk_to_ras))
+    n_k, n_j, n_i = labelmap.shape
+    boxes = ndimage.find_objects(labelmap)  # every segment's extent in one pass
     image.SetMetaData("Segmentation_MasterRepresentation", "Binary labelmap")
     image.SetMetaData("Segmentation_ContainedRepresentationNames", "Binary labelmap|")
     image.SetMetaData("Segmentation_ReferenceImageExtentOffset", "0 0 0")
     for n, seg in enumerate(results.segments):
-        present = np.argwhere(results.labelmap == seg.value)
-        if present.size:
-            lo, hi = present.min(0), present.max(0)
-            extent = f"{lo[2]} {hi[2]} {lo[1]} {hi[1]} {lo[0]} {hi[0]}"
+        box = boxes[seg.value - 1] if seg.value <= len(boxes) else None
+        if box is not None:
+            extent = f"{box[2].start} {box[2].stop - 1} {box[1].start} {box[1].stop - 1} {box[0].start} {box[0].stop - 1}"
         else:
             extent = f"0 {n_i - 1} 0 {n_j - 1} 0 {n_k - 1}"
         tags = f"TerminologyEntry:{terminology_entry(seg)}|" if seg.code else ""

@@ -8,7 +8,7 @@ from scipy import ndimage
 
 from .predictors import SliceDetections
 from .results import Roi
-from .slicing import SliceStack, stack_labels_to_volume
+from .slicing import SliceStack, stack_labels_to_box
 from .volume import Volume
 
 
@@ -75,14 +75,14 @@ def _member(det: SliceDetections, n: int) -> tuple:
     return det.slice_index, det.boxes[n], int(det.classes[n]), float(det.scores[n]), det.masks[n], kp
 
 
-def tracks_to_volume(stack: SliceStack, tracks: list[Track], volume: Volume) -> np.ndarray:
-    """Instance map on the volume grid: voxel value = track index + 1."""
+def tracks_to_box(stack: SliceStack, tracks: list[Track], volume: Volume, pad: int = 3):
+    """Instance labels (track index + 1) on the box of the grid the tracks reach: (box, sub)."""
     images: dict[int, np.ndarray] = {}
     for n, track in enumerate(tracks):
         for s, _, _, _, mask, _ in track.members:
             img = images.setdefault(s, np.zeros((stack.size, stack.size), np.uint16))
             img[mask & (img == 0)] = n + 1
-    return stack_labels_to_volume(stack, images, volume)
+    return stack_labels_to_box(stack, images, volume, pad=pad)
 
 
 def roi_from_mask_slices(volume: Volume, obj: tuple) -> Roi:
@@ -101,16 +101,17 @@ def roi_from_ijk_box(volume: Volume, lo, hi) -> Roi:
                np.round(axes, 6).tolist())
 
 
-def track_rois(volume: Volume, stack: SliceStack, tracks: list[Track], instances: np.ndarray) -> list[Roi]:
+def track_rois(volume: Volume, stack: SliceStack, tracks: list[Track], box: tuple, sub) -> list[Roi]:
     """One ROI per track: from its voxels, or from its 2D boxes when it maps to no voxel."""
-    objects = ndimage.find_objects(instances, max_label=len(tracks))
+    objects = ndimage.find_objects(sub, max_label=len(tracks)) if sub is not None else [None] * len(tracks)
     rois = []
     for n, track in enumerate(tracks):
         if objects[n] is not None:
-            rois.append(roi_from_mask_slices(volume, objects[n]))
+            shifted = tuple(slice(o.start + b.start, o.stop + b.start) for o, b in zip(objects[n], box))
+            rois.append(roi_from_mask_slices(volume, shifted))
             continue
-        corners = [(s + ds, x, y) for s, box, *_ in track.members for ds in (-0.5, 0.5)
-                   for x in (box[0], box[2]) for y in (box[1], box[3])]
+        corners = [(s + ds, x, y) for s, box2d, *_ in track.members for ds in (-0.5, 0.5)
+                   for x in (box2d[0], box2d[2]) for y in (box2d[1], box2d[3])]
         ijk = volume.ras_to_ijk_points(stack.to_ras(*np.array(corners).T))
         rois.append(roi_from_ijk_box(volume, ijk.min(0), ijk.max(0)))
     return rois

@@ -57,9 +57,10 @@ def _frame(e_si) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 class BodySampler:
     """Samples one body's mask (trilinear, 0..1) at RAS points."""
 
-    def __init__(self, mask: np.ndarray, ijk_to_ras: np.ndarray):
+    def __init__(self, mask: np.ndarray, ijk_to_ras: np.ndarray, origin=(0, 0, 0)):
+        """mask: the body on a box of the grid whose first voxel is `origin` (i, j, k)."""
         box = ndimage.find_objects(mask.astype(np.uint8))[0]
-        self.offset = np.array([box[2].start, box[1].start, box[0].start]) - 2
+        self.offset = np.array([box[2].start, box[1].start, box[0].start]) + np.asarray(origin) - 2
         self.mask = np.pad(mask[box].astype(np.float32), 2)
         self.ras_to_ijk = np.linalg.inv(ijk_to_ras)
         k, j, i = np.nonzero(mask[box])
@@ -244,8 +245,3 @@ def grade(m: Measurement, neighbour_posterior: list[float]) -> None:
     m.height_loss = round(max(0.0, losses[kind]), 4)
     m.genant_grade = genant_grade(m.height_loss)
     m.type = kind if m.genant_grade > 0 else None
-
-
-def touches_border(mask: np.ndarray) -> bool:
-    return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any()
-                or mask[:, :, 0].any() or mask[:, :, -1].any())

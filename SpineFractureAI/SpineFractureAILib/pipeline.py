@@ -7,7 +7,7 @@ from typing import Callable
 import numpy as np
 
 from .bundles import Bundle
-from .fusion import link_detections, track_rois, tracks_to_volume
+from .fusion import link_detections, track_rois, tracks_to_box
 from .predictors import make_predictor
 from .results import Finding, Results
 from .slicing import Intensity, make_stack
@@ -41,7 +41,7 @@ class Analyzer:
         progress = progress or (lambda stage, fraction: None)
         cancelled = cancelled or (lambda: False)
         validate_volume(volume)
-        results = Results(volume.name, np.zeros(volume.voxels.shape, np.uint16), volume.ijk_to_ras.copy(),
+        results = Results(volume.name, np.zeros(volume.voxels.shape, np.uint8), volume.ijk_to_ras.copy(),
                           [], [], modality=volume.modality)
         timing = results.timing_s
         for bundle in self.bundles:
@@ -65,12 +65,21 @@ def detect(volume, bundle, predictor, results: Results, progress: Progress, canc
     m, timing = bundle.manifest, results.timing_s
     progress(f"{bundle.name}: slicing", 0.1)
     started = time.perf_counter()
-    stack = make_stack(volume, m["plane"], int(m["input_size"]), Intensity.from_manifest(m["preprocessing"]),
-                       slice_mm=m.get("slice_mm"), cancelled=cancelled)
-    # Slices with no bone-bright pixels cannot hold a vertebral body: skip the model there.
+    size, intensity = int(m["input_size"]), Intensity.from_manifest(m["preprocessing"])
+    # Slices with no bone-bright pixels cannot hold a vertebral body: find them on a quarter-size
+    # pass, then resample (and run the model on) only the others.
     bright = int(m.get("thresholds", {}).get("min_bright_pixels", 0))
     level = int(m.get("thresholds", {}).get("bright_level", 110))
-    keep = np.flatnonzero((stack.images >= level).sum((1, 2)) >= bright) if bright else np.arange(len(stack))
+    keep = None
+    if bright:
+        coarse = make_stack(volume, m["plane"], size // 4, intensity, slice_mm=m.get("slice_mm"), cancelled=cancelled)
+        keep = np.flatnonzero((coarse.images >= level).sum((1, 2)) >= max(1, bright // 16))
+    stack = make_stack(volume, m["plane"], size, intensity, slice_mm=m.get("slice_mm"), cancelled=cancelled,
+                       only=keep)
+    if bright:  # confirm at full size
+        keep = keep[(stack.images[keep] >= level).sum((1, 2)) >= bright]
+    else:
+        keep = np.arange(len(stack))
     timing["slice"] = timing.get("slice", 0) + time.perf_counter() - started
     if cancelled():
         raise Cancelled()
@@ -102,8 +111,8 @@ def run_fracture_seg(volume, bundle, predictor, results: Results, progress: Prog
     t = bundle.thresholds
     tracks = [tr for tr in link_detections(detections, float(t.get("link_iou", 0.3)))
               if len(tr.members) >= int(t.get("min_slices", 2))]
-    instances = tracks_to_volume(stack, tracks, volume)
-    rois = track_rois(volume, stack, tracks, instances)
+    box, instances = tracks_to_box(stack, tracks, volume)  # only the part of the grid they reach
+    rois = track_rois(volume, stack, tracks, box, instances)
     classes = bundle.classes
     value_of = {}
     for cls_index, name in enumerate(classes):
@@ -113,7 +122,7 @@ def run_fracture_seg(volume, bundle, predictor, results: Results, progress: Prog
     lut = np.zeros(len(tracks) + 1, np.uint16)
     min_conf = float(t.get("fracture_confidence", 0.25))
     min_grade = int(t.get("morphometry_min_grade", 2))
-    rows = _measure_tracks(results, instances, volume)
+    rows = _measure_tracks(results, box, instances, volume)
     for n, (track, roi) in enumerate(zip(tracks, rois)):
         cls_index, confidence = track.vote(len(classes))
         row = rows.get(n + 1)
@@ -126,15 +135,15 @@ def run_fracture_seg(volume, bundle, predictor, results: Results, progress: Prog
             label, cls_index = "vertebral body", classes.index("vertebral body")
             if morph and (morph["genant_grade"] or 0) >= min_grade:
                 # Its own mask measures a clear Genant deformity: report it, typed by morphometry,
-                # with a confidence from the height loss (25 % -> 0.5, 50 % -> 0.99).
+                # confidence = how clear the deformity is (25 % loss -> 0.75, 40 % -> 0.9).
                 label, source = morph["type"], ["morphometry"]
-                cls_index, confidence = classes.index(label), min(0.99, 2 * morph["height_loss"])
+                cls_index, confidence = classes.index(label), min(0.99, 0.5 + morph["height_loss"])
         elif morph and (morph["genant_grade"] or 0) >= min_grade and morph["type"] != label \
                 and confidence < float(t.get("model_type_confidence", 0.5)):
             # An unsure model type against a clear measured deformity: the measurement decides.
             source = [bundle.name, "morphometry"]
             label, cls_index = morph["type"], classes.index(morph["type"])
-            confidence = max(confidence, min(0.99, 2 * morph["height_loss"]))
+            confidence = max(confidence, min(0.99, 0.5 + morph["height_loss"]))
         lut[n + 1] = value_of[cls_index]
         if label != "vertebral body":
             finding = Finding("fracture", label, confidence, roi, segment_value=value_of[cls_index],
@@ -142,8 +151,9 @@ def run_fracture_seg(volume, bundle, predictor, results: Results, progress: Prog
             if morph:
                 finding.extra["morphometry"] = morph
             results.findings.append(finding)
-    mapped = lut[instances]
-    results.labelmap = np.where(mapped > 0, mapped, results.labelmap)
+    if instances is not None:
+        inside = instances > 0
+        results.labelmap[box][inside] = lut[instances[inside]]
     results.findings.sort(key=lambda f: -f.confidence)
     timing["fusion"] = timing.get("fusion", 0) + time.perf_counter() - started
 
@@ -162,16 +172,19 @@ def run_vertebra_pose(volume, bundle, predictor, results: Results, progress: Pro
     results.timing_s["fusion"] = results.timing_s.get("fusion", 0) + time.perf_counter() - started
 
 
-def _measure_tracks(results: Results, instances, volume) -> dict[int, dict]:
+def _measure_tracks(results: Results, box, instances, volume) -> dict[int, dict]:
     """Seed 003's morphometry on every body the model segmented: {instance id: row}."""
     from .spine_morphometry import measure_labelmap, name_labels
 
-    if not instances.any():
+    if instances is None or not instances.any():
         return {}
-    names = name_labels(instances, volume.ijk_to_ras, "sequential")
+    offset = np.eye(4)
+    offset[:3, 3] = [box[2].start, box[1].start, box[0].start]
+    ijk_to_ras = volume.ijk_to_ras @ offset  # the box's own grid
+    names = name_labels(instances, ijk_to_ras, "sequential")
+    ct = volume.voxels[box] if volume.modality == "ct" else None
     rows = {}
-    ct = volume.voxels if volume.modality == "ct" else None
-    for m in measure_labelmap(instances, volume.ijk_to_ras, names, ct_image=ct):
+    for m in measure_labelmap(instances, ijk_to_ras, names, ct_image=ct):
         rows[m.label] = {"kind": "vertebra", "method": "mask", **m.to_json()}
         results.vertebrae.append(rows[m.label])
     return rows

@@ -107,19 +107,24 @@ def plan_stack(volume: Volume, plane: str, size: int, slice_mm: float | None = N
 def make_stack(volume: Volume, plane: str = "sagittal", size: int = 256,
                intensity: Intensity | None = None, slice_mm: float | None = None,
                pixel_mm: float | None = None, slices: range | None = None,
-               batch: int = 32, cancelled=None) -> SliceStack:
-    """Resample `volume` into `plane` slices of size x size isotropic pixels (uint8)."""
+               batch: int = 32, cancelled=None, only=None) -> SliceStack:
+    """Resample `volume` into `plane` slices of size x size isotropic pixels (uint8).
+
+    slices: an evenly spaced subset that becomes the stack; only: indices to fill in a full stack
+    (the others stay black), e.g. just the slices that contain bone."""
     intensity = intensity or Intensity()
     m, n, pixel, slice_mm = plan_stack(volume, plane, size, slice_mm, pixel_mm)
     lo, hi = intensity.limits(volume)
     chosen = list(slices if slices is not None else range(n))
     images = np.zeros((len(chosen), size, size), np.uint8)
-    for b in range(0, len(chosen), batch):
+    fill = np.arange(len(chosen)) if only is None else np.asarray(sorted(only), int)
+    for b in range(0, len(fill), batch):
         if cancelled is not None and cancelled():
             from .pipeline import Cancelled
 
             raise Cancelled()
-        images[b:b + batch] = _sample(volume, m, np.array(chosen[b:b + batch]), size, lo, hi)
+        part = fill[b:b + batch]
+        images[part] = _sample(volume, m, np.array([chosen[i] for i in part]), size, lo, hi)
     if slices is not None and chosen != list(range(n)):  # keep the map exact for a subset
         m = m.copy()
         if len(chosen) > 1 and np.all(np.diff(chosen) == chosen[1] - chosen[0]):
@@ -161,14 +166,20 @@ def _sample(volume: Volume, m: np.ndarray, slice_idx: np.ndarray, size: int, lo:
 
 def stack_labels_to_volume(stack: SliceStack, labels: dict[int, np.ndarray], volume: Volume,
                            chunk: int = 16) -> np.ndarray:
-    """Carry per-slice label images ({slice: [S,S] uint}) onto the volume's voxel grid.
-
-    Each voxel takes the label of the pixel it falls in on its nearest slice; only voxels
-    within the bounding box of the labelled pixels are evaluated.
-    """
+    """Carry per-slice label images ({slice: [S,S] uint}) onto the volume's whole voxel grid."""
     out = np.zeros(volume.voxels.shape, np.uint16)
-    if not labels:
-        return out
+    box, sub = stack_labels_to_box(stack, labels, volume, chunk=chunk)
+    if sub is not None:
+        out[box] = sub
+    return out
+
+
+def stack_labels_to_box(stack: SliceStack, labels: dict[int, np.ndarray], volume: Volume, pad: int = 0,
+                        chunk: int = 16) -> tuple[tuple, np.ndarray | None]:
+    """The same, on just the box of the grid the labelled pixels reach (grown by `pad` voxels
+    where the grid allows): (box as (k, j, i) slices, labels in it), or ((), None) if empty.
+
+    Each voxel takes the label of the pixel it falls in on its nearest slice."""
     pts = []
     for s, img in labels.items():
         rows, cols = np.nonzero(img)
@@ -178,19 +189,20 @@ def stack_labels_to_volume(stack: SliceStack, labels: dict[int, np.ndarray], vol
                     for ds in (-0.5, 0.5):
                         pts.append((cc, rr, s + ds))
     if not pts:
-        return out
+        return (), None
     ijk = volume.ras_to_ijk_points(stack.to_ras(*np.array(pts, float).T[[2, 0, 1]]))
     shape = np.array(volume.shape_ijk)
-    lo = np.clip(np.floor(ijk.min(0)).astype(int), 0, shape)
-    hi = np.clip(np.ceil(ijk.max(0)).astype(int) + 1, 0, shape)
+    lo = np.clip(np.floor(ijk.min(0)).astype(int) - pad, 0, shape)
+    hi = np.clip(np.ceil(ijk.max(0)).astype(int) + 1 + pad, 0, shape)
     if np.any(hi <= lo):
-        return out
+        return (), None
     size = stack.size
     first, last = min(labels), max(labels)
     dense = np.zeros((last - first + 1, size, size), np.uint16)  # one lookup instead of a loop
     for s, img in labels.items():
         dense[s - first] = img
     ras_to_stack = np.linalg.inv(stack.stack_to_ras) @ volume.ijk_to_ras
+    sub = np.zeros((hi[2] - lo[2], hi[1] - lo[1], hi[0] - lo[0]), np.uint16)
     ii, jj = np.meshgrid(np.arange(lo[0], hi[0]), np.arange(lo[1], hi[1]), indexing="xy")
     for k0 in range(lo[2], hi[2], chunk):
         ks = np.arange(k0, min(k0 + chunk, hi[2]))
@@ -203,8 +215,9 @@ def stack_labels_to_volume(stack: SliceStack, labels: dict[int, np.ndarray], vol
         value = np.zeros(len(crs), np.uint16)
         sel = (sl >= first) & (sl <= last) & (col >= 0) & (col < size) & (row >= 0) & (row < size)
         value[sel] = dense[sl[sel] - first, row[sel], col[sel]]
-        out[ks[0]:ks[-1] + 1, lo[1]:hi[1], lo[0]:hi[0]] = value.reshape(kk.shape)
-    return out
+        sub[ks[0] - lo[2]:ks[-1] + 1 - lo[2]] = value.reshape(kk.shape)
+    box = (slice(lo[2], hi[2]), slice(lo[1], hi[1]), slice(lo[0], hi[0]))
+    return box, sub
 
 
 def sample_labels(labels: Volume, stack: SliceStack) -> np.ndarray:

@@ -5,7 +5,7 @@ import numpy as np
 from scipy import ndimage
 
 from .levels import TOTALSEG_NAME, VERSE_NAME
-from .morphometry import BodySampler, ImageSampler, Measurement, grade, measure_body, touches_border
+from .morphometry import BodySampler, ImageSampler, Measurement, grade, measure_body
 
 NOT_A_BODY = {"C1": "C1 (atlas) has no vertebral body", "S1": "the sacrum is not a vertebral body"}
 
@@ -50,27 +50,30 @@ def measure_labelmap(labelmap: np.ndarray, ijk_to_ras: np.ndarray, names: dict[i
     entries = []
     for value, level in names.items():
         if level in NOT_A_BODY:
-            entries.append((value, level, None, f"excluded: {NOT_A_BODY[level]}"))
+            entries.append((value, level, None, f"excluded: {NOT_A_BODY[level]}", objects[value - 1]))
             continue
         box = objects[value - 1]
-        mask = labelmap == value
-        if touches_border(mask):
-            entries.append((value, level, None, "unmeasurable: cut by the field of view"))
+        if box is None:
             continue
-        local = np.zeros_like(mask)
-        grown = tuple(slice(max(s.start - 3, 0), s.stop + 3) for s in box)
-        local[grown] = isolate_body(mask[grown], spacing) if whole_vertebrae else mask[grown]
-        entries.append((value, level, BodySampler(local, ijk_to_ras), None))
+        if any(b.start == 0 or b.stop == n for b, n in zip(box, labelmap.shape)):
+            entries.append((value, level, None, "unmeasurable: cut by the field of view", box))
+            continue
+        grown = tuple(slice(max(b.start - 3, 0), b.stop + 3) for b in box)
+        mask = labelmap[grown] == value  # each body on its own small box of the grid
+        mask = isolate_body(mask, spacing) if whole_vertebrae else mask
+        origin = (grown[2].start, grown[1].start, grown[0].start)
+        entries.append((value, level, BodySampler(mask, ijk_to_ras, origin), None, box))
     # top-down order by centroid height, so neighbours are anatomical neighbours
     def height(entry):
         if entry[2] is None:
-            k = ndimage.center_of_mass(labelmap == entry[0])
-            return (np.array(k[::-1]) @ ijk_to_ras[:3, :3].T + ijk_to_ras[:3, 3])[2]
+            box = entry[4]
+            k = np.array(ndimage.center_of_mass(labelmap[box] == entry[0])) + [b.start for b in box]
+            return (k[::-1] @ ijk_to_ras[:3, :3].T + ijk_to_ras[:3, 3])[2]
         return float(np.median(entry[2].points[:, 2]))
     entries.sort(key=height, reverse=True)
     centroids = [np.median(e[2].points, 0) if e[2] is not None else None for e in entries]
     results: list[Measurement] = []
-    for n, (value, level, sampler, status) in enumerate(entries):
+    for n, (value, level, sampler, status, _) in enumerate(entries):
         if sampler is None:
             results.append(Measurement(level, value, status))
             continue

@@ -39,7 +39,7 @@ def fp16_checkpoint(src: Path, dst: Path) -> None:
 TASKS = {
     "fracture-seg": {"file": "fracture_seg.pt", "classes": FRACTURE_SEG_CLASSES, "default": "yolov8n-seg",
                      "paper": "seed 000: YOLOv8n-seg for osteoporotic vertebral fracture types (EVOSG)",
-                     "thresholds": {"fracture_confidence": 0.3}},
+                     "thresholds": {"fracture_confidence": 0.6}},
     "vertebra-pose": {"file": "vertebra_pose.pt", "classes": ["vertebral body"], "default": "yolov8n-pose",
                       "paper": "seed 003: six keypoints per vertebra -> heights and Genant grade",
                       "thresholds": {"keypoint_visibility": 0.25}, "run_by_default": False,
