@@ -56,7 +56,9 @@ def analyze_paths(inputs, out_dir, modality="auto", bundle_paths=None, device="a
         started = time.perf_counter()
         paths = write_case(results, out_dir, volume)
         results.timing_s["write"] = time.perf_counter() - started
-        Path(paths["findings"]).write_text(json.dumps(results.to_json(), indent=1))  # with write time
+        tmp = Path(paths["findings"]).with_name(".findings.json.tmp")  # add the write time, atomically
+        tmp.write_text(json.dumps(results.to_json(), indent=1))
+        tmp.replace(paths["findings"])
         for f in results.findings:
             print(f"[{volume.name}] {f.kind}: {f.label} {f.confidence:.2f} at RAS {f.roi.center_ras}",
                   file=sys.stderr)

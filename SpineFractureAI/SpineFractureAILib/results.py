@@ -51,7 +51,7 @@ class Segment:
 class Results:
     """Everything one analysis produced for one volume."""
     case: str
-    labelmap: np.ndarray  # [k, j, i] uint16, on the input volume's grid
+    labelmap: np.ndarray  # [k, j, i] uint8 segment values, on the input volume's grid
     ijk_to_ras: np.ndarray
     segments: list[Segment]
     findings: list[Finding]
