@@ -31,7 +31,7 @@ class SpineFractureAIWidget(ScriptedLoadableModuleWidget):
         from SpineFractureAILib.panel import Panel
 
         self.panel = Panel(slicer.util.childWidgetVariables(ui_widget),
-                           lambda bundles, device: SpineFractureAILogic(bundles, device))
+                           lambda *args: SpineFractureAILogic(*args))
 
     def cleanup(self):
         self.panel.cleanup()
@@ -40,11 +40,11 @@ class SpineFractureAIWidget(ScriptedLoadableModuleWidget):
 class SpineFractureAILogic(ScriptedLoadableModuleLogic):
     """Slicer's logic object around the library's (imported late: torch may not be installed yet)."""
 
-    def __init__(self, bundle_paths=None, device="auto"):
+    def __init__(self, bundle_paths=None, device="auto", thresholds=None, extra_tasks=()):
         ScriptedLoadableModuleLogic.__init__(self)
         from SpineFractureAILib.logic import SpineFractureLogic
 
-        self.core = SpineFractureLogic(slicer.mrmlScene, bundle_paths, device)
+        self.core = SpineFractureLogic(slicer.mrmlScene, bundle_paths, device, thresholds, extra_tasks)
 
     def __getattr__(self, name):
         return getattr(self.core, name)

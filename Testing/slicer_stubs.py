@@ -42,6 +42,7 @@ class FakeWidget:
         self.name, self.cls = name, cls
         self.text, self.value, self.enabled, self.currentPath, self.currentText = "", 0, True, "", "auto"
         self.items, self.signals, self._node, self.scene, self.toolTip = [], {}, None, None, ""
+        self.checked = False
 
     def connect(self, signal, slot):
         self.signals.setdefault(signal, []).append(slot)

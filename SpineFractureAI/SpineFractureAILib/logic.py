@@ -12,16 +12,27 @@ from .scene import remove_previous_results, volume_from_node, write_results_to_s
 
 
 class SpineFractureLogic:
-    def __init__(self, scene, bundle_paths: list[str] | None = None, device: str = "auto"):
+    def __init__(self, scene, bundle_paths: list[str] | None = None, device: str = "auto",
+                 thresholds: dict | None = None, extra_tasks: tuple[str, ...] = ()):
+        """extra_tasks: opt-in built-in analyses to add (e.g. "vertebra-pose" keypoint morphometry)."""
         self.scene = scene
         self.bundle_paths = bundle_paths
         self.device = device
+        self.thresholds = thresholds or {}
+        self.extra_tasks = tuple(extra_tasks)
         self._analyzers: dict = {}
 
     def analyzer(self, modality: str) -> Analyzer:
-        key = (modality, tuple(self.bundle_paths or ()), self.device)
+        key = (modality, tuple(self.bundle_paths or ()), self.device, tuple(sorted(self.thresholds.items())),
+               self.extra_tasks)
         if key not in self._analyzers:
-            self._analyzers[key] = Analyzer(select_bundles(modality, self.bundle_paths), self.device)
+            bundles = select_bundles(modality, self.bundle_paths)
+            if not self.bundle_paths and self.extra_tasks:
+                from .bundles import builtin_bundles
+
+                bundles += [b for b in builtin_bundles() if b.task in self.extra_tasks and b.fits(modality)
+                            and b.name not in {x.name for x in bundles}]
+            self._analyzers[key] = Analyzer(bundles, self.device, self.thresholds)
         return self._analyzers[key]
 
     def analyze_async(self, volume_node, modality: str = "auto"):

@@ -28,6 +28,7 @@ class Panel:
         self.ui.bundlePathLineEdit.currentPath = params.bundle_path
         self.ui.deviceComboBox.setCurrentText(params.device)
         self.ui.modalityComboBox.setCurrentText(params.modality)
+        self.ui.confidenceSlider.value = params.fracture_confidence
         if params.input_volume is not None:
             self.ui.inputVolumeSelector.setCurrentNode(params.input_volume)
         self.updateBundleInfo()
@@ -64,9 +65,12 @@ class Panel:
             return
         bundle = self.ui.bundlePathLineEdit.currentPath.strip()
         self.params = PanelParameters(bundle, self.ui.deviceComboBox.currentText, self.ui.modalityComboBox.currentText,
+                                      float(self.ui.confidenceSlider.value),
                                       input_volume=self.ui.inputVolumeSelector.currentNode())
         self.params.save(slicer.mrmlScene)
-        self.logic = logic = self.make_logic([bundle] if bundle else None, self.ui.deviceComboBox.currentText)
+        self.logic = logic = self.make_logic([bundle] if bundle else None, self.ui.deviceComboBox.currentText,
+                                             {"fracture_confidence": float(self.ui.confidenceSlider.value)},
+                                             ("vertebra-pose",) if self.ui.keypointMorphometryCheckBox.checked else ())
         with slicer.util.tryWithErrorDisplay("Could not start the analysis.", waitCursor=True):
             self.run = logic.analyze_async(self.ui.inputVolumeSelector.currentNode(),
                                            self.ui.modalityComboBox.currentText)

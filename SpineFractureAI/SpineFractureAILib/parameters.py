@@ -17,7 +17,7 @@ class PanelParameters:
     bundle_path: str = ""
     device: str = "auto"
     modality: str = "auto"
-    fracture_confidence: float = 0.3
+    fracture_confidence: float = 0.6
     input_volume: object = None
     segmentation: object = None
     table: object = None

@@ -24,9 +24,13 @@ class Cancelled(Exception):
 class Analyzer:
     """Holds loaded predictors so repeated analyses (or a GUI session) load weights once."""
 
-    def __init__(self, bundles: list[Bundle], device: str = "auto"):
+    def __init__(self, bundles: list[Bundle], device: str = "auto", thresholds: dict | None = None):
+        """thresholds: overrides of the manifests' thresholds (e.g. the panel's fracture confidence)."""
         if not bundles:
             raise ValueError("no model bundle fits this volume's modality")
+        if thresholds:
+            for b in bundles:
+                b.manifest = {**b.manifest, "thresholds": {**b.manifest.get("thresholds", {}), **thresholds}}
         self.bundles = bundles
         self.device = device
         self._predictors: dict = {}
