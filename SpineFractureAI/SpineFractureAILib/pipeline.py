@@ -10,7 +10,7 @@ from .bundles import Bundle
 from .fusion import link_detections, track_rois, tracks_to_box
 from .predictors import make_predictor
 from .results import Finding, Results
-from .slicing import Intensity, make_stack
+from .slicing import Intensity, coarse_stack, make_stack
 from .terminology import segment_for_class
 from .volume import Volume, validate_volume
 
@@ -76,7 +76,7 @@ def detect(volume, bundle, predictor, results: Results, progress: Progress, canc
     level = int(m.get("thresholds", {}).get("bright_level", 110))
     keep = None
     if bright:
-        coarse = make_stack(volume, m["plane"], size // 4, intensity, slice_mm=m.get("slice_mm"), cancelled=cancelled)
+        coarse = coarse_stack(volume, m["plane"], size, intensity, m.get("slice_mm"), cancelled=cancelled)
         keep = np.flatnonzero((coarse.images >= level).sum((1, 2)) >= max(1, bright // 16))
     stack = make_stack(volume, m["plane"], size, intensity, slice_mm=m.get("slice_mm"), cancelled=cancelled,
                        only=keep)

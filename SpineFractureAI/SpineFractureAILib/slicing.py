@@ -107,13 +107,13 @@ def plan_stack(volume: Volume, plane: str, size: int, slice_mm: float | None = N
 def make_stack(volume: Volume, plane: str = "sagittal", size: int = 256,
                intensity: Intensity | None = None, slice_mm: float | None = None,
                pixel_mm: float | None = None, slices: range | None = None,
-               batch: int = 32, cancelled=None, only=None) -> SliceStack:
+               batch: int = 32, cancelled=None, only=None, plan=None) -> SliceStack:
     """Resample `volume` into `plane` slices of size x size isotropic pixels (uint8).
 
     slices: an evenly spaced subset that becomes the stack; only: indices to fill in a full stack
     (the others stay black), e.g. just the slices that contain bone."""
     intensity = intensity or Intensity()
-    m, n, pixel, slice_mm = plan_stack(volume, plane, size, slice_mm, pixel_mm)
+    m, n, pixel, slice_mm = plan or plan_stack(volume, plane, size, slice_mm, pixel_mm)
     lo, hi = intensity.limits(volume)
     chosen = list(slices if slices is not None else range(n))
     images = np.zeros((len(chosen), size, size), np.uint8)
@@ -136,6 +136,20 @@ def make_stack(volume: Volume, plane: str = "sagittal", size: int = 256,
         else:
             raise ValueError("a subset of slices must be evenly spaced")
     return SliceStack(images, m, plane, pixel, slice_mm)
+
+
+def coarse_stack(volume: Volume, plane: str, size: int, intensity: Intensity, slice_mm=None,
+                 factor: int = 4, cancelled=None) -> SliceStack:
+    """The same slices as make_stack(volume, plane, size, ...) at size // factor pixels, sampled
+    from a 2x-strided view of the volume: a cheap look at every slice (e.g. to find bone)."""
+    m, n, pixel, slice_mm = plan_stack(volume, plane, size, slice_mm)
+    m = m.copy()
+    m[:3, :2] *= factor
+    step = np.diag([2.0, 2.0, 2.0, 1.0])
+    strided = Volume(volume.voxels[::2, ::2, ::2], volume.ijk_to_ras @ step, volume.modality, volume.name)
+    lo_hi = Intensity("ct_window", *intensity.limits(volume))  # same window as the full pass
+    return make_stack(strided, plane, size // factor, lo_hi, cancelled=cancelled,
+                      plan=(m, n, pixel * factor, slice_mm))
 
 
 def _sample(volume: Volume, m: np.ndarray, slice_idx: np.ndarray, size: int, lo: float, hi: float):
