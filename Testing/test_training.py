@@ -23,6 +23,19 @@ def test_export_train_package_analyze(tmp_path):
     assert main(["train", "fracture-seg", "--data", str(data.parent), "--out", str(tmp_path / "run"),
                  "--epochs", "1", "--imgsz", "128", "--batch", "8"]) == 0
     assert (tmp_path / "run" / "weights" / "last.pt").exists()
+    # a run started from our own checkpoint continues from its weights (no download): with a zero
+    # learning rate and no warm-up they come out unchanged
+    import torch
+
+    from SpineFractureAILib.training.fracture_seg import train_fracture_seg
+
+    start = tmp_path / "run" / "weights" / "last.pt"
+    train_fracture_seg(data, tmp_path / "run2", model=str(start), epochs=1, imgsz=128, batch=8, lr0=0.0,
+                       warmup_epochs=0)
+    weights = [torch.load(p, map_location="cpu", weights_only=False)["model"].float().state_dict()
+               for p in (start, tmp_path / "run2" / "weights" / "last.pt")]
+    conv = next(k for k in weights[0] if k.endswith("conv.weight"))
+    assert torch.allclose(weights[0][conv], weights[1][conv], atol=1e-3)
     bundle_dir = package_fracture_seg(tmp_path / "run", tmp_path / "bundle")
     bundle = load_bundle(bundle_dir)
     assert bundle.manifest["weights"][0]["precision"] == "fp16" and "NOT FOR CLINICAL USE" in bundle.manifest["clinical_use"]

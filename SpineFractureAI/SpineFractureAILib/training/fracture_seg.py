@@ -63,8 +63,11 @@ def train_yolo(data_yaml: str | Path, out_dir: str | Path, model: str, recipe: d
         YOLO(str(last)).train(resume=True, device=device, workers=workers)
         return out_dir
     started = time.time()
+    # From yaml: random init. From one of our own .pt checkpoints: continue from its weights
+    # (ultralytics drops them when pretrained=False; pointing at the local file downloads nothing).
+    start = str(model) if str(model).endswith(".pt") else False
     YOLO(model).train(data=str(data_yaml), project=str(out_dir.parent), name=out_dir.name, exist_ok=True,
-                      pretrained=False, device=device, workers=workers, plots=False, amp=device != "cpu",
+                      pretrained=start, device=device, workers=workers, plots=False, amp=device != "cpu",
                       seed=0, deterministic=False, verbose=False, **args)
     (out_dir / "recipe.json").write_text(json.dumps({"model": model, "data": str(data_yaml), **args,
                                                     "train_seconds": round(time.time() - started, 1)}, indent=1))
