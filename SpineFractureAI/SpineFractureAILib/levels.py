@@ -37,7 +37,3 @@ def level_range(spec: str) -> list[str]:
 
 def disc_name(upper: str) -> str:
     return f"{upper}-{LEVELS[level_index(upper) + 1]}"
-
-
-def region(name: str) -> str:
-    return {"C": "cervical", "T": "thoracic", "L": "lumbar", "S": "sacral"}[name[0]]

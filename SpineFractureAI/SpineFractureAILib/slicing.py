@@ -74,11 +74,6 @@ class SliceStack:
         inv = np.linalg.inv(self.stack_to_ras)
         return np.asarray(ras, float) @ inv[:3, :3].T + inv[:3, 3]
 
-    def slice_geometry(self, s: int) -> np.ndarray:
-        """3x3 pixel->RAS map of one slice: RAS = M @ (col, row, 1)."""
-        m = self.stack_to_ras
-        return np.column_stack([m[:3, 0], m[:3, 1], m[:3, 2] * s + m[:3, 3]])
-
 
 def plan_stack(volume: Volume, plane: str, size: int, slice_mm: float | None = None,
                pixel_mm: float | None = None) -> tuple[np.ndarray, int, float, float]:

@@ -49,12 +49,6 @@ class Volume:
         ras = np.asarray(ras, dtype=float).reshape(-1, 3)
         return ras @ m[:3, :3].T + m[:3, 3]
 
-    def with_voxels(self, voxels: np.ndarray, name: str | None = None) -> "Volume":
-        """A volume on the same grid (e.g. a labelmap for this image)."""
-        if voxels.shape != self.voxels.shape:
-            raise VolumeError(f"grid mismatch: {voxels.shape} vs {self.voxels.shape}")
-        return Volume(voxels, self.ijk_to_ras.copy(), self.modality, name or self.name, {})
-
 
 def affine_from_itk(origin, spacing, direction) -> np.ndarray:
     """IJK->RAS from ITK's LPS origin/spacing/direction."""
