@@ -99,9 +99,13 @@ class QTableWidgetItem:
 
 class MarkupsLogic:
     jumps: list = []
+    active: list = []
 
     def JumpSlicesToLocation(self, x, y, z, centred):
         MarkupsLogic.jumps.append((x, y, z))
+
+    def SetActiveList(self, node):
+        MarkupsLogic.active.append(node)
 
 
 def _sample_data_stub(scene):

@@ -57,6 +57,7 @@ def test_widget_analyze_turns_into_cancel_and_shows_the_result(module, tmp_path)
     assert table.rows >= 1 and table.cells[(0, 1)] == "wedge fracture"
     table.clickCell(0)
     assert slicer_stubs.MarkupsLogic.jumps  # the views were centred on the finding
+    assert slicer_stubs.MarkupsLogic.active[-1].GetClassName() == "vtkMRMLMarkupsROINode"  # and its ROI selected
     widgets["rejectButton"].click()
     assert table.cells[(0, 5)] == "rejected"
     roi = scene.GetNthNodeByClass(0, "vtkMRMLMarkupsROINode")

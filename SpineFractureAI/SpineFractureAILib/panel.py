@@ -105,8 +105,11 @@ class Panel:
 
     def onRowClicked(self, row, column=0):
         centre, roi = self.table.target(row)
+        markups = slicer.modules.markups.logic()
         if centre is not None:
-            slicer.modules.markups.logic().JumpSlicesToLocation(*centre, True)
+            markups.JumpSlicesToLocation(*centre, True)
+        if roi is not None:
+            markups.SetActiveList(roi)  # selects the finding's ROI for editing
 
     def onReview(self, choice):
         row = self.ui.resultsTable.currentRow()
