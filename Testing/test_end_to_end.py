@@ -105,3 +105,24 @@ def test_cancelled_run_leaves_the_scene_as_it_was():
     with pytest.raises(Cancelled):
         SpineFractureLogic(scene).analyze(node, cancelled=cancel_after_slicing)
     assert [scene.GetNthNode(i).GetID() for i in range(scene.GetNumberOfNodes())] == before
+
+
+def test_logic_threshold_override_and_opt_in_keypoint_morphometry():
+    scene = slicer.vtkMRMLScene()
+    case = make_phantom("T11-L3", "ct", ["L1:wedge:3"], [], seed=4343)
+    node = add_volume_node(scene, case.image)
+    strict = SpineFractureLogic(scene, thresholds={"fracture_confidence": 1.0})
+    _, results = strict.analyze(node)
+    assert all(f.source == ["morphometry"] for f in results.findings)  # no model finding passes 1.0
+    names = {b.name for b in SpineFractureLogic(scene).analyzer("ct").bundles}
+    assert names == {"fracture-seg-demo"}  # the keypoint bundle is opt-in
+    both = SpineFractureLogic(scene, extra_tasks=("vertebra-pose",))
+    assert {b.name for b in both.analyzer("ct").bundles} == {"fracture-seg-demo", "vertebra-pose-demo"}
+    _, results = both.analyze(node)
+    truth = {v["level"]: v for v in case.truth["vertebrae"]}
+    keypoint_rows = [r for r in results.vertebrae if r["method"] == "keypoints"]
+    assert len(keypoint_rows) >= 3
+    centres = np.array([t["center_ras"] for t in truth.values()])
+    for row in keypoint_rows:  # each row's points sit on one true vertebra
+        nearest = np.linalg.norm(centres - np.mean(row["keypoints_ras"], 0), axis=1).min()
+        assert nearest < 8.0

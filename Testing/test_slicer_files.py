@@ -21,12 +21,14 @@ def test_every_widget_the_module_names_is_in_the_ui():
 
 def test_cmake_lists_exist_and_cover_every_script():
     cmake = (REPO / "SpineFractureAI" / "CMakeLists.txt").read_text()
-    listed = set(re.findall(r"^\s+([\w./${}]+\.(?:py|ui|png|json|pt|csv))\s*$", cmake, re.M))
+    listed = set(re.findall(r"^\s+([\w./${}-]+\.(?:py|ui|png|json|pt|csv))\s*$", cmake, re.M))
     listed = {p.replace("${MODULE_NAME}", "SpineFractureAI") for p in listed}
     for rel in listed:
         assert (REPO / "SpineFractureAI" / rel).resolve().is_file(), rel
     scripts = {str(p.relative_to(REPO / "SpineFractureAI")) for p in (REPO / "SpineFractureAI").rglob("*.py")}
     assert scripts <= listed, scripts - listed
+    resources = {"../" + str(p.relative_to(REPO)) for p in (REPO / "Resources").rglob("*") if p.is_file()}
+    assert resources <= listed, resources - listed  # the installed extension ships every resource
     assert "slicerMacroBuildScriptedModule" in cmake and "slicer_add_python_unittest" in cmake
     assert "add_subdirectory(SpineFractureAI)" in (REPO / "CMakeLists.txt").read_text()
 

@@ -90,8 +90,10 @@ def package_bundle(task: str, run: str | Path, out: str | Path, name: str, versi
         },
     }
     if str(recipe.get("model", "")).endswith(".pt"):  # a fine-tune continues an earlier run
-        manifest["provenance"]["initialised_from"] = recipe["model"]
-        manifest["provenance"]["command"] += f" --model {recipe['model']}"
+        start = Path(recipe["model"])
+        start = f"{start.parents[1].name}/{start.parent.name}/{start.name}"  # RUN/weights/last.pt
+        manifest["provenance"]["initialised_from"] = start
+        manifest["provenance"]["command"] += f" --model {start}"
     if "keypoints" in spec:
         manifest["keypoints"] = spec["keypoints"]
     if "run_by_default" in spec:
