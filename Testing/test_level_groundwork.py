@@ -1,0 +1,58 @@
+"""Groundwork for levels (issue 5): seed 001's metrics against hand-computed examples, the network."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from SpineFractureAILib.level_metrics import coverage_error, exact_match_ratio, macro_f1
+from SpineFractureAILib.predictors.level_net import METADATA, MultiInputLevelNet
+
+TRUE = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 1], [0, 0, 1]])
+PRED = np.array([[1, 0, 0], [1, 0, 0], [0, 1, 1], [0, 1, 1]])
+
+
+def test_macro_f1_by_hand():
+    # label 0: TP 2, FP 0, FN 0 -> 1; label 1: TP 1, FP 1, FN 1 -> 2/4; label 2: TP 2, FP 0, FN 0 -> 1
+    assert macro_f1(TRUE, PRED) == pytest.approx((1 + 0.5 + 1) / 3)
+
+
+def test_exact_match_ratio_by_hand():
+    assert exact_match_ratio(TRUE, PRED) == 0.5  # rows 0 and 2 match exactly
+
+
+def test_coverage_error_by_hand():
+    scores = np.array([[0.9, 0.2, 0.1],   # true {0}: rank 1
+                       [0.8, 0.1, 0.5],   # true {0,1}: label 1 is ranked 3rd -> 3
+                       [0.1, 0.7, 0.6],   # true {1,2}: 2
+                       [0.3, 0.9, 0.2]])  # true {2}: lowest -> 3
+    assert coverage_error(TRUE, scores) == pytest.approx((1 + 3 + 2 + 3) / 4)
+
+
+def test_level_net_shapes_and_size_rule():
+    net = MultiInputLevelNet(n_levels=7, backbone="gcvit_xxtiny", img_size=64).eval()
+    with torch.no_grad():
+        out = net(torch.rand(2, 1, 64, 64), torch.rand(2, len(METADATA)))
+    assert out.shape == (2, 7)
+    with pytest.raises(ValueError, match="multiple of 32"):
+        MultiInputLevelNet(7, "gcvit_xxtiny", img_size=100)
+
+
+def test_axial_targets_and_metadata_from_a_phantom():
+    from SpineFractureAILib.phantom import make_phantom
+    from SpineFractureAILib.slicing import Intensity, make_stack
+    from SpineFractureAILib.training.level_data import axial_level_targets, axial_metadata
+
+    case = make_phantom("C2-C6", "ct", [], [], seed=3, orientation="oblique")
+    stack = make_stack(case.image, "axial", 64, Intensity(), slice_mm=2.0)
+    names = ["C1", "C2", "C3", "C4", "C5", "C6", "C7"]
+    targets = axial_level_targets(case.labels, stack, names)
+    for v in case.truth["vertebrae"]:
+        s = int(round(stack.from_ras([v["center_ras"]])[0][2]))
+        assert targets[s, names.index(v["level"])] == 1, v["level"]  # the slice through its centre shows it
+    assert targets[:, names.index("C1")].sum() == 0 and targets[:, names.index("C7")].sum() == 0
+    # slice 0 is the most superior: the first level to appear is C2, the last C6
+    first = [int(np.argmax(targets[:, c])) for c in range(1, 6)]
+    assert first == sorted(first)
+    meta = axial_metadata(stack)
+    assert meta.shape == (len(stack), 4) and meta[1, 0] == pytest.approx(2.0) and meta[-1, 1] == pytest.approx(1.0)
