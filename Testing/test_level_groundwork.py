@@ -1,6 +1,8 @@
 """Groundwork for levels (issue 5): seed 001's metrics against hand-computed examples, the network."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -56,3 +58,25 @@ def test_axial_targets_and_metadata_from_a_phantom():
     assert first == sorted(first)
     meta = axial_metadata(stack)
     assert meta.shape == (len(stack), 4) and meta[1, 0] == pytest.approx(2.0) and meta[-1, 1] == pytest.approx(1.0)
+
+
+def test_level_classifier_trains_checkpoints_and_resumes(tmp_path):
+    from SpineFractureAILib.training.level_classifier import evaluate, export_axial, train_level_classifier
+
+    levels = ["T10", "T11", "T12", "L1", "L2", "L3"]
+    data = export_axial(2, 1, levels, size=64, slice_mm=4.0, regions="thoracolumbar")
+    images, meta, targets = data["train"]
+    assert images.shape[1:] == (64, 64) and meta.shape[1] == 4 and targets.shape[1] == len(levels)
+    run = train_level_classifier(data, levels, tmp_path / "run", backbone="gcvit_xxtiny", img_size=64, epochs=1,
+                                 batch=16)
+    history = json.loads((run / "history.json").read_text())
+    assert history["epoch"] == 1 and {"macro_f1", "exact_match_ratio", "coverage_error"} <= set(history["history"][0])
+    train_level_classifier(data, levels, run, backbone="gcvit_xxtiny", img_size=64, epochs=2, batch=16, resume=True)
+    history = json.loads((run / "history.json").read_text())
+    assert [h["epoch"] for h in history["history"]] == [1, 2]  # resumed, not restarted
+    best = torch.load(run / "best.pt", map_location="cpu", weights_only=False)
+    assert best["levels"] == levels and best["img_size"] == 64
+    net = MultiInputLevelNet(len(levels), "gcvit_xxtiny", 64)
+    net.load_state_dict(best["model"])
+    scores = evaluate(net, *data["val"])
+    assert 0.0 <= scores["macro_f1"] <= 1.0 and 0.0 <= scores["coverage_error"] <= len(levels)
