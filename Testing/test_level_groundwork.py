@@ -80,3 +80,13 @@ def test_level_classifier_trains_checkpoints_and_resumes(tmp_path):
     net.load_state_dict(best["model"])
     scores = evaluate(net, *data["val"])
     assert 0.0 <= scores["macro_f1"] <= 1.0 and 0.0 <= scores["coverage_error"] <= len(levels)
+
+
+def test_level_training_entry_point(tmp_path):
+    from SpineFractureAILib.cli import main
+
+    assert main(["train", "vertebra-levels", "--levels", "C2-C7", "--data", str(tmp_path / "unused"),
+                 "--phantoms", "1", "--val-phantoms", "1", "--imgsz", "64", "--model", "gcvit_xxtiny",
+                 "--epochs", "1", "--batch", "16", "--out", str(tmp_path / "levels")]) == 0
+    best = torch.load(tmp_path / "levels" / "best.pt", map_location="cpu", weights_only=False)
+    assert best["levels"] == ["C2", "C3", "C4", "C5", "C6", "C7"]

@@ -132,6 +132,18 @@ def cmd_morphometry(args) -> int:
 def cmd_train(args) -> int:
     from .training import fracture_seg, vertebra_pose
 
+    if args.task == "vertebra-levels":  # seed 001: axial slices + metadata, its own training loop
+        from .levels import level_range
+        from .training.level_classifier import export_axial, train_level_classifier
+
+        levels = level_range(args.levels)
+        data = export_axial(args.phantoms or 40, args.val_phantoms, levels, args.imgsz or 224, args.slice_mm,
+                            "cervical" if levels[-1].startswith("C") else "thoracolumbar")
+        overrides = {k: v for k, v in {"epochs": args.epochs, "batch": args.batch}.items() if v is not None}
+        print(train_level_classifier(data, levels, args.out, args.model or "gcvit_tiny", args.imgsz or 224,
+                                     args.resume, **overrides))
+        return 0
+
     export, train, model = {
         "fracture-seg": (fracture_seg.export_phantom_dataset, fracture_seg.train_fracture_seg, "yolov8n-seg.yaml"),
         "vertebra-pose": (vertebra_pose.export_pose_dataset, vertebra_pose.train_vertebra_pose, "yolov8n-pose.yaml"),
@@ -198,13 +210,15 @@ def build_parser() -> argparse.ArgumentParser:
     mo.set_defaults(func=cmd_morphometry)
 
     tr = sub.add_parser("train", help="train a model (seed paper recipes are the defaults)")
-    tr.add_argument("task", choices=["fracture-seg", "vertebra-pose"])
+    tr.add_argument("task", choices=["fracture-seg", "vertebra-pose", "vertebra-levels"])
     tr.add_argument("--data", required=True, help="YOLO dataset folder (data.yaml), or where to export one")
     tr.add_argument("--phantoms", type=int, default=0, help="export this many training phantoms first")
     tr.add_argument("--val-phantoms", type=int, default=8)
     tr.add_argument("--slice-mm", type=float, default=2.0)
     tr.add_argument("--out", required=True, help="run folder (checkpoints every epoch)")
-    tr.add_argument("--model", help="model yaml (default: yolov8n-seg.yaml / yolov8n-pose.yaml)")
+    tr.add_argument("--model", help="model yaml or .pt to continue (default: yolov8n-seg.yaml / yolov8n-pose.yaml);"
+                                    " for vertebra-levels the timm backbone (default gcvit_tiny)")
+    tr.add_argument("--levels", default="C1-C7", help="vertebra-levels: the label set, e.g. C1-C7 or T10-L5")
     tr.add_argument("--epochs", type=int)
     tr.add_argument("--imgsz", type=int)
     tr.add_argument("--batch", type=int)
