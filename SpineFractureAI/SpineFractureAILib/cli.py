@@ -137,8 +137,9 @@ def cmd_train(args) -> int:
         from .training.level_classifier import export_axial, train_level_classifier
 
         levels = level_range(args.levels)
-        data = export_axial(args.phantoms or 40, args.val_phantoms, levels, args.imgsz or 224, args.slice_mm,
-                            "cervical" if levels[-1].startswith("C") else "thoracolumbar")
+        cervical = [n.startswith("C") for n in levels]
+        regions = "cervical" if all(cervical) else "thoracolumbar" if not any(cervical) else "all"
+        data = export_axial(args.phantoms or 40, args.val_phantoms, levels, args.imgsz or 224, args.slice_mm, regions)
         overrides = {k: v for k, v in {"epochs": args.epochs, "batch": args.batch}.items() if v is not None}
         print(train_level_classifier(data, levels, args.out, args.model or "gcvit_tiny", args.imgsz or 224,
                                      args.resume, **overrides))
