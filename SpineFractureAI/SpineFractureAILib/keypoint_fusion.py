@@ -4,8 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .fusion import Track
-from .morphometry import Measurement, grade
-from .scene_morphometry import heights_from_points
+from .morphometry import Measurement, grade, heights_from_points
 from .slicing import SliceStack
 
 
@@ -18,7 +17,7 @@ def track_keypoints(stack: SliceStack, track: Track, visibility: float, best: in
     return np.mean([pts for _, pts in seen], axis=0) if seen else None
 
 
-def keypoint_rows(stack: SliceStack, tracks: list[Track], detections, visibility: float, source: str) -> list[dict]:
+def keypoint_rows(stack: SliceStack, tracks: list[Track], visibility: float, source: str) -> list[dict]:
     found = []
     for track in tracks:
         kps = track_keypoints(stack, track, visibility)

@@ -231,6 +231,14 @@ def measure_body(sampler: BodySampler, e_si_hint, level: str, label: int,
     return m
 
 
+def heights_from_points(points: np.ndarray) -> dict:
+    """Ha, Hm, Hp between paired superior and inferior points (seed 003), and their minimum."""
+    h = {name: float(np.linalg.norm(points[n] - points[n + 3])) for n, name in
+         enumerate(("anterior", "middle", "posterior"))}
+    h["minimum"] = min(h.values())
+    return h
+
+
 def grade(m: Measurement, neighbour_posterior: list[float]) -> None:
     """Genant: wedge (Ha/Hp), biconcave (Hm or the lowest notch / Hp), crush (Hp / neighbours' Hp)."""
     h = m.heights_mm

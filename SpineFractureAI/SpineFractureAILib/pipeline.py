@@ -28,9 +28,8 @@ class Analyzer:
         """thresholds: overrides of the manifests' thresholds (e.g. the panel's fracture confidence)."""
         if not bundles:
             raise ValueError("no model bundle fits this volume's modality")
-        if thresholds:
-            for b in bundles:
-                b.manifest = {**b.manifest, "thresholds": {**b.manifest.get("thresholds", {}), **thresholds}}
+        if thresholds:  # new Bundle objects: the caller's stay as loaded
+            bundles = [Bundle(b.path, {**b.manifest, "thresholds": {**b.thresholds, **thresholds}}) for b in bundles]
         self.bundles = bundles
         self.device = device
         self._predictors: dict = {}
@@ -107,14 +106,24 @@ def detect(volume, bundle, predictor, results: Results, progress: Progress, canc
     return stack, detections
 
 
+def _tracks(detections, thresholds: dict):
+    """Detections linked across slices; tracks shorter than min_slices are noise."""
+    return [tr for tr in link_detections(detections, float(thresholds.get("link_iou", 0.3)))
+            if len(tr.members) >= int(thresholds.get("min_slices", 2))]
+
+
+def _clarity(morph: dict) -> float:
+    """Confidence of a measured deformity: 0.5 + height loss (25 % -> 0.75, 40 % -> 0.9)."""
+    return min(0.99, 0.5 + morph["height_loss"])
+
+
 def run_fracture_seg(volume, bundle, predictor, results: Results, progress: Progress, cancelled) -> None:
     stack, detections = detect(volume, bundle, predictor, results, progress, cancelled)
     timing = results.timing_s
     progress("fusion", 0.85)
     started = time.perf_counter()
     t = bundle.thresholds
-    tracks = [tr for tr in link_detections(detections, float(t.get("link_iou", 0.3)))
-              if len(tr.members) >= int(t.get("min_slices", 2))]
+    tracks = _tracks(detections, t)
     box, instances = tracks_to_box(stack, tracks, volume)  # only the part of the grid they reach
     rois = track_rois(volume, stack, tracks, box, instances)
     classes = bundle.classes
@@ -138,16 +147,15 @@ def run_fracture_seg(volume, bundle, predictor, results: Results, progress: Prog
         if label == "vertebral body" or confidence < min_conf:  # not a confident model fracture
             label, cls_index = "vertebral body", classes.index("vertebral body")
             if morph and (morph["genant_grade"] or 0) >= min_grade:
-                # Its own mask measures a clear Genant deformity: report it, typed by morphometry,
-                # confidence = how clear the deformity is (25 % loss -> 0.75, 40 % -> 0.9).
+                # Its own mask measures a clear Genant deformity: report it, typed by morphometry.
                 label, source = morph["type"], ["morphometry"]
-                cls_index, confidence = classes.index(label), min(0.99, 0.5 + morph["height_loss"])
+                cls_index, confidence = classes.index(label), _clarity(morph)
         elif morph and (morph["genant_grade"] or 0) >= min_grade and morph["type"] != label \
                 and confidence < float(t.get("model_type_confidence", 0.5)):
             # An unsure model type against a clear measured deformity: the measurement decides.
             source = [bundle.name, "morphometry"]
             label, cls_index = morph["type"], classes.index(morph["type"])
-            confidence = max(confidence, min(0.99, 0.5 + morph["height_loss"]))
+            confidence = max(confidence, _clarity(morph))
         lut[n + 1] = value_of[cls_index]
         if label != "vertebral body":
             finding = Finding("fracture", label, confidence, roi, segment_value=value_of[cls_index],
@@ -169,10 +177,8 @@ def run_vertebra_pose(volume, bundle, predictor, results: Results, progress: Pro
     stack, detections = detect(volume, bundle, predictor, results, progress, cancelled)
     started = time.perf_counter()
     t = bundle.thresholds
-    tracks = [tr for tr in link_detections(detections, float(t.get("link_iou", 0.3)))
-              if len(tr.members) >= int(t.get("min_slices", 2))]
-    results.vertebrae += keypoint_rows(stack, tracks, detections, float(t.get("keypoint_visibility", 0.25)),
-                                       bundle.name)
+    tracks = _tracks(detections, t)
+    results.vertebrae += keypoint_rows(stack, tracks, float(t.get("keypoint_visibility", 0.25)), bundle.name)
     results.timing_s["fusion"] = results.timing_s.get("fusion", 0) + time.perf_counter() - started
 
 

@@ -8,18 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .morphometry import Measurement, grade
+from .morphometry import Measurement, grade, heights_from_points
 
 POINT_NAMES = ("superior anterior", "superior middle", "superior posterior",
                "inferior anterior", "inferior middle", "inferior posterior")
 HEIGHTS = ("anterior", "middle", "posterior")
 TABLE_COLUMNS = ("level", "status", "Ha mm", "Hm mm", "Hp mm", "height loss", "Genant grade", "type")
-
-
-def heights_from_points(points: np.ndarray) -> dict:
-    h = {name: float(np.linalg.norm(points[n] - points[n + 3])) for n, name in enumerate(HEIGHTS)}
-    h["minimum"] = min(h.values())
-    return h
 
 
 class MorphometryScene:
