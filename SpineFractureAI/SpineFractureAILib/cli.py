@@ -130,7 +130,7 @@ def cmd_morphometry(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .training import fracture_seg, vertebra_pose
+    from .training import fracture_detect, fracture_seg, vertebra_pose
 
     if args.task == "vertebra-levels":  # seed 001: axial slices + metadata, its own training loop
         from .levels import level_range
@@ -140,14 +140,24 @@ def cmd_train(args) -> int:
         cervical = [n.startswith("C") for n in levels]
         regions = "cervical" if all(cervical) else "thoracolumbar" if not any(cervical) else "all"
         data = export_axial(args.phantoms or 40, args.val_phantoms, levels, args.imgsz or 224, args.slice_mm, regions)
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "data.json").write_text(json.dumps({  # provenance for the bundle's manifest
+            "levels": levels, "phantoms": args.phantoms or 40, "val_phantoms": args.val_phantoms,
+            "slice_mm": args.slice_mm, "slices": {k: len(v[0]) for k, v in data.items()},
+            "command": "spinefracture " + " ".join(sys.argv[1:])}))
         overrides = {k: v for k, v in {"epochs": args.epochs, "batch": args.batch}.items() if v is not None}
+        options = {"embed_dim": args.embed_dim} if args.embed_dim else None
         print(train_level_classifier(data, levels, args.out, args.model or "gcvit_tiny", args.imgsz or 224,
-                                     args.resume, **overrides))
+                                     args.resume, options, **overrides))
         return 0
 
+    if args.task == "lumbar-mr":  # seed 004: two detectors and two ensembles from one dataset
+        return _train_lumbar(args)
     export, train, model = {
         "fracture-seg": (fracture_seg.export_phantom_dataset, fracture_seg.train_fracture_seg, "yolov8n-seg.yaml"),
         "vertebra-pose": (vertebra_pose.export_pose_dataset, vertebra_pose.train_vertebra_pose, "yolov8n-pose.yaml"),
+        "fracture-detect": (fracture_detect.export_detect_dataset, fracture_detect.train_fracture_detect,
+                            "yolov8s.yaml"),
     }[args.task]
     data = Path(args.data)
     if not (data / "data.yaml").exists():
@@ -156,15 +166,52 @@ def cmd_train(args) -> int:
         export(data, args.phantoms, args.val_phantoms, args.imgsz or 256, args.slice_mm)
     overrides = {k: v for k, v in {"epochs": args.epochs, "imgsz": args.imgsz, "batch": args.batch}.items()
                  if v is not None}
+    if args.init:
+        overrides["init"] = args.init
     run = train(data / "data.yaml", args.out, args.model or model, args.device, args.resume, **overrides)
     print(run)
+    return 0
+
+
+def _train_lumbar(args) -> int:
+    from .predictors.ensembles import PAPER_CLASSIFIERS, PAPER_SEGMENTERS
+    from .training.lumbar_data import export_lumbar_dataset
+    from .training.lumbar_train import train_detectors, train_ensemble
+
+    data, out = Path(args.data), Path(args.out)
+    if not (data / "dataset.json").exists():
+        if not args.phantoms:
+            raise ValueError(f"{data}: no dataset.json; pass --phantoms N to export lumbar MR phantoms there")
+        export_lumbar_dataset(data, args.phantoms, args.val_phantoms, args.imgsz or 400, slice_mm=args.slice_mm)
+    yolo = {k: v for k, v in {"epochs": args.epochs, "imgsz": args.imgsz, "batch": args.batch}.items() if v}
+    train_detectors(data, out, args.model or "yolov8n.yaml", args.device, init=args.init, **yolo)
+    classifiers = (args.classifiers.split(",") if args.classifiers else list(PAPER_CLASSIFIERS.values()))
+    segmenters = ([tuple(s.split(":")) for s in args.segmenters.split(",")] if args.segmenters else PAPER_SEGMENTERS)
+    member = {k: v for k, v in {"epochs": args.member_epochs, "batch": args.member_batch}.items() if v}
+    train_ensemble("herniation", data, out / "herniation", [{"architecture": a} for a in classifiers], **member)
+    train_ensemble("segmentation", data, out / "segmentation",
+                   [{"architecture": a, "encoder": e} for a, e in segmenters], **member)
+    print(out)
     return 0
 
 
 def cmd_bundle(args) -> int:
     from .training.packaging import package_bundle
 
-    print(package_bundle(args.task, args.run, args.out, args.name or f"{args.task}-demo", args.version))
+    name = args.name or f"{args.task}-demo"
+    if args.task == "lumbar-mr":
+        from .training.lumbar_bundle import package_lumbar_bundle
+
+        if not args.data:
+            raise ValueError("bundle lumbar-mr needs --data (the dataset the run was trained on)")
+        print(package_lumbar_bundle(args.run, args.data, args.out, name, args.version))
+        return 0
+    if args.task == "vertebra-levels":
+        from .training.level_classifier import package_level_bundle
+
+        print(package_level_bundle(args.run, args.out, name, args.version))
+        return 0
+    print(package_bundle(args.task, args.run, args.out, name, args.version))
     return 0
 
 
@@ -211,7 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     mo.set_defaults(func=cmd_morphometry)
 
     tr = sub.add_parser("train", help="train a model (seed paper recipes are the defaults)")
-    tr.add_argument("task", choices=["fracture-seg", "vertebra-pose", "vertebra-levels"])
+    tr.add_argument("task", choices=["fracture-seg", "vertebra-pose", "vertebra-levels", "fracture-detect",
+                                     "lumbar-mr"])
     tr.add_argument("--data", required=True, help="YOLO dataset folder (data.yaml), or where to export one")
     tr.add_argument("--phantoms", type=int, default=0, help="export this many training phantoms first")
     tr.add_argument("--val-phantoms", type=int, default=8)
@@ -219,7 +267,14 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", required=True, help="run folder (checkpoints every epoch)")
     tr.add_argument("--model", help="model yaml or .pt to continue (default: yolov8n-seg.yaml / yolov8n-pose.yaml);"
                                     " for vertebra-levels the timm backbone (default gcvit_tiny)")
+    tr.add_argument("--init", help="YOLO tasks: a local checkpoint (another task's run) whose matching layers"
+                                   " initialise the --model yaml")
     tr.add_argument("--levels", default="C1-C7", help="vertebra-levels: the label set, e.g. C1-C7 or T10-L5")
+    tr.add_argument("--embed-dim", type=int, help="vertebra-levels: GCViT width (e.g. 32 for a CPU demo)")
+    tr.add_argument("--classifiers", help="lumbar-mr: timm members (default: the paper's six)")
+    tr.add_argument("--segmenters", help="lumbar-mr: ARCH:ENCODER members (default: the paper's)")
+    tr.add_argument("--member-epochs", type=int, help="lumbar-mr: ensemble members' epochs")
+    tr.add_argument("--member-batch", type=int)
     tr.add_argument("--epochs", type=int)
     tr.add_argument("--imgsz", type=int)
     tr.add_argument("--batch", type=int)
@@ -228,7 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(func=cmd_train)
 
     bu = sub.add_parser("bundle", help="package a training run as a model bundle (fp16 + manifest)")
-    bu.add_argument("task", choices=["fracture-seg", "vertebra-pose"])
+    bu.add_argument("task", choices=["fracture-seg", "vertebra-pose", "fracture-detect", "vertebra-levels",
+                                     "lumbar-mr"])
+    bu.add_argument("--data", help="lumbar-mr: the dataset folder of the run")
     bu.add_argument("run")
     bu.add_argument("--out", required=True)
     bu.add_argument("--name", help="default: <task>-demo")

@@ -6,12 +6,13 @@ from typing import Callable
 
 import numpy as np
 
+from .assembly import finish, run_fracture_detect, run_vertebra_levels
 from .bundles import Bundle
+from .lumbar import run_lumbar_mr
 from .fusion import link_detections, track_rois, tracks_to_box
 from .predictors import make_predictor
-from .results import Finding, Results
+from .results import Body, Finding, Results
 from .slicing import Intensity, coarse_stack, make_stack
-from .terminology import segment_for_class
 from .volume import Volume, validate_volume
 
 Progress = Callable[[str, float], None]
@@ -57,9 +58,13 @@ class Analyzer:
             started = time.perf_counter()
             predictor = self.predictor(bundle)
             timing["model_load"] = timing.get("model_load", 0) + time.perf_counter() - started
-            runner = {"fracture-seg": run_fracture_seg, "vertebra-pose": run_vertebra_pose}[bundle.task]
+            runner = {"fracture-seg": run_fracture_seg, "vertebra-pose": run_vertebra_pose,
+                      "vertebra-levels": run_vertebra_levels, "fracture-detect": run_fracture_detect,
+                      "lumbar-mr": run_lumbar_mr}[bundle.task]
             runner(volume, bundle, predictor, results, progress, cancelled)
             results.bundles.append(bundle.summary())
+        progress("fusion", 0.9)
+        finish(results)
         return results
 
 
@@ -112,6 +117,15 @@ def _tracks(detections, thresholds: dict):
             if len(tr.members) >= int(thresholds.get("min_slices", 2))]
 
 
+def _fracture_probability(track, classes: list[str]) -> float:
+    """The body's mean score of its most likely fracture class (0 when the model saw none)."""
+    sums = np.zeros(len(classes))
+    for _, _, cls, score, *_ in track.members:
+        sums[cls] += score
+    sums[classes.index("vertebral body")] = 0.0
+    return float(sums.max() / len(track.members))
+
+
 def _clarity(morph: dict) -> float:
     """Confidence of a measured deformity: 0.5 + height loss (25 % -> 0.75, 40 % -> 0.9)."""
     return min(0.99, 0.5 + morph["height_loss"])
@@ -120,19 +134,12 @@ def _clarity(morph: dict) -> float:
 def run_fracture_seg(volume, bundle, predictor, results: Results, progress: Progress, cancelled) -> None:
     stack, detections = detect(volume, bundle, predictor, results, progress, cancelled)
     timing = results.timing_s
-    progress("fusion", 0.85)
     started = time.perf_counter()
     t = bundle.thresholds
     tracks = _tracks(detections, t)
     box, instances = tracks_to_box(stack, tracks, volume)  # only the part of the grid they reach
     rois = track_rois(volume, stack, tracks, box, instances)
     classes = bundle.classes
-    value_of = {}
-    for cls_index, name in enumerate(classes):
-        seg = segment_for_class(name, len(results.segments) + 1)
-        results.segments.append(seg)
-        value_of[cls_index] = seg.value
-    lut = np.zeros(len(tracks) + 1, np.uint16)
     min_conf = float(t.get("fracture_confidence", 0.25))
     min_grade = int(t.get("morphometry_min_grade", 2))
     rows = _measure_tracks(results, box, instances, volume)
@@ -145,28 +152,24 @@ def run_fracture_seg(volume, bundle, predictor, results: Results, progress: Prog
             row["roi"] = roi.__dict__
         label, source = classes[cls_index], [bundle.name]
         if label == "vertebral body" or confidence < min_conf:  # not a confident model fracture
-            label, cls_index = "vertebral body", classes.index("vertebral body")
+            label = "vertebral body"
             if morph and (morph["genant_grade"] or 0) >= min_grade:
                 # Its own mask measures a clear Genant deformity: report it, typed by morphometry.
-                label, source = morph["type"], ["morphometry"]
-                cls_index, confidence = classes.index(label), _clarity(morph)
+                label, source, confidence = morph["type"], ["morphometry"], _clarity(morph)
         elif morph and (morph["genant_grade"] or 0) >= min_grade and morph["type"] != label \
                 and confidence < float(t.get("model_type_confidence", 0.5)):
             # An unsure model type against a clear measured deformity: the measurement decides.
             source = [bundle.name, "morphometry"]
-            label, cls_index = morph["type"], classes.index(morph["type"])
-            confidence = max(confidence, _clarity(morph))
-        lut[n + 1] = value_of[cls_index]
+            label, confidence = morph["type"], max(confidence, _clarity(morph))
+        body = Body(n + 1, label, roi, _fracture_probability(track, classes), row)
         if label != "vertebral body":
-            finding = Finding("fracture", label, confidence, roi, segment_value=value_of[cls_index],
-                              source=source, slices=track.slices())
+            body.finding = Finding("fracture", label, confidence, roi, source=source, slices=track.slices())
+            body.fracture_probability = max(body.fracture_probability, confidence)
             if morph:
-                finding.extra["morphometry"] = morph
-            results.findings.append(finding)
-    if instances is not None:
-        inside = instances > 0
-        results.labelmap[box][inside] = lut[instances[inside]]
-    results.findings.sort(key=lambda f: -f.confidence)
+                body.finding.extra["morphometry"] = morph
+            results.findings.append(body.finding)
+        results.bodies.append(body)
+    results.body_instances = (box, instances)
     timing["fusion"] = timing.get("fusion", 0) + time.perf_counter() - started
 
 

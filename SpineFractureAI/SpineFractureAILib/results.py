@@ -48,6 +48,19 @@ class Segment:
 
 
 @dataclass
+class Body:
+    """One vertebral body the fracture model segmented (a fusion track), before it becomes segments
+    and rows: its instance id in Results.body_instances, class, ROI, level and fracture finding."""
+    instance: int
+    label: str  # "vertebral body" or the fracture type it shows
+    roi: Roi
+    fracture_probability: float
+    row: dict | None = None  # its morphometry row in Results.vertebrae
+    finding: Finding | None = None
+    level: str | None = None
+
+
+@dataclass
 class Results:
     """Everything one analysis produced for one volume."""
     case: str
@@ -60,11 +73,23 @@ class Results:
     warnings: list[str] = field(default_factory=list)
     modality: str = "unknown"
     vertebrae: list[dict] = field(default_factory=list)  # morphometry rows (spine_morphometry)
+    patient: dict | None = None  # RSNA 2022-style per-level and overall fracture probability
+    levels_check: dict | None = None  # how the level classifier and the body count agreed
+    lumbar: dict | None = None  # which sagittal slices the lumbar MR models analysed
+    # Working state between the stages (not written out): bodies and their instance map on a
+    # box of the grid, the axial level profile, findings of a detect-only model.
+    bodies: list[Body] = field(default_factory=list, repr=False)
+    body_instances: tuple | None = field(default=None, repr=False)
+    level_profile: object = field(default=None, repr=False)
+    detections: list[Finding] = field(default_factory=list, repr=False)
 
     def to_json(self) -> dict:
         return {"case": self.case, "modality": self.modality,
                 "findings": [f.to_json() for f in self.findings],
                 "vertebrae": self.vertebrae,
+                **({"patient": self.patient} if self.patient else {}),
+                **({"levels_check": self.levels_check} if self.levels_check else {}),
+                **({"lumbar": self.lumbar} if self.lumbar else {}),
                 "segments": [{"value": s.value, "name": s.name} for s in self.segments],
                 "bundles": self.bundles, "warnings": self.warnings,
                 "timing_s": {k: round(float(v), 4) for k, v in self.timing_s.items()}}

@@ -229,17 +229,19 @@ def stack_labels_to_box(stack: SliceStack, labels: dict[int, np.ndarray], volume
     return box, sub
 
 
-def sample_labels(labels: Volume, stack: SliceStack) -> np.ndarray:
-    """Nearest-neighbour labels of `labels` at every pixel centre of `stack`: [n, S, S]."""
+def sample_labels(labels: Volume, stack: SliceStack, slices=None) -> np.ndarray:
+    """Nearest-neighbour labels of `labels` at every pixel centre of `stack` (or of the listed
+    slices only): [n, S, S]."""
     size = stack.size
     c = np.arange(size, dtype=np.float64) + 0.5
     cols, rows = np.meshgrid(c, c)
     r2i = labels.ras_to_ijk @ stack.stack_to_ras
     shape = np.array(labels.shape_ijk)
-    out = np.zeros((len(stack), size, size), labels.voxels.dtype)
-    for s in range(len(stack)):
+    slices = range(len(stack)) if slices is None else list(slices)
+    out = np.zeros((len(slices), size, size), labels.voxels.dtype)
+    for n, s in enumerate(slices):
         ijk = (cols[..., None] * r2i[:3, 0] + rows[..., None] * r2i[:3, 1] + s * r2i[:3, 2] + r2i[:3, 3])
         idx = np.rint(ijk).astype(int)
         inside = np.all((idx >= 0) & (idx < shape), axis=-1)
-        out[s][inside] = labels.voxels[idx[inside][:, 2], idx[inside][:, 1], idx[inside][:, 0]]
+        out[n][inside] = labels.voxels[idx[inside][:, 2], idx[inside][:, 1], idx[inside][:, 0]]
     return out

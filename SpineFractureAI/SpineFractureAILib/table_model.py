@@ -30,6 +30,11 @@ class ResultsTable:
     def __init__(self, outputs, results):
         self.rows: list[Row] = []
         for finding, roi in zip(results.findings, outputs.rois):
+            if finding.kind == "disc":  # lumbar MR: herniated or not, with its probability
+                self.rows.append(Row("disc", finding.level or "", finding.label, "", "",
+                                     f"{finding.extra.get('probability', finding.confidence):.2f}",
+                                     finding.roi.center_ras, roi))
+                continue
             morph = finding.extra.get("morphometry") or {}
             self.rows.append(Row("fracture", finding.level or "", f"{finding.label} fracture", morph.get("type") or "",
                                  "" if morph.get("genant_grade") is None else str(morph["genant_grade"]),

@@ -20,8 +20,16 @@ class SliceDetections:
 def make_predictor(bundle, device: str = "auto"):
     """The predictor a bundle's manifest asks for."""
     family = bundle.manifest.get("framework", "ultralytics")
-    if bundle.task in ("fracture-seg", "vertebra-pose") and family == "ultralytics":
+    if bundle.task in ("fracture-seg", "vertebra-pose", "fracture-detect") and family == "ultralytics":
         from .yolo import YoloPredictor
 
         return YoloPredictor(bundle, device)
+    if bundle.task == "lumbar-mr":
+        from ..lumbar import LumbarPredictor
+
+        return LumbarPredictor(bundle, device)
+    if bundle.task == "vertebra-levels" and family == "torch":
+        from .level_net import LevelPredictor
+
+        return LevelPredictor(bundle, device)
     raise ValueError(f"bundle {bundle.name}: no predictor for task {bundle.task!r} ({family})")

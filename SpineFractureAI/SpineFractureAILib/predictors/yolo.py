@@ -1,4 +1,4 @@
-"""YOLOv8 segment / pose models (ultralytics) on a SliceStack: batched, in our own exact pixel frame."""
+"""YOLOv8 segment / pose / detect models (ultralytics) on a SliceStack: batched, in our own exact pixel frame."""
 from __future__ import annotations
 
 import time
@@ -27,8 +27,8 @@ class YoloPredictor:
             raise BundleError(f"bundle {bundle.name}: model has {len(model.names)} classes, "
                               f"manifest lists {len(bundle.classes)}")
         self.task = getattr(model, "task", "segment")
-        if self.task not in ("segment", "pose"):
-            raise BundleError(f"bundle {bundle.name}: a YOLO {self.task} model; expected segment or pose")
+        if self.task not in ("segment", "pose", "detect"):
+            raise BundleError(f"bundle {bundle.name}: a YOLO {self.task} model; expected segment, pose or detect")
         self.half = self.device.type == "cuda"
         self.model = model.half() if self.half else model.float()
         self.size = int(bundle.manifest["input_size"])
@@ -69,9 +69,11 @@ class YoloPredictor:
                     masks = ops.process_mask(protos[n], det[:, 6:], det[:, :4], (self.size, self.size),
                                              upsample=True).bool().cpu().numpy()
                     keypoints = None
-                else:  # pose: decoded (x, y, visibility) per keypoint, in input pixels
+                elif self.task == "pose":  # decoded (x, y, visibility) per keypoint, in input pixels
                     keypoints = det[:, 6:].float().view(len(det), -1, 3).cpu().numpy()
                     masks = _box_masks(boxes, self.size)
+                else:  # detect
+                    keypoints, masks = None, _box_masks(boxes, self.size)
                 out.append(SliceDetections(idx, boxes, classes, scores, masks, keypoints))
         return out
 

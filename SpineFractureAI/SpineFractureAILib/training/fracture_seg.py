@@ -45,10 +45,11 @@ def export_phantom_dataset(out_dir: str | Path, n_train: int, n_val: int, size: 
 
 
 def train_yolo(data_yaml: str | Path, out_dir: str | Path, model: str, recipe: dict, device: str = "cpu",
-               resume: bool = False, workers: int = 2, **overrides) -> Path:
+               resume: bool = False, workers: int = 2, init: str | None = None, **overrides) -> Path:
     """Train an ultralytics model from yaml (no pretrained weights); returns the run directory.
 
-    The run checkpoints every epoch (`weights/last.pt`); `resume=True` continues it.
+    The run checkpoints every epoch (`weights/last.pt`); `resume=True` continues it. `init`: a
+    local checkpoint of another task (e.g. the fracture-seg run) whose matching layers start a yaml model.
     """
     from ..predictors.offline_ultralytics import ultralytics_offline
 
@@ -65,11 +66,12 @@ def train_yolo(data_yaml: str | Path, out_dir: str | Path, model: str, recipe: d
     started = time.time()
     # From yaml: random init. From one of our own .pt checkpoints: continue from its weights
     # (ultralytics drops them when pretrained=False; pointing at the local file downloads nothing).
-    start = str(model) if str(model).endswith(".pt") else False
+    start = str(model) if str(model).endswith(".pt") else (str(init) if init else False)
     YOLO(model).train(data=str(data_yaml), project=str(out_dir.parent), name=out_dir.name, exist_ok=True,
                       pretrained=start, device=device, workers=workers, plots=False, amp=device != "cpu",
                       seed=0, deterministic=False, verbose=False, **args)
     (out_dir / "recipe.json").write_text(json.dumps({"model": model, "data": str(data_yaml), **args,
+                                                    **({"init": str(init)} if init else {}),
                                                     "train_seconds": round(time.time() - started, 1)}, indent=1))
     return out_dir
 

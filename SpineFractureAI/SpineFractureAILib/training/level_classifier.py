@@ -31,7 +31,7 @@ def export_axial(n_train: int, n_val: int, levels: list[str], size: int, slice_m
     for split, base, n in (("train", TRAIN_SEED_BASE, n_train), ("val", VAL_SEED_BASE, n_val)):
         parts = []
         for seed in range(base, base + n):
-            case, _ = random_case(seed, "ct", regions)
+            case, _ = random_case(seed, "ct", regions, from_c1=True)
             stack = make_stack(case.image, "axial", size, intensity, slice_mm=slice_mm)
             parts.append((stack.images, axial_metadata(stack), axial_level_targets(case.labels, stack, levels)))
         out[split] = tuple(np.concatenate(p) for p in zip(*parts))
@@ -52,12 +52,13 @@ def evaluate(model, images, meta, targets, batch: int = 64) -> dict:
 
 
 def train_level_classifier(data: dict, levels: list[str], out_dir: str | Path, backbone: str = "gcvit_tiny",
-                           img_size: int = 224, resume: bool = False, **overrides) -> Path:
+                           img_size: int = 224, resume: bool = False, backbone_options: dict | None = None,
+                           **overrides) -> Path:
     recipe = {**LEVEL_RECIPE, **overrides}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
-    model = MultiInputLevelNet(len(levels), backbone, img_size)
+    model = MultiInputLevelNet(len(levels), backbone, img_size, backbone_options=backbone_options)
     optimiser = torch.optim.Adam(model.parameters(), lr=recipe["lr"])
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, mode="max", factor=recipe["lr_factor"],
                                                            patience=recipe["lr_patience"])
@@ -90,9 +91,50 @@ def train_level_classifier(data: dict, levels: list[str], out_dir: str | Path, b
         improved = metrics["macro_f1"] > state["best"]
         state["best"], state["stale"] = (metrics["macro_f1"], 0) if improved else (state["best"], state["stale"] + 1)
         ckpt = {"model": model.state_dict(), "optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(),
-                "state": state, "levels": levels, "backbone": backbone, "img_size": img_size, "metadata": METADATA}
+                "state": state, "levels": levels, "backbone": backbone, "img_size": img_size, "metadata": METADATA,
+                "backbone_options": backbone_options or {}}
         torch.save(ckpt, out_dir / "last.pt")
         if improved:
-            torch.save({k: ckpt[k] for k in ("model", "levels", "backbone", "img_size", "metadata")}, out_dir / "best.pt")
+            torch.save({k: ckpt[k] for k in ("model", "levels", "backbone", "img_size", "metadata", "backbone_options")},
+                       out_dir / "best.pt")
     (out_dir / "history.json").write_text(json.dumps({"recipe": recipe, **state}, indent=1))
     return out_dir
+
+
+def package_level_bundle(run: str | Path, out: str | Path, name: str = "vertebra-levels-demo",
+                         version: str = "0.1.0") -> Path:
+    """best.pt of a level run -> a bundle: fp16 state dict (tensors only) + manifest."""
+    from ..bundles import NOT_CLINICAL, sha256_of
+
+    run, out = Path(run), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    best = torch.load(run / "best.pt", map_location="cpu", weights_only=False)
+    weights = out / "vertebra_levels.pt"
+    torch.save({k: v.half() if v.is_floating_point() else v for k, v in best["model"].items()}, weights)
+    history = json.loads((run / "history.json").read_text()) if (run / "history.json").exists() else {}
+    data = json.loads((run / "data.json").read_text()) if (run / "data.json").exists() else {}
+    best_epoch = max(history.get("history", []), key=lambda h: h["macro_f1"], default={})
+    manifest = {
+        "name": name, "version": version, "task": "vertebra-levels", "framework": "torch",
+        "architecture": best["backbone"], "architecture_options": best.get("backbone_options", {}),
+        "modalities": ["ct"], "plane": "axial",
+        "input_size": int(best["img_size"]), "slice_mm": data.get("slice_mm", 3.0),
+        "preprocessing": DEMO_INTENSITY, "classes": list(best["levels"]), "metadata": list(best["metadata"]),
+        "thresholds": {"level_probability": 0.5}, "batch": 32,
+        "weights": [{"file": weights.name, "sha256": sha256_of(weights), "precision": "fp16"}],
+        "ensemble": None,
+        "clinical_use": f"{NOT_CLINICAL}: demo weights trained on synthetic spine phantoms only.",
+        "provenance": {
+            "paper": "seed 001: multi-input GCViT + metadata network, multi-label level per axial slice",
+            "training_data": (f"SpineFractureAI CT phantoms: {data.get('slices', {})} axial slices from "
+                              f"{data.get('phantoms', '?')} + {data.get('val_phantoms', '?')} phantoms "
+                              f"(seeds 10000+ train, 20000+ val, starting at C1 or below)"),
+            "command": data.get("command", ""),
+            "recipe": history.get("recipe", {}),
+            "metrics": {"epochs_run": history.get("epoch"),
+                        **{f"val_{k}": round(float(best_epoch[k]), 4)
+                           for k in ("macro_f1", "exact_match_ratio", "coverage_error") if k in best_epoch}},
+        },
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return out

@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..level_assignment import axial_metadata  # noqa: F401  (re-exported for training)
 from ..levels import VERSE_ID
 from ..slicing import SliceStack, sample_labels
 from ..volume import Volume
-
-
-def axial_metadata(stack: SliceStack) -> np.ndarray:
-    """[n, 4]: position (mm from the first slice), index ratio, slice thickness, pixel spacing."""
-    n = len(stack)
-    idx = np.arange(n, dtype=np.float32)
-    return np.stack([idx * stack.slice_mm, idx / max(n - 1, 1), np.full(n, stack.slice_mm),
-                     np.full(n, stack.pixel_mm)], 1).astype(np.float32)
 
 
 def axial_level_targets(labels: Volume, stack: SliceStack, level_names: list[str], min_pixels: int = 4) -> np.ndarray:

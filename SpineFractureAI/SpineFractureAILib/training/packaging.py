@@ -45,6 +45,10 @@ TASKS = {
                       "thresholds": {"keypoint_visibility": 0.25}, "run_by_default": False,
                       "keypoints": ["superior anterior", "superior middle", "superior posterior",
                                     "inferior anterior", "inferior middle", "inferior posterior"]},
+    "fracture-detect": {"file": "fracture_detect.pt", "classes": ["fracture"], "default": "yolov8s",
+                        "paper": "seed 001: YOLOv8 fracture detection on cervical CT (one class)",
+                        "thresholds": {"fracture_confidence": 0.5},
+                        "levels": ["C1", "C2", "C3", "C4", "C5", "C6", "C7"]},
 }
 
 
@@ -94,8 +98,13 @@ def package_bundle(task: str, run: str | Path, out: str | Path, name: str, versi
         start = f"{start.parents[1].name}/{start.parent.name}/{start.name}"  # RUN/weights/last.pt
         manifest["provenance"]["initialised_from"] = start
         manifest["provenance"]["command"] += f" --model {start}"
-    if "keypoints" in spec:
-        manifest["keypoints"] = spec["keypoints"]
+    if recipe.get("init"):  # matching layers came from another task's run
+        init = Path(recipe["init"])
+        manifest["provenance"]["initialised_from"] = f"{init.parents[1].name}/{init.parent.name}/{init.name}"
+        manifest["provenance"]["command"] += f" --model {recipe.get('model')} --init {manifest['provenance']['initialised_from']}"
+    for key in ("keypoints", "levels"):
+        if key in spec:
+            manifest[key] = spec[key]
     if "run_by_default" in spec:
         manifest["run_by_default"] = spec["run_by_default"]
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))

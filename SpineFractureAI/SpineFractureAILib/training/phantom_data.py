@@ -13,10 +13,12 @@ VAL_SEED_BASE = 20_000
 BENCH_SEED_BASE = 90_000
 
 
-def random_case_args(seed: int, modality: str = "ct", regions: str = "all") -> dict:
-    """A varied but reproducible phantom request: levels, fractures, grid."""
+def random_case_args(seed: int, modality: str = "ct", regions: str = "all", from_c1: bool = False) -> dict:
+    """A varied but reproducible phantom request: levels, fractures, grid. from_c1 lets a case start
+    at the atlas (the level classifier must see C1; the older datasets start at C2 at the earliest)."""
     rng = np.random.default_rng(seed + 7)
     first_allowed = {"all": 1, "thoracolumbar": 7, "cervical": 1, "lumbar": 17}[regions]
+    first_allowed = 0 if from_c1 and first_allowed == 1 else first_allowed
     last_allowed = {"all": 24, "thoracolumbar": 24, "cervical": 8, "lumbar": 24}[regions]
     length = int(rng.integers(4, 10))
     start = int(rng.integers(first_allowed, max(first_allowed + 1, last_allowed - length + 2)))
@@ -35,6 +37,6 @@ def random_case_args(seed: int, modality: str = "ct", regions: str = "all") -> d
             "orientation": orientation, "spacing": spacing}
 
 
-def random_case(seed: int, modality: str = "ct", regions: str = "all"):
-    args = random_case_args(seed, modality, regions)
+def random_case(seed: int, modality: str = "ct", regions: str = "all", from_c1: bool = False):
+    args = random_case_args(seed, modality, regions, from_c1)
     return make_phantom(**args), args

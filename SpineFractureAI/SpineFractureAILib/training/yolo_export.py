@@ -42,8 +42,10 @@ def slice_instances(label_img: np.ndarray, class_of_label: dict[int, int], min_a
 def write_yolo_slices(out_dir: Path, split: str, name: str, image: Volume, labels: Volume,
                       class_of_label: dict[int, int], size: int, intensity: Intensity,
                       slice_mm: float, empty_fraction: float = 0.1,
-                      rng: np.random.Generator | None = None, val_every: int = 0) -> int:
-    """Export one labelled volume's sagittal slices; returns the number of images written."""
+                      rng: np.random.Generator | None = None, val_every: int = 0,
+                      drop_class: int | None = None) -> int:
+    """Export one labelled volume's sagittal slices; returns the number of images written.
+    Objects of `drop_class` keep their slice (a negative example) but write no label line."""
     rng = rng or np.random.default_rng(0)
     stack = make_stack(image, "sagittal", size, intensity, slice_mm=slice_mm)
     label_stack = sample_labels(labels, stack)
@@ -52,6 +54,7 @@ def write_yolo_slices(out_dir: Path, split: str, name: str, image: Volume, label
         instances = slice_instances(label_stack[s], class_of_label)
         if not instances and rng.random() > empty_fraction:
             continue
+        instances = [(cls, poly) for cls, poly in instances if cls != drop_class]
         part = "val" if val_every and written % val_every == val_every - 1 else split
         img_dir, lab_dir = out_dir / "images" / part, out_dir / "labels" / part
         img_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,199 @@
+"""After the models ran: levels for bodies and findings (seed 001), a detector's findings fused with
+the fracture model's, segments named by level, per-vertebra rows and the patient-level output."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .bundles import BundleError
+from .fusion import track_rois
+from .level_assignment import LevelProfile, assign_body_levels, axial_metadata
+from .levels import LEVELS
+from .results import Finding, Results
+from .slicing import Intensity, make_stack
+from .terminology import segment_for_body, segment_for_class
+
+CERVICAL = [f"C{i}" for i in range(1, 8)]
+
+
+def run_vertebra_levels(volume, bundle, predictor, results: Results, progress, cancelled) -> None:
+    """Seed 001's classifier on axial slices, whatever the acquisition plane (docs/decisions.md)."""
+    from .pipeline import Cancelled
+
+    m = bundle.manifest
+    if m.get("plane", "axial") != "axial":
+        raise BundleError(f"bundle {bundle.name}: the level classifier's metadata is a position along an "
+                          f"axial stack; plane {m['plane']!r} is not supported")
+    progress(f"{bundle.name}: axial slices", 0.1)
+    started = time.perf_counter()
+    stack = make_stack(volume, "axial", int(m["input_size"]), Intensity.from_manifest(m["preprocessing"]),
+                       slice_mm=m.get("slice_mm"), cancelled=cancelled)
+    meta = axial_metadata(stack)
+    results.timing_s["slice"] = results.timing_s.get("slice", 0) + time.perf_counter() - started
+    started, forward_before = time.perf_counter(), predictor.forward_seconds
+    parts = []
+    for b in range(0, len(stack), predictor.batch):
+        parts.append(predictor.predict(stack.images[b:b + predictor.batch], meta[b:b + predictor.batch]))
+        progress(f"{bundle.name}: model", 0.3 + 0.5 * min(1.0, (b + predictor.batch) / max(len(stack), 1)))
+        if cancelled():
+            raise Cancelled()
+    forward = predictor.forward_seconds - forward_before
+    results.timing_s["model_forward"] = results.timing_s.get("model_forward", 0) + forward
+    results.timing_s["model_postprocess"] = (results.timing_s.get("model_postprocess", 0)
+                                             + time.perf_counter() - started - forward)
+    results.level_profile = LevelProfile(bundle.classes, np.concatenate(parts), stack.stack_to_ras)
+
+
+def run_fracture_detect(volume, bundle, predictor, results: Results, progress, cancelled) -> None:
+    """Seed 001's one-class detector: 3D findings from linked boxes, fused later with the bodies."""
+    from .pipeline import _tracks, detect
+
+    stack, detections = detect(volume, bundle, predictor, results, progress, cancelled)
+    tracks = _tracks(detections, bundle.thresholds)
+    min_conf = float(bundle.thresholds.get("fracture_confidence", 0.25))
+    for track, roi in zip(tracks, track_rois(volume, stack, tracks, None, None)):
+        _, confidence = track.vote(1)
+        if confidence >= min_conf:
+            finding = Finding("fracture", "fracture", confidence, roi, source=[bundle.name], slices=track.slices())
+            finding.extra["levels_trained"] = bundle.manifest.get("levels")
+            results.detections.append(finding)
+
+
+def finish(results: Results) -> None:
+    """Levels, fusion, segments, rows: the order matters (fusion matches findings by level)."""
+    started = time.perf_counter()
+    if results.level_profile is not None:
+        _assign_levels(results)
+    _fuse_detections(results)
+    _write_segments(results)
+    if results.level_profile is not None or results.bodies:
+        _vertebra_rows(results)
+    results.findings.sort(key=lambda f: -f.confidence)
+    results.timing_s["fusion"] = results.timing_s.get("fusion", 0) + time.perf_counter() - started
+
+
+def _assign_levels(results: Results) -> None:
+    profile: LevelProfile = results.level_profile
+    if results.bodies:
+        names, check = assign_body_levels(profile, [b.roi.center_ras for b in results.bodies])
+        for body, name in zip(results.bodies, names):
+            body.level = name
+            if body.finding is not None:
+                body.finding.level = name
+            if body.row is not None:
+                body.row["position"] = body.row["level"]  # "#n from top": what the morphometry saw
+                body.row["level"] = name
+        results.levels_check = check
+        disagree = [f"{a or '?'}->{b}" for a, b in zip(check["classifier_alone"], names) if a != b]
+        if check["agreement"] < 0.5:
+            results.warnings.append(f"levels: the classifier and the body count disagree on {len(disagree)} of "
+                                    f"{len(names)} vertebrae ({', '.join(disagree)}); levels follow the count")
+    for finding in results.findings:  # findings that are no body of the fracture model
+        if finding.level is None:
+            finding.level = profile.best_level(finding.roi.center_ras)[0]
+
+
+def _body_at(results: Results, finding: Finding):
+    """The body whose ROI holds the finding's centre (3 mm slack), else the nearest within 15 mm."""
+    centre = np.asarray(finding.roi.center_ras)
+    inside = [b for b in results.bodies if b.roi.contains(centre, 3.0)]
+    pool = inside or [b for b in results.bodies if np.linalg.norm(np.subtract(b.roi.center_ras, centre)) <= 15.0]
+    return min(pool, key=lambda b: np.linalg.norm(np.subtract(b.roi.center_ras, centre)), default=None)
+
+
+def _fuse_detections(results: Results) -> None:
+    """A detector finding on a body the fracture model also reports becomes one finding: the type
+    from the fracture model, the higher confidence, both sources. Otherwise it stands alone."""
+    for det in results.detections:
+        body = _body_at(results, det)
+        if body is not None:
+            det.level = body.level
+        elif results.level_profile is not None:
+            det.level = results.level_profile.best_level(det.roi.center_ras)[0]
+        trained = det.extra.pop("levels_trained", None)
+        if trained and det.level and det.level not in trained:
+            results.warnings.append(f"{det.source[0]}: a finding at {det.level} is outside the levels it was "
+                                    f"trained on ({trained[0]}-{trained[-1]}): dropped")
+            continue
+        if body is not None and body.finding is not None:
+            body.finding.extra["confidences"] = {body.finding.source[0]: round(body.finding.confidence, 4),
+                                                 det.source[0]: round(det.confidence, 4)}
+            body.finding.confidence = max(body.finding.confidence, det.confidence)
+            body.finding.source = body.finding.source + [s for s in det.source if s not in body.finding.source]
+            body.fracture_probability = max(body.fracture_probability, det.confidence)
+            continue
+        if body is not None:  # the fracture model saw an intact body here: keep the detector's word
+            det.roi = body.roi  # the body's own voxels bound it better than boxes do
+            body.finding, body.label = det, "fracture"
+            body.fracture_probability = max(body.fracture_probability, det.confidence)
+        results.findings.append(det)
+
+
+def _write_segments(results: Results) -> None:
+    """Segments on the input grid: one per vertebra named by level when levels are known, else one
+    per class (the fracture model's classes)."""
+    if results.body_instances is None:  # no fracture model ran
+        return
+    box, instances = results.body_instances
+    lut = np.zeros(int(instances.max()) + 1 if instances is not None and instances.size else 1, np.uint16)
+    if results.bodies and all(b.level for b in results.bodies):
+        for body in sorted(results.bodies, key=lambda b: LEVELS.index(b.level)):
+            seg = segment_for_body(body.level, body.label, len(results.segments) + 1)
+            results.segments.append(seg)
+            _link(body, seg.value, lut)
+    else:
+        classes = ["vertebral body", "wedge", "biconcave", "crush"]
+        value_of = {}
+        for name in classes:
+            seg = segment_for_class(name, len(results.segments) + 1)
+            results.segments.append(seg)
+            value_of[name] = seg.value
+        for body in results.bodies:
+            _link(body, value_of.get(body.label, value_of["vertebral body"]), lut)
+    if instances is not None:
+        inside = instances > 0
+        results.labelmap[box][inside] = lut[instances[inside]]
+
+
+def _link(body, value: int, lut: np.ndarray) -> None:
+    if body.instance < len(lut):
+        lut[body.instance] = value
+    if body.finding is not None:
+        body.finding.segment_value = value
+
+
+def _vertebra_rows(results: Results) -> None:
+    """Each body's row gains its fracture probability; levels seen only by the classifier get a row;
+    the patient output follows RSNA 2022 (one probability per C1-C7 and overall)."""
+    per_level: dict[str, float] = {}
+    for body in results.bodies:
+        p = round(float(body.fracture_probability), 4)
+        if body.row is not None:
+            body.row["fracture_probability"] = p
+        if body.level:
+            per_level[body.level] = max(per_level.get(body.level, 0.0), p)
+    for f in results.findings:
+        if f.level:
+            per_level[f.level] = max(per_level.get(f.level, 0.0), round(float(f.confidence), 4))
+    # Levels the fracture models looked at and found nothing on are 0, not unknown.
+    looked = any(b.get("task") in ("fracture-seg", "fracture-detect") for b in results.bundles)
+    profile = results.level_profile
+    if profile is not None:
+        seen = {r.get("level") for r in results.vertebrae}
+        for name, (first, last) in profile.extents().items():
+            if name in seen:
+                continue
+            centre = profile.ras_of_slice((first + last) / 2)
+            results.vertebrae.append({"kind": "vertebra", "level": name, "status": "located by the level classifier",
+                                      "center_ras": np.round(centre, 2).tolist(),
+                                      "fracture_probability": per_level.get(name, 0.0 if looked else None)})
+            per_level.setdefault(name, 0.0 if looked else None)
+        results.vertebrae.sort(key=lambda r: LEVELS.index(r["level"]) if r.get("level") in LEVELS else 99)
+    if not per_level:
+        return
+    known = [p for p in per_level.values() if p is not None]
+    results.patient = {"format": "RSNA 2022 cervical spine fracture (levels not in the scan: null)",
+                       **{c: per_level.get(c) for c in CERVICAL},
+                       "per_level": {k: per_level[k] for k in sorted(per_level, key=LEVELS.index)},
+                       "patient_overall": max(known) if known else None}

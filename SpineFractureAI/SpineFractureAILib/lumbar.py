@@ -1,0 +1,155 @@
+"""Seed 004 on a lumbar MR: the mid-sagittal slices, the lumbar region (stage 1), the discs inside
+its grown crop (stage 2), each disc named and classified by the herniation WAE, and disc / vertebral
+body / spinal canal segmented by the segmentation WAE on the analysed slices only."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .bundles import Bundle, choose_device
+from .fusion import link_detections, track_rois
+from .levels import LEVELS, disc_name
+from .lumbar_crops import central_slices, crop_to_image, grow_box, square_crop
+from .predictors import SliceDetections
+from .results import Finding, Results, Segment
+from .slicing import Intensity, make_stack, stack_labels_to_box
+
+# Anatomy codes: SNOMED CT where DICOM lists them (disc: CID 7604's parent concept); the others
+# carry this project's scheme until a verified SNOMED code is wired in (docs/decisions.md).
+SEGMENTS = {
+    "intervertebral disc": ("Intervertebral disc", (0.35, 0.75, 0.95), ("SCT", "360499006", "Intervertebral disc")),
+    "vertebral body": ("Vertebral body", (0.95, 0.85, 0.57), ("SpineFractureAI", "vertebral-body", "Vertebral body")),
+    "spinal canal": ("Spinal canal", (0.55, 0.90, 0.55), ("SpineFractureAI", "spinal-canal", "Spinal canal")),
+}
+ANATOMICAL_STRUCTURE = ("SCT", "123037004", "Anatomical Structure")
+
+
+class LumbarPredictor:
+    """All four models of a "lumbar-mr" bundle, every file sha256-checked before loading."""
+
+    def __init__(self, bundle: Bundle, device: str = "auto"):
+        from .predictors.ensembles import Ensemble
+        from .predictors.yolo import YoloPredictor
+
+        bundle.weight_files()  # verifies every file of every stage
+        self.bundle, self.device = bundle, choose_device(device)
+        stages = bundle.manifest["stages"]
+        entry = {w["file"]: w for w in bundle.manifest["weights"]}
+        self.detectors = {}
+        for name in ("region", "discs"):
+            st = stages[name]
+            sub = Bundle(bundle.path, {"name": f"{bundle.name}/{name}", "task": "detect", "classes": st["classes"],
+                                       "input_size": st["input_size"], "thresholds": st.get("thresholds", {}),
+                                       "weights": [entry[st["file"]]], "modalities": ["mr"]})
+            self.detectors[name] = YoloPredictor(sub, device)
+        half = self.device.type == "cuda"
+        self.herniation = Ensemble(stages["herniation"], bundle.path, self.device, half)
+        self.segmentation = Ensemble(stages["segmentation"], bundle.path, self.device, half)
+        self.batch = 16
+
+    @property
+    def forward_seconds(self) -> float:
+        return (sum(d.forward_seconds for d in self.detectors.values()) + self.herniation.forward_seconds
+                + self.segmentation.forward_seconds)
+
+
+def _best_box(det: SliceDetections):
+    if len(det.scores) == 0:
+        return None, 0.0
+    i = int(np.argmax(det.scores))
+    return det.boxes[i], float(det.scores[i])
+
+
+def run_lumbar_mr(volume, bundle, predictor: LumbarPredictor, results: Results, progress, cancelled) -> None:
+    from .pipeline import Cancelled
+
+    m, stages = bundle.manifest, bundle.manifest["stages"]
+    size = int(stages["region"]["input_size"])
+    progress(f"{bundle.name}: sagittal slices", 0.1)
+    started = time.perf_counter()
+    stack = make_stack(volume, "sagittal", size, Intensity.from_manifest(m["preprocessing"]),
+                       slice_mm=m.get("slice_mm"), cancelled=cancelled)
+    results.timing_s["slice"] = results.timing_s.get("slice", 0) + time.perf_counter() - started
+    # Mid-sagittal: the slice in the central half where stage 1 is surest of the lumbar region.
+    n = len(stack)
+    candidates = np.arange(n // 4, max(n // 4 + 1, n - n // 4))
+    found = predictor.detectors["region"].predict(stack.images[candidates])
+    scores = np.array([_best_box(d)[1] for d in found])
+    if not len(scores) or scores.max() == 0:
+        results.warnings.append(f"{bundle.name}: no lumbar region found on the central sagittal slices")
+        return
+    best = scores.max()
+    ties = candidates[scores >= best - 0.02]
+    mid = int(ties[np.argmin(np.abs(ties - (n - 1) / 2))])
+    analysed = central_slices(mid, int(m.get("mid_slices", 3)), n)
+    if cancelled():
+        raise Cancelled()
+    progress(f"{bundle.name}: discs", 0.4)
+    region_of = {int(s): _best_box(d)[0] for s, d in zip(candidates, found)}
+    disc_dets = []
+    for s in analysed:
+        region = region_of.get(s)
+        if region is None:
+            region = _best_box(predictor.detectors["region"].predict(stack.images[[s]])[0])[0]
+        if region is None:
+            region = region_of[mid]
+        crop, affine = square_crop(stack.images[s], grow_box(region), size)
+        det = predictor.detectors["discs"].predict(crop[None])[0]
+        boxes = crop_to_image(det.boxes, affine) if len(det.boxes) else det.boxes
+        masks = np.zeros((len(boxes), 1, 1), bool)  # boxes only; ROIs come from them
+        disc_dets.append(SliceDetections(s, boxes, det.classes, det.scores, masks))
+    t = stages["discs"].get("thresholds", {})
+    tracks = [tr for tr in link_detections(disc_dets, float(t.get("link_iou", 0.3)))
+              if len(tr.members) >= min(int(t.get("min_slices", 2)), len(analysed))]
+    rois = track_rois(volume, stack, tracks, None, None)
+    order = np.argsort([-r.center_ras[2] for r in rois])  # head first
+    names = _disc_names(len(tracks))
+    progress(f"{bundle.name}: herniation", 0.6)
+    crop_size = int(stages["herniation"]["input_size"])
+    threshold = float(stages["herniation"].get("thresholds", {}).get("herniated", 0.5))
+    for rank, idx in enumerate(order):
+        track, roi = tracks[idx], rois[idx]
+        crops = np.stack([square_crop(stack.images[s], grow_box(box), crop_size)[0] for s, box, *_ in track.members])
+        p = float(predictor.herniation.predict(crops)[:, 1].mean())
+        herniated = p >= threshold
+        finding = Finding("disc", "herniated" if herniated else "not herniated", p if herniated else 1 - p, roi,
+                          level=names[rank], source=[bundle.name], slices=track.slices())
+        finding.extra.update({"herniated": bool(herniated), "probability": round(p, 4),
+                              "detection_confidence": round(track.vote(1)[1], 4)})
+        results.findings.append(finding)
+    if cancelled():
+        raise Cancelled()
+    progress(f"{bundle.name}: segmentation", 0.8)
+    _segment(volume, stack, analysed, predictor, results, stages["segmentation"])
+    results.lumbar = {"mid_sagittal_slice": mid, "analysed_slices": analysed,
+                            "analysed_ras_x": [round(float(stack.to_ras(s, size / 2, size / 2)[0]), 2)
+                                               for s in analysed]}
+
+
+def _disc_names(n: int) -> list[str]:
+    """Head-to-feet names for n discs of the lumbar region, counted up from L5-S1."""
+    uppers = LEVELS[LEVELS.index("L5") - n + 1: LEVELS.index("L5") + 1] if n else []
+    return [disc_name(u) for u in uppers]
+
+
+def _segment(volume, stack, analysed, predictor, results: Results, stage: dict) -> None:
+    probs = predictor.segmentation.predict(stack.images[analysed])
+    classes = stage["classes"]
+    value_of = {}
+    for c, name in enumerate(classes):
+        if c == 0:
+            continue
+        title, colour, code = SEGMENTS.get(name, (name.capitalize(), (0.6, 0.6, 0.6), None))
+        seg = Segment(len(results.segments) + 1, title, colour,
+                      {"category": ANATOMICAL_STRUCTURE, "type": code} if code else None)
+        results.segments.append(seg)
+        value_of[c] = seg.value
+    lut = np.zeros(len(classes), np.uint16)
+    for c, v in value_of.items():
+        lut[c] = v
+    images = {int(s): lut[p.argmax(0)] for s, p in zip(analysed, probs)}
+    box, sub = stack_labels_to_box(stack, images, volume)
+    if sub is not None:
+        inside = sub > 0
+        results.labelmap[box][inside] = sub[inside]
