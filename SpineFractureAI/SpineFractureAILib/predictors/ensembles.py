@@ -25,7 +25,9 @@ class Classifier(nn.Module):
         import timm
 
         self.backbone = timm.create_model(architecture, pretrained=False, num_classes=0, in_chans=1)
-        self.head = nn.Sequential(nn.Linear(self.backbone.num_features, hidden), nn.ReLU(), nn.Dropout(dropout),
+        # num_classes=0 leaves pooled features; VGG's pre-logits MLP widens them (head_hidden_size)
+        width = getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features
+        self.head = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout),
                                   nn.Linear(hidden, n_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,85 @@
+"""Seed 004's parts without trained weights: crops, ensembles (padding, grid search, every paper
+member builds), metrics against hand-computed examples, disc naming, the phantom training data."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from SpineFractureAILib.lumbar import _disc_names
+from SpineFractureAILib.lumbar_crops import crop_to_image, grow_box, mask_box, seg_target, square_crop
+from SpineFractureAILib.lumbar_metrics import auc, classification_metrics, segmentation_metrics
+from SpineFractureAILib.predictors.ensembles import (PAPER_CLASSIFIERS, Classifier, Segmenter, grid_search_weights,
+                                                     weighted_average)
+
+
+def test_boxes_grow_by_ten_percent_and_crops_map_back():
+    np.testing.assert_allclose(grow_box([10, 20, 110, 70]), [5, 17.5, 115, 72.5])
+    image = np.zeros((100, 100), np.uint8)
+    image[40:50, 30:70] = 200  # a wide bright bar
+    crop, affine = square_crop(image, [30, 40, 70, 50], 64)
+    assert crop.shape == (64, 64)
+    bar = mask_box(crop > 100)
+    # square crop: the 40 x 10 bar keeps its 4:1 shape (not stretched to fill the crop)
+    assert (bar[2] - bar[0]) / (bar[3] - bar[1]) == pytest.approx(4.0, rel=0.15)
+    np.testing.assert_allclose(crop_to_image(bar, affine)[0], [30, 40, 70, 50], atol=1.0)
+
+
+def test_disc_names_count_up_from_l5_s1():
+    assert _disc_names(5) == ["L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
+    assert _disc_names(6)[0] == "T12-L1" and _disc_names(1) == ["L5-S1"] and _disc_names(0) == []
+
+
+def test_seg_target_maps_phantom_labels():
+    lab = np.array([[0, 20, 121, 200, 45]])  # L1 body, L2-L3 disc, canal, L5 posterior elements
+    np.testing.assert_array_equal(seg_target(lab), [[0, 2, 1, 3, 0]])
+
+
+@pytest.mark.parametrize("arch", ["Linknet", "FPN", "Unet"])
+def test_segmenters_take_the_papers_400_px_by_padding_not_resizing(arch):
+    net = Segmenter(arch, "tu-resnet10t", 4).eval()
+    for size in (400, 250):
+        x = torch.rand(1, 1, size, size)
+        with torch.no_grad():
+            out = net(x)
+        assert out.shape == (1, 4, size, size)
+
+
+def test_every_paper_classifier_member_builds_with_two_dense_layers():
+    for paper_name, timm_name in PAPER_CLASSIFIERS.items():
+        net = Classifier(timm_name, 2).eval()
+        dense = [m for m in net.head if isinstance(m, torch.nn.Linear)]
+        drop = [m for m in net.head if isinstance(m, torch.nn.Dropout)]
+        assert len(dense) == 2 and drop[0].p == 0.2, paper_name
+        with torch.no_grad():
+            assert net(torch.rand(1, 1, 96, 96)).shape == (1, 2), paper_name
+
+
+def test_grid_search_finds_the_weights_that_fix_each_others_mistakes():
+    truth = np.array([0, 1, 0, 1])
+    a = np.array([[0.9, 0.1], [0.4, 0.6], [0.3, 0.7], [0.2, 0.8]])  # wrong on sample 2
+    b = np.array([[0.4, 0.6], [0.2, 0.8], [0.9, 0.1], [0.6, 0.4]])  # wrong on samples 0 and 3
+    weights, score = grid_search_weights([a, b], lambda p: float(np.mean(p.argmax(1) == truth)))
+    assert score == 1.0
+    assert np.mean(weighted_average([a, b], weights).argmax(1) == truth) == 1.0
+    assert 0 < weights[0] < 1  # neither member alone is perfect
+
+
+def test_classification_metrics_by_hand():
+    truth = [1, 1, 0, 0, 1]
+    p = [0.9, 0.4, 0.2, 0.6, 0.8]  # TP 2, FN 1, TN 1, FP 1
+    m = classification_metrics(truth, p)
+    assert m["accuracy"] == pytest.approx(3 / 5) and m["precision"] == pytest.approx(2 / 3)
+    assert m["recall"] == pytest.approx(2 / 3) and m["specificity"] == pytest.approx(1 / 2)
+    assert m["f1"] == pytest.approx(2 / 3)
+    # AUC: positives (0.9, 0.4, 0.8) vs negatives (0.2, 0.6): 5 of 6 pairs ranked right
+    assert auc(truth, p) == pytest.approx(5 / 6)
+
+
+def test_segmentation_metrics_by_hand():
+    truth = np.array([[1, 1, 2, 2], [0, 3, 3, 0]])
+    pred = np.array([[1, 0, 2, 2], [0, 3, 0, 0]])
+    m = segmentation_metrics(truth, pred, ["background", "disc", "body", "canal"])
+    assert m["per_class"]["disc"]["iou"] == pytest.approx(0.5) and m["per_class"]["body"]["iou"] == 1.0
+    assert m["per_class"]["canal"]["dice"] == pytest.approx(2 / 3)
+    assert m["mIoU"] == pytest.approx((0.5 + 1 + 0.5) / 3)
