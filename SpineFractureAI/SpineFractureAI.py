@@ -40,11 +40,11 @@ class SpineFractureAIWidget(ScriptedLoadableModuleWidget):
 class SpineFractureAILogic(ScriptedLoadableModuleLogic):
     """Slicer's logic object around the library's (imported late: torch may not be installed yet)."""
 
-    def __init__(self, bundle_paths=None, device="auto", thresholds=None, extra_tasks=()):
+    def __init__(self, bundle_paths=None, device="auto", thresholds=None, extra_tasks=(), analyses=None):
         ScriptedLoadableModuleLogic.__init__(self)
         from SpineFractureAILib.logic import SpineFractureLogic
 
-        self.core = SpineFractureLogic(slicer.mrmlScene, bundle_paths, device, thresholds, extra_tasks)
+        self.core = SpineFractureLogic(slicer.mrmlScene, bundle_paths, device, thresholds, extra_tasks, analyses)
 
     def __getattr__(self, name):
         return getattr(self.core, name)

@@ -126,3 +126,20 @@ def test_logic_threshold_override_and_opt_in_keypoint_morphometry():
     for row in keypoint_rows:  # each row's points sit on one true vertebra
         nearest = np.linalg.norm(centres - np.mean(row["keypoints_ras"], 0), axis=1).min()
         assert nearest < 8.0
+
+
+def test_panel_analyses_choose_the_bundles_by_task_and_modality():
+    scene = slicer.vtkMRMLScene()
+
+    def tasks(modality, **kw):
+        return sorted(b.task for b in SpineFractureLogic(scene, **kw).analyzer(modality).bundles)
+
+    assert tasks("ct", analyses=("fractures",)) == ["fracture-detect", "fracture-seg"]
+    assert tasks("ct", analyses=("fractures", "levels")) == ["fracture-detect", "fracture-seg", "vertebra-levels"]
+    assert tasks("mr") == ["lumbar-mr"]
+    assert tasks("ct", analyses=("fractures", "keypoints"), extra_tasks=("vertebra-pose",)) == \
+        ["fracture-detect", "fracture-seg", "vertebra-pose"]
+    with pytest.raises(ValueError, match="no model bundle"):
+        tasks("ct", analyses=("lumbar",))  # lumbar MR only: nothing to run on a CT
+    with pytest.raises(ValueError, match="unknown analyses"):
+        SpineFractureLogic(scene, analyses=("everything",))

@@ -85,6 +85,12 @@ def _assign_levels(results: Results) -> None:
                 body.row["position"] = body.row["level"]  # "#n from top": what the morphometry saw
                 body.row["level"] = name
         results.levels_check = check
+        atlas = [b for b in results.bodies if b.level == "C1"]
+        if atlas:  # C1 has no body: what the fracture model took for one is part of the atlas
+            results.bodies = [b for b in results.bodies if b.level != "C1"]
+            results.findings = [f for f in results.findings if all(f is not b.finding for b in atlas)]
+            results.vertebrae = [r for r in results.vertebrae if all(r is not b.row for b in atlas)]
+            results.warnings.append(f"levels: {len(atlas)} object(s) at C1 ignored (the atlas has no body)")
         disagree = [f"{a or '?'}->{b}" for a, b in zip(check["classifier_alone"], names) if a != b]
         if check["agreement"] < 0.5:
             results.warnings.append(f"levels: the classifier and the body count disagree on {len(disagree)} of "

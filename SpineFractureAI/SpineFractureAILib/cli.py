@@ -145,7 +145,8 @@ def cmd_train(args) -> int:
             "levels": levels, "phantoms": args.phantoms or 40, "val_phantoms": args.val_phantoms,
             "slice_mm": args.slice_mm, "slices": {k: len(v[0]) for k, v in data.items()},
             "command": "spinefracture " + " ".join(sys.argv[1:])}))
-        overrides = {k: v for k, v in {"epochs": args.epochs, "batch": args.batch}.items() if v is not None}
+        overrides = {k: v for k, v in {"epochs": args.epochs, "batch": args.batch, "lr": args.lr}.items()
+                     if v is not None}
         options = {"embed_dim": args.embed_dim} if args.embed_dim else None
         print(train_level_classifier(data, levels, args.out, args.model or "gcvit_tiny", args.imgsz or 224,
                                      args.resume, options, **overrides))
@@ -275,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--segmenters", help="lumbar-mr: ARCH:ENCODER members (default: the paper's)")
     tr.add_argument("--member-epochs", type=int, help="lumbar-mr: ensemble members' epochs")
     tr.add_argument("--member-batch", type=int)
+    tr.add_argument("--lr", type=float, help="vertebra-levels: Adam learning rate (paper: 1e-3)")
     tr.add_argument("--epochs", type=int)
     tr.add_argument("--imgsz", type=int)
     tr.add_argument("--batch", type=int)

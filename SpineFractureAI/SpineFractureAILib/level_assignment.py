@@ -18,6 +18,9 @@ from .slicing import SliceStack
 
 EPS = 1e-3
 BODY_LEVELS = LEVELS[1:-1]  # C2..L5: the levels with a vertebral body (C1 is a ring, S1 the sacrum)
+# What the counting may assign: C1 first (the atlas' arch can look like a small body; any number of
+# such fragments may sit above C2), then one body per level.
+STATES = ["C1"] + BODY_LEVELS
 
 
 def axial_metadata(stack: SliceStack) -> np.ndarray:
@@ -78,8 +81,8 @@ def assign_body_levels(profile: LevelProfile, centres_ras: list, skip_penalty: f
         return [], {"bodies": 0}
     order = np.argsort([profile.slice_of(c) for c in centres_ras])  # head to feet
     centres = np.asarray(centres_ras, float)[order]
-    n, m = len(centres), len(BODY_LEVELS)
-    emit = np.array([[np.log(max(profile.at(c)[lv], EPS)) for lv in BODY_LEVELS] for c in centres])
+    n, m = len(centres), len(STATES)
+    emit = np.array([[np.log(max(profile.at(c)[lv], EPS)) for lv in STATES] for c in centres])
     gaps = np.linalg.norm(np.diff(centres, axis=0), axis=1)
     # best[i, j]: body i is level j; back[i, j]: the level of body i - 1
     best = np.full((n, m), -np.inf)
@@ -90,10 +93,12 @@ def assign_body_levels(profile: LevelProfile, centres_ras: list, skip_penalty: f
         near = np.r_[gaps[max(i - 3, 0):i - 1], gaps[i:i + 2]]
         missing_one = len(near) > 0 and gaps[i - 1] > 1.6 * np.median(near)
         step_cost = (skip_penalty, 0.0) if missing_one else (0.0, skip_penalty + 5.0)  # (+1 level, +2 levels)
-        for j in range(1, m):
-            options = [(best[i - 1, j - 1] - step_cost[0], j - 1)]
+        for j in range(m):
+            options = [(best[i - 1, j - 1] - step_cost[0], j - 1)] if j >= 1 else []
             if j >= 2:
                 options.append((best[i - 1, j - 2] - step_cost[1], j - 2))
+            if j == 0:  # another fragment of the atlas
+                options.append((best[i - 1, 0], 0))
             value, prev = max(options)
             best[i, j], back[i, j] = value + emit[i, j], prev
     j = int(np.argmax(best[-1]))
@@ -102,7 +107,7 @@ def assign_body_levels(profile: LevelProfile, centres_ras: list, skip_penalty: f
         j = int(back[i, j])
         path.append(j)
     path = path[::-1]
-    names_sorted = [BODY_LEVELS[j] for j in path]
+    names_sorted = [STATES[j] for j in path]
     own = [profile.best_level(c)[0] for c in centres]
     agree = sum(a == b for a, b in zip(own, names_sorted)) / n
     names = [""] * n

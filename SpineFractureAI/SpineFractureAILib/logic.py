@@ -11,10 +11,21 @@ from .pipeline import Analyzer
 from .scene import remove_previous_results, volume_from_node, write_results_to_scene
 
 
+# The panel's analyses and the bundle tasks that make them; each runs where its bundle fits the modality.
+ANALYSES = {"fractures": ("fracture-seg", "fracture-detect"), "levels": ("vertebra-levels",),
+            "lumbar": ("lumbar-mr",), "keypoints": ("vertebra-pose",)}
+
+
 class SpineFractureLogic:
     def __init__(self, scene, bundle_paths: list[str] | None = None, device: str = "auto",
-                 thresholds: dict | None = None, extra_tasks: tuple[str, ...] = ()):
-        """extra_tasks: opt-in built-in analyses to add (e.g. "vertebra-pose" keypoint morphometry)."""
+                 thresholds: dict | None = None, extra_tasks: tuple[str, ...] = (),
+                 analyses: tuple[str, ...] | None = None):
+        """extra_tasks: opt-in built-in analyses to add (e.g. "vertebra-pose" keypoint morphometry);
+        analyses: keep only these (keys of ANALYSES; None: all that fit)."""
+        unknown = set(analyses or ()) - set(ANALYSES)
+        if unknown:
+            raise ValueError(f"unknown analyses {sorted(unknown)}; choose from {sorted(ANALYSES)}")
+        self.analyses = tuple(analyses) if analyses is not None else None
         self.scene = scene
         self.bundle_paths = bundle_paths
         self.device = device
@@ -24,7 +35,7 @@ class SpineFractureLogic:
 
     def analyzer(self, modality: str) -> Analyzer:
         key = (modality, tuple(self.bundle_paths or ()), self.device, tuple(sorted(self.thresholds.items())),
-               self.extra_tasks)
+               self.extra_tasks, self.analyses)
         if key not in self._analyzers:
             bundles = select_bundles(modality, self.bundle_paths)
             if not self.bundle_paths and self.extra_tasks:
@@ -32,6 +43,9 @@ class SpineFractureLogic:
 
                 bundles += [b for b in builtin_bundles() if b.task in self.extra_tasks and b.fits(modality)
                             and b.name not in {x.name for x in bundles}]
+            if self.analyses is not None:
+                wanted = {task for a in self.analyses for task in ANALYSES[a]}
+                bundles = [b for b in bundles if b.task in wanted]
             self._analyzers[key] = Analyzer(bundles, self.device, self.thresholds)
         return self._analyzers[key]
 

@@ -123,8 +123,17 @@ def run_lumbar_mr(volume, bundle, predictor: LumbarPredictor, results: Results, 
     progress(f"{bundle.name}: segmentation", 0.8)
     _segment(volume, stack, analysed, predictor, results, stages["segmentation"])
     results.lumbar = {"mid_sagittal_slice": mid, "analysed_slices": analysed,
+                      "stack_to_ras": np.round(stack.stack_to_ras, 6).tolist(),
                             "analysed_ras_x": [round(float(stack.to_ras(s, size / 2, size / 2)[0]), 2)
                                                for s in analysed]}
+
+
+def analysed_mask(volume, lumbar: dict) -> np.ndarray:
+    """Voxels of the input grid whose nearest analysed sagittal slice is one of those analysed."""
+    to_stack = np.linalg.inv(np.asarray(lumbar["stack_to_ras"])) @ volume.ijk_to_ras
+    k, j, i = np.indices(volume.voxels.shape, sparse=True)
+    s = np.rint(to_stack[2, 0] * i + to_stack[2, 1] * j + to_stack[2, 2] * k + to_stack[2, 3])
+    return np.isin(s, lumbar["analysed_slices"])
 
 
 def _disc_names(n: int) -> list[str]:

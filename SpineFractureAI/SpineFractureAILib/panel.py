@@ -29,6 +29,10 @@ class Panel:
         self.ui.deviceComboBox.setCurrentText(params.device)
         self.ui.modalityComboBox.setCurrentText(params.modality)
         self.ui.confidenceSlider.value = params.fracture_confidence
+        chosen = params.analyses.split(",")
+        for name, box in (("fractures", self.ui.fracturesCheckBox), ("levels", self.ui.levelsCheckBox),
+                          ("lumbar", self.ui.lumbarCheckBox)):
+            box.checked = name in chosen
         if params.input_volume is not None:
             self.ui.inputVolumeSelector.setCurrentNode(params.input_volume)
         self.updateBundleInfo()
@@ -64,13 +68,17 @@ class Panel:
                 f"You edited {', '.join(edited)} of the previous results. Replace them?"):
             return
         bundle = self.ui.bundlePathLineEdit.currentPath.strip()
+        analyses = [name for name, box in (("fractures", self.ui.fracturesCheckBox), ("levels", self.ui.levelsCheckBox),
+                                           ("lumbar", self.ui.lumbarCheckBox)) if box.checked]
         self.params = PanelParameters(bundle, self.ui.deviceComboBox.currentText, self.ui.modalityComboBox.currentText,
-                                      float(self.ui.confidenceSlider.value),
+                                      float(self.ui.confidenceSlider.value), ",".join(analyses),
                                       input_volume=self.ui.inputVolumeSelector.currentNode())
         self.params.save(slicer.mrmlScene)
         self.logic = logic = self.make_logic([bundle] if bundle else None, self.ui.deviceComboBox.currentText,
                                              {"fracture_confidence": float(self.ui.confidenceSlider.value)},
-                                             ("vertebra-pose",) if self.ui.keypointMorphometryCheckBox.checked else ())
+                                             ("vertebra-pose",) if self.ui.keypointMorphometryCheckBox.checked else (),
+                                             tuple(analyses) + (("keypoints",) if self.ui.keypointMorphometryCheckBox.checked
+                                                                else ()))
         with slicer.util.tryWithErrorDisplay("Could not start the analysis.", waitCursor=True):
             self.run = logic.analyze_async(self.ui.inputVolumeSelector.currentNode(),
                                            self.ui.modalityComboBox.currentText)

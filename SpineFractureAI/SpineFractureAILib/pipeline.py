@@ -117,6 +117,24 @@ def _tracks(detections, thresholds: dict):
             if len(tr.members) >= int(thresholds.get("min_slices", 2))]
 
 
+def _off_midline(rois, neighbours: int = 4, tolerance: float = 0.6) -> set[int]:
+    """Tracks whose centre lies beside the local line of bodies (the median of their neighbours by
+    height), left-right or front-back, by more than `tolerance` x the typical body extent there:
+    not vertebral bodies (e.g. the atlas' lateral masses and posterior arch)."""
+    if len(rois) < 3:
+        return set()
+    centres = np.array([r.center_ras for r in rois])
+    extent = np.median([np.abs(np.asarray(r.axes_ras)).T @ np.asarray(r.size_mm) for r in rois], 0)  # R, A, S
+    lateral = set()
+    for n, c in enumerate(centres):
+        others = np.delete(np.arange(len(rois)), n)
+        nearest = others[np.argsort(np.abs(centres[others, 2] - c[2]))[:neighbours]]
+        off = np.abs(c[:2] - np.median(centres[nearest, :2], 0))
+        if np.any(off > tolerance * extent[:2]):
+            lateral.add(n)
+    return lateral
+
+
 def _fracture_probability(track, classes: list[str]) -> float:
     """The body's mean score of its most likely fracture class (0 when the model saw none)."""
     sums = np.zeros(len(classes))
@@ -142,8 +160,16 @@ def run_fracture_seg(volume, bundle, predictor, results: Results, progress: Prog
     classes = bundle.classes
     min_conf = float(t.get("fracture_confidence", 0.25))
     min_grade = int(t.get("morphometry_min_grade", 2))
+    lateral = _off_midline(rois)
+    if lateral:
+        # e.g. the atlas' lateral masses, which look like small bodies on a parasagittal slice
+        results.warnings.append(f"{bundle.name}: {len(lateral)} object(s) beside the spine's midline ignored "
+                                "(not vertebral bodies)")
+        instances[np.isin(instances, [n + 1 for n in lateral])] = 0
     rows = _measure_tracks(results, box, instances, volume)
     for n, (track, roi) in enumerate(zip(tracks, rois)):
+        if n in lateral:
+            continue
         cls_index, confidence = track.vote(len(classes))
         row = rows.get(n + 1)
         morph = {k: row[k] for k in ("status", "heights_mm", "height_loss", "genant_grade", "type",

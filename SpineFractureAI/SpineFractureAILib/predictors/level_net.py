@@ -8,6 +8,9 @@ from torch import nn
 # Per-slice metadata, in this order: position along the stack (mm), index ratio, slice thickness
 # (mm), pixel spacing (mm). The manifest names them; the ablation feeds constants.
 METADATA = ("position_mm", "index_ratio", "slice_mm", "pixel_mm")
+# Typical magnitudes: raw millimetres (up to several hundred) would swamp the image features and
+# kill ReLUs at the start of training, so the network divides by these first.
+METADATA_SCALE = (100.0, 1.0, 5.0, 2.0)
 
 
 class MultiInputLevelNet(nn.Module):
@@ -20,8 +23,11 @@ class MultiInputLevelNet(nn.Module):
         import timm
 
         # backbone_options: e.g. {"embed_dim": 32} shrinks gcvit_xxtiny 4x for a CPU-sized demo
-        self.image = timm.create_model(backbone, pretrained=False, num_classes=0, img_size=img_size, in_chans=1,
-                                       **(backbone_options or {}))
+        options = dict(backbone_options or {})
+        if backbone.startswith(("gcvit", "vit", "swin")):  # these fix their input size at creation
+            options["img_size"] = img_size
+        self.image = timm.create_model(backbone, pretrained=False, num_classes=0, in_chans=1, **options)
+        self.register_buffer("meta_scale", torch.tensor(METADATA_SCALE[:n_meta] + (1.0,) * max(0, n_meta - 4)))
         self.meta = nn.Sequential(nn.Linear(n_meta, meta_width), nn.ReLU(), nn.Linear(meta_width, meta_width), nn.ReLU())
         self.head = nn.Sequential(nn.Linear(self.image.num_features + meta_width, hidden), nn.ReLU(),
                                   nn.Dropout(dropout), nn.Linear(hidden, n_levels))
@@ -29,7 +35,7 @@ class MultiInputLevelNet(nn.Module):
 
     def forward(self, image: torch.Tensor, meta: torch.Tensor) -> torch.Tensor:
         """image [B, 1, S, S] in 0..1, meta [B, n_meta] -> logits [B, n_levels] (sigmoid per level)."""
-        return self.head(torch.cat([self.image(image), self.meta(meta)], 1))
+        return self.head(torch.cat([self.image(image), self.meta(meta / self.meta_scale)], 1))
 
 
 class LevelPredictor:

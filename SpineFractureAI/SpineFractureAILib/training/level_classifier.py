@@ -70,7 +70,15 @@ def train_level_classifier(data: dict, levels: list[str], out_dir: str | Path, b
         scheduler.load_state_dict(ckpt["scheduler"])
         state = ckpt["state"]
     images, meta, targets = data["train"]
-    loss_fn = nn.BCEWithLogitsLoss()
+    # The paper's BCE over C1-C7, where a slice shows one of seven levels. Over a longer label set
+    # positives are rarer (C1-S1: one in 25) and an unweighted loss settles on "none"; weighting each
+    # level's positives by its negative/positive ratio (capped) keeps them in play.
+    positives = targets.sum(0)
+    pos_weight = None
+    if recipe.get("pos_weight", "balanced") == "balanced":
+        ratio = (len(targets) - positives) / np.maximum(positives, 1)
+        pos_weight = torch.from_numpy(np.clip(ratio, 1.0, 20.0).astype(np.float32))
+    loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
     rng = np.random.default_rng(state["epoch"])
     while state["epoch"] < recipe["epochs"] and state["stale"] < recipe["patience"]:
         started = time.time()
@@ -86,7 +94,7 @@ def train_level_classifier(data: dict, levels: list[str], out_dir: str | Path, b
         metrics = evaluate(model, *data["val"])
         scheduler.step(metrics["macro_f1"])  # the paper: plateau of validation Macro-F1
         state["epoch"] += 1
-        state["history"].append({"epoch": state["epoch"], "loss": float(loss), **metrics,
+        state["history"].append({"epoch": state["epoch"], "loss": float(loss.detach()), **metrics,
                                  "seconds": round(time.time() - started, 1)})
         improved = metrics["macro_f1"] > state["best"]
         state["best"], state["stale"] = (metrics["macro_f1"], 0) if improved else (state["best"], state["stale"] + 1)

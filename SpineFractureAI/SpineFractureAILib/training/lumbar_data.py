@@ -53,11 +53,12 @@ def _write(folder: Path, split: str, stem: str, image: np.ndarray, lines: list[s
 
 
 def export_lumbar_dataset(out_dir: str | Path, n_train: int, n_val: int, size: int = 256, crop_size: int = 64,
-                          mid_slices: int = 3, slice_mm: float = 2.0, log=print) -> Path:
+                          mid_slices: int = 3, slice_mm: float = 2.0, log=print,
+                          seed_bases: tuple[int, int] = (TRAIN_SEED_BASE, VAL_SEED_BASE)) -> Path:
     out_dir = Path(out_dir)
     intensity = Intensity.from_manifest(MR_INTENSITY)
     crops, crop_labels, crop_split, seg_images, seg_masks, seg_split, cases = [], [], [], [], [], [], []
-    for split, base, n in (("train", TRAIN_SEED_BASE, n_train), ("val", VAL_SEED_BASE, n_val)):
+    for split, base, n in (("train", seed_bases[0], n_train), ("val", seed_bases[1], n_val)):
         for seed in range(base, base + n):
             args = lumbar_case_args(seed)
             case = make_phantom(**args)

@@ -89,7 +89,7 @@ def package_bundle(task: str, run: str | Path, out: str | Path, name: str, versi
                 f"{sum(1 for c in dataset.get('cases', []) if c.get('split') == 'train')} --val-phantoms "
                 f"{sum(1 for c in dataset.get('cases', []) if c.get('split') == 'val')} --out {run.name} "
                 f"--epochs {recipe.get('epochs')} --imgsz {recipe.get('imgsz')} --batch {recipe.get('batch')}"),
-            "recipe": {k: v for k, v in recipe.items() if k not in ("data", "command")},
+            "recipe": {k: v for k, v in recipe.items() if k not in ("data", "command", "init")},
             "metrics": _last_metrics(run),
         },
     }
