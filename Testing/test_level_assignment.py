@@ -141,3 +141,21 @@ def test_without_levels_the_class_segments_stay():
     assert [s.name for s in results.segments] == ["Vertebral body", "Wedge fracture", "Biconcave fracture",
                                                   "Crush fracture"]
     assert results.findings[0].segment_value == 4 and results.patient is None
+
+
+def test_atlas_fragments_above_c2_are_named_c1_not_counted():
+    levels = ["C1", "C2", "C3", "C4", "C5"]
+    centres, profile = _spine(levels, gap_mm=18.0)
+    # two pieces of the atlas (anterior arch and one lateral mass) at the C1 height
+    fragments = [np.add(centres[0], [0, 0, 2]).tolist(), np.add(centres[0], [0, 0, -2]).tolist()]
+    names, _ = assign_body_levels(profile, fragments + centres[1:])
+    assert names == ["C1", "C1", "C2", "C3", "C4", "C5"]
+
+
+def test_off_midline_objects_are_not_bodies():
+    from SpineFractureAILib.pipeline import _off_midline
+
+    rois = [_box_roi([0.0, 0.0, -20.0 * n], (20, 16, 14)) for n in range(6)]
+    rois.append(_box_roi([18.0, 0.0, 5.0], (8, 10, 10)))   # a lateral mass beside the top body
+    rois.append(_box_roi([0.0, -30.0, -10.0], (10, 8, 10)))  # something 30 mm behind the bodies
+    assert _off_midline(rois) == {6, 7}

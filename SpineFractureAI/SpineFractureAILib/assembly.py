@@ -76,7 +76,8 @@ def finish(results: Results) -> None:
 def _assign_levels(results: Results) -> None:
     profile: LevelProfile = results.level_profile
     if results.bodies:
-        names, check = assign_body_levels(profile, [b.roi.center_ras for b in results.bodies])
+        heights = [float(np.abs(np.asarray(b.roi.axes_ras)).T[2] @ np.asarray(b.roi.size_mm)) for b in results.bodies]
+        names, check = assign_body_levels(profile, [b.roi.center_ras for b in results.bodies], heights_mm=heights)
         for body, name in zip(results.bodies, names):
             body.level = name
             if body.finding is not None:

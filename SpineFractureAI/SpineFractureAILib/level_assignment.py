@@ -73,16 +73,20 @@ class LevelProfile:
         return runs
 
 
-def assign_body_levels(profile: LevelProfile, centres_ras: list, skip_penalty: float = 2.0
-                       ) -> tuple[list[str], dict]:
+def assign_body_levels(profile: LevelProfile, centres_ras: list, skip_penalty: float = 2.0,
+                       heights_mm: list | None = None) -> tuple[list[str], dict]:
     """Consecutive levels for bodies (any order in, names returned in the same order) and a check:
-    {"agreement": fraction of bodies whose own most likely level is the assigned one, ...}."""
+    {"agreement": fraction of bodies whose own most likely level is the assigned one, ...}.
+    heights_mm: each body's extent along the stack; its probabilities are averaged over the middle
+    half of it (more slices, steadier than the one slice through the centre)."""
     if not centres_ras:
         return [], {"bodies": 0}
     order = np.argsort([profile.slice_of(c) for c in centres_ras])  # head to feet
     centres = np.asarray(centres_ras, float)[order]
     n, m = len(centres), len(STATES)
-    emit = np.array([[np.log(max(profile.at(c)[lv], EPS)) for lv in STATES] for c in centres])
+    step = abs(float(np.linalg.norm(profile.stack_to_ras[:3, 2])))
+    windows = [1] * n if heights_mm is None else [max(1, int(heights_mm[i] / 4 / step)) for i in order]
+    emit = np.array([[np.log(max(profile.at(c, w)[lv], EPS)) for lv in STATES] for c, w in zip(centres, windows)])
     gaps = np.linalg.norm(np.diff(centres, axis=0), axis=1)
     # best[i, j]: body i is level j; back[i, j]: the level of body i - 1
     best = np.full((n, m), -np.inf)
