@@ -52,3 +52,19 @@ def test_export_round_trips_the_edited_segments(tmp_path, wedge_phantom):
         truth = results.labelmap == value
         dice = 2 * (back[cls] & truth).sum() / (back[cls].sum() + truth.sum())
         assert dice > 0.9, (FRACTURE_SEG_CLASSES[cls], dice)
+
+
+def test_per_level_segment_names_export_and_the_detector_gets_boxes(tmp_path, wedge_phantom):
+    scene = slicer.vtkMRMLScene()
+    volume_node = add_volume_node(scene, wedge_phantom.image)
+    out = write_results_to_scene(scene, volume_node, results_from_truth(wedge_phantom))
+    segmentation = out.segmentation.GetSegmentation()
+    segmentation.GetSegment(segmentation.GetSegmentIdBySegmentName("Wedge fracture")).SetName("L1 wedge fracture")
+    entry = SpineFractureLogic(scene).export_training_labels(volume_node, out.segmentation, str(tmp_path))
+    assert entry["classes"] == {"vertebral body": 3, "wedge": 1}
+    detect = tmp_path / "fracture-detect"
+    assert (detect / "data.yaml").read_text().count("fracture") == 1 and entry["detect_images"] > 0
+    lines = [line for f in detect.glob("labels/*/*.txt") for line in f.read_text().splitlines()]
+    assert lines and all(line.split()[0] == "0" for line in lines)  # one class: fracture
+    # intact bodies' slices are there as negatives (empty label files)
+    assert any(f.read_text() == "" for f in detect.glob("labels/*/*.txt"))

@@ -83,3 +83,10 @@ def test_segmentation_metrics_by_hand():
     assert m["per_class"]["disc"]["iou"] == pytest.approx(0.5) and m["per_class"]["body"]["iou"] == 1.0
     assert m["per_class"]["canal"]["dice"] == pytest.approx(2 / 3)
     assert m["mIoU"] == pytest.approx((0.5 + 1 + 0.5) / 3)
+
+
+def test_grid_search_prefers_even_weights_on_ties():
+    truth = np.array([0, 1])
+    perfect = np.array([[0.9, 0.1], [0.1, 0.9]])
+    weights, _ = grid_search_weights([perfect, perfect.copy()], lambda p: float(np.mean(p.argmax(1) == truth)))
+    assert weights == [0.5, 0.5]

@@ -67,7 +67,8 @@ def weighted_average(member_probs: list[np.ndarray], weights) -> np.ndarray:
 
 def grid_search_weights(member_probs: list[np.ndarray], score, step: float = 0.1) -> tuple[list[float], float]:
     """Every weight vector on a grid of `step` that sums to 1; the one whose ensemble scores best
-    on the validation split (score(probabilities) -> higher is better)."""
+    on the validation split (score(probabilities) -> higher is better). Among equal scores the most
+    even weights win: an ensemble leans on one member only when the data say so."""
     n = len(member_probs)
     ticks = int(round(1 / step))
     best, best_score = None, -np.inf
@@ -76,7 +77,7 @@ def grid_search_weights(member_probs: list[np.ndarray], score, step: float = 0.1
             continue
         w = [c / ticks for c in combo]
         s = score(weighted_average(member_probs, w))
-        if s > best_score + 1e-12:
+        if s > best_score + 1e-12 or (abs(s - best_score) <= 1e-12 and max(w) < max(best)):
             best, best_score = w, s
     return best, float(best_score)
 

@@ -1,5 +1,6 @@
 """The correction loop: an (edited) segmentation + its volume -> YOLO training labels, appended to a
-dataset folder that `spinefracture train fracture-seg --data DIR` reads directly."""
+dataset folder that `spinefracture train fracture-seg --data DIR` reads directly, and its boxes to
+DIR/fracture-detect for `spinefracture train fracture-detect --data DIR/fracture-detect`."""
 from __future__ import annotations
 
 import json
@@ -15,22 +16,34 @@ from .fracture_seg import DEMO_INTENSITY
 from .yolo_export import FRACTURE_SEG_CLASSES, write_data_yaml, write_yolo_slices
 
 SEGMENT_CLASS = {"vertebral body": "vertebral body", "wedge fracture": "wedge",
-                 "biconcave fracture": "biconcave", "crush fracture": "crush"}
+                 "biconcave fracture": "biconcave", "crush fracture": "crush",
+                 "fracture": "fracture"}  # a detector's fracture of unknown type (detector labels only)
 
 
-def instances_from_segments(labelmap: np.ndarray, names: dict[int, str]) -> tuple[np.ndarray, dict[int, int]]:
-    """Split each class segment into 3D connected bodies: (instance map, {instance: YOLO class})."""
+def segment_class(name: str) -> str | None:
+    """'Wedge fracture', 'L1 wedge fracture', 'C3 vertebral body' -> the class (level names dropped)."""
+    from ..levels import LEVELS
+
+    words = name.strip().split()
+    if words and words[0].upper() in LEVELS:
+        words = words[1:]
+    return SEGMENT_CLASS.get(" ".join(words).lower())
+
+
+def instances_from_segments(labelmap: np.ndarray, names: dict[int, str],
+                            classes: list[str] = FRACTURE_SEG_CLASSES) -> tuple[np.ndarray, dict[int, int]]:
+    """Split each class segment into 3D connected bodies: (instance map, {instance: index in classes})."""
     instances = np.zeros(labelmap.shape, np.uint16)
     class_of: dict[int, int] = {}
     for value, name in names.items():
-        cls = SEGMENT_CLASS.get(name.strip().lower())
-        if cls is None:
+        cls = segment_class(name)
+        if cls not in classes:
             continue
         parts, n = ndimage.label(labelmap == value)
         for part in range(1, n + 1):
             instance = len(class_of) + 1
             instances[parts == part] = instance
-            class_of[instance] = FRACTURE_SEG_CLASSES.index(cls)
+            class_of[instance] = classes.index(cls)
     return instances, class_of
 
 
@@ -50,7 +63,19 @@ def export_training_labels(volume: Volume, labelmap: np.ndarray, names: dict[int
                               val_every=5)
     if not (out_dir / "data.yaml").exists():
         write_data_yaml(out_dir, FRACTURE_SEG_CLASSES)
-    entry = {"source_volume": volume.name, "time": stamp, "images": count, "instances": len(class_of),
+    # The detector's format: one class, every fractured body (typed or not); intact bodies keep
+    # their slices as negatives.
+    detect_classes = ["vertebral body", "wedge", "biconcave", "crush", "fracture"]
+    det_instances, det_class = instances_from_segments(labelmap, names, detect_classes)
+    det_labels = Volume(det_instances, volume.ijk_to_ras, name=name)
+    detect_images = write_yolo_slices(out_dir / "fracture-detect", "train", name, volume, det_labels,
+                                      {i: (-1 if c == 0 else 0) for i, c in det_class.items()}, size,
+                                      Intensity.from_manifest(intensity or DEMO_INTENSITY), slice_mm,
+                                      empty_fraction=0.0, val_every=5, drop_class=-1)
+    if not (out_dir / "fracture-detect" / "data.yaml").exists():
+        write_data_yaml(out_dir / "fracture-detect", ["fracture"])
+    entry = {"source_volume": volume.name, "time": stamp, "images": count, "detect_images": detect_images,
+             "instances": len(class_of),
              "classes": {FRACTURE_SEG_CLASSES[c]: sum(1 for v in class_of.values() if v == c) for c in set(class_of.values())},
              "size": size, "slice_mm": slice_mm, **(review or {})}
     manifest = out_dir / "corrections.json"
