@@ -115,9 +115,10 @@ def test_logic_threshold_override_and_opt_in_keypoint_morphometry():
     _, results = strict.analyze(node)
     assert all(f.source == ["morphometry"] for f in results.findings)  # no model finding passes 1.0
     names = {b.name for b in SpineFractureLogic(scene).analyzer("ct").bundles}
-    assert names == {"fracture-seg-demo"}  # the keypoint bundle is opt-in
-    both = SpineFractureLogic(scene, extra_tasks=("vertebra-pose",))
-    assert {b.name for b in both.analyzer("ct").bundles} == {"fracture-seg-demo", "vertebra-pose-demo"}
+    assert "vertebra-pose-demo" not in names and "fracture-seg-demo" in names  # the keypoint bundle is opt-in
+    both = SpineFractureLogic(scene, extra_tasks=("vertebra-pose",), analyses=("fractures", "keypoints"))
+    assert {b.name for b in both.analyzer("ct").bundles} == {"fracture-seg-demo", "fracture-detect-demo",
+                                                              "vertebra-pose-demo"}
     _, results = both.analyze(node)
     truth = {v["level"]: v for v in case.truth["vertebrae"]}
     keypoint_rows = [r for r in results.vertebrae if r["method"] == "keypoints"]

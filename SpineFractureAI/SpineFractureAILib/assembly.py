@@ -192,7 +192,8 @@ def _vertebra_rows(results: Results) -> None:
             if name in seen:
                 continue
             centre = profile.ras_of_slice((first + last) / 2)
-            results.vertebrae.append({"kind": "vertebra", "level": name, "status": "located by the level classifier",
+            results.vertebrae.append({"kind": "vertebra", "level": name, "method": "level classifier",
+                                      "status": "located by the level classifier",
                                       "center_ras": np.round(centre, 2).tolist(),
                                       "fracture_probability": per_level.get(name, 0.0 if looked else None)})
             per_level.setdefault(name, 0.0 if looked else None)

@@ -41,11 +41,13 @@ class ResultsTable:
                                  f"{finding.confidence:.2f}", finding.roi.center_ras, roi))
         for v in results.vertebrae:
             kps = v.get("keypoints_ras") or []
-            centre = (v.get("roi") or {}).get("center_ras") or ([sum(p[i] for p in kps) / len(kps) for i in range(3)]
+            centre = v.get("center_ras") or (v.get("roi") or {}).get("center_ras") or ([sum(p[i] for p in kps) / len(kps) for i in range(3)]
                                                                  if kps else None)
             finding = "measured" if v["status"] == "measured" else v["status"]
+            p = v.get("fracture_probability")  # seed 001's per-vertebra output, when levels ran
             self.rows.append(Row("vertebra", str(v["level"]), finding, v.get("type") or "",
-                                 "" if v.get("genant_grade") is None else str(v["genant_grade"]), "", centre))
+                                 "" if v.get("genant_grade") is None else str(v["genant_grade"]),
+                                 "" if p is None else f"{p:.2f}", centre))
 
     def cell(self, r: int, c: int) -> str:
         row = self.rows[r]
