@@ -74,11 +74,11 @@ class Panel:
                                       float(self.ui.confidenceSlider.value), ",".join(analyses),
                                       input_volume=self.ui.inputVolumeSelector.currentNode())
         self.params.save(slicer.mrmlScene)
+        keypoints = self.ui.keypointMorphometryCheckBox.checked
         self.logic = logic = self.make_logic([bundle] if bundle else None, self.ui.deviceComboBox.currentText,
                                              {"fracture_confidence": float(self.ui.confidenceSlider.value)},
-                                             ("vertebra-pose",) if self.ui.keypointMorphometryCheckBox.checked else (),
-                                             tuple(analyses) + (("keypoints",) if self.ui.keypointMorphometryCheckBox.checked
-                                                                else ()))
+                                             ("vertebra-pose",) if keypoints else (),
+                                             tuple(analyses) + (("keypoints",) if keypoints else ()))
         with slicer.util.tryWithErrorDisplay("Could not start the analysis.", waitCursor=True):
             self.run = logic.analyze_async(self.ui.inputVolumeSelector.currentNode(),
                                            self.ui.modalityComboBox.currentText)
