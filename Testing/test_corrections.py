@@ -69,3 +69,43 @@ def test_per_level_segment_names_export_and_the_detector_gets_boxes(tmp_path, we
     assert lines and all(line.split()[0] == "0" for line in lines)  # one class: fracture
     # intact bodies' slices are there as negatives (empty label files)
     assert any(f.read_text() == "" for f in detect.glob("labels/*/*.txt"))
+
+
+def test_lumbar_mr_export_gives_boxes_crops_and_masks_with_reviews(tmp_path):
+    from SpineFractureAILib.results import Finding, Results, Segment
+    from SpineFractureAILib.fusion import roi_from_ijk_box
+    from SpineFractureAILib.phantom import make_phantom
+
+    case = make_phantom("L2-S1", "mr", [], ["L4-L5"], seed=9, orientation="sagittal", spacing=(2.0, 1.0, 1.0))
+    lab = case.labels.voxels
+    classes = np.zeros(lab.shape, np.uint8)
+    classes[(lab >= 100) & (lab < 200)], classes[(lab >= 1) & (lab <= 28)], classes[lab == 200] = 1, 2, 3
+    k, j, i = np.indices(lab.shape, sparse=True)
+    a = case.image.ijk_to_ras
+    x = a[0, 0] * i + a[0, 1] * j + a[0, 2] * k + a[0, 3]
+    classes[np.abs(x - case.truth["discs"][0]["center_ras"][0]) > 4.0] = 0  # as analysed: central slices only
+    segments = [Segment(1, "Intervertebral disc", (0, 0, 1)), Segment(2, "Vertebral body", (1, 1, 0)),
+                Segment(3, "Spinal canal", (0, 1, 0))]
+    findings = []
+    for disc in case.truth["discs"]:
+        ijk = case.image.ras_to_ijk_points([disc["center_ras"]])[0]
+        label = "herniated" if disc["herniated"] else "not herniated"
+        findings.append(Finding("disc", label, 0.9, roi_from_ijk_box(case.image, ijk - 5, ijk + 5), level=disc["level"]))
+    results = Results(case.image.name, classes, case.image.ijk_to_ras.copy(), segments, findings, modality="mr")
+    scene = slicer.vtkMRMLScene()
+    volume_node = add_volume_node(scene, case.image)
+    out = write_results_to_scene(scene, volume_node, results)
+    l2 = next(r for r in out.rois if r.GetName().startswith("L2-L3"))
+    l2.SetAttribute("SpineFractureAI.Review", "rejected")  # the researcher says L2-L3 IS herniated
+    entry = SpineFractureLogic(scene).export_training_labels(volume_node, out.segmentation, str(tmp_path))
+    assert entry["slices"] >= 2 and entry["findings_review"][l2.GetName()] == "rejected"
+    crops = np.load(tmp_path / "herniation.npz")
+    assert entry["disc_crops"] == len(crops["labels"]) >= 4 * entry["slices"]
+    # two discs herniated per slice: L4-L5 (finding) and L2-L3 (rejected "not herniated")
+    assert entry["herniated_crops"] == 2 * entry["slices"]
+    seg = np.load(tmp_path / "segmentation.npz")
+    assert set(np.unique(seg["masks"])) == {0, 1, 2, 3} and len(seg["images"]) == entry["slices"]
+    disc_lines = [line for f in (tmp_path / "discs").glob("labels/*/*.txt") for line in f.read_text().splitlines()]
+    assert len(disc_lines) >= 4 * entry["slices"]
+    SpineFractureLogic(scene).export_training_labels(volume_node, out.segmentation, str(tmp_path))  # appends
+    assert len(np.load(tmp_path / "segmentation.npz")["images"]) == 2 * entry["slices"]

@@ -72,18 +72,29 @@ class SpineFractureLogic:
         return write_case(results, folder, volume_from_node(volume_node))
 
     def export_training_labels(self, volume_node, seg_node, out_dir: str) -> dict:
-        """Researchers' correction loop: the current (edited) segments + this volume as YOLO
-        training data appended to out_dir, with which segments were edited and the ROI reviews."""
+        """Researchers' correction loop: the current (edited) segments + this volume as training data
+        appended to out_dir (CT: YOLO polygons for fracture-seg, boxes for fracture-detect; lumbar MR:
+        region and disc boxes, disc crops, masks), with which segments were edited and the ROI reviews."""
         from .scene import RESULT_ATTRIBUTE, edited_segments, segmentation_to_labelmap
         from .training.corrections import export_training_labels
 
         labelmap, names = segmentation_to_labelmap(self.scene, seg_node, volume_node)
-        reviews = {}
+        reviews, discs = {}, []
         for n in range(self.scene.GetNumberOfNodesByClass("vtkMRMLMarkupsROINode")):
             roi = self.scene.GetNthNodeByClass(n, "vtkMRMLMarkupsROINode")
             if roi.GetAttribute(RESULT_ATTRIBUTE) == volume_node.GetID():
-                reviews[roi.GetName()] = roi.GetAttribute("SpineFractureAI.Review") or "unreviewed"
+                review = roi.GetAttribute("SpineFractureAI.Review") or "unreviewed"
+                reviews[roi.GetName()] = review
+                if "herniated" in roi.GetName():  # a lumbar disc finding: "L4-L5 herniated 0.91"
+                    centre = [0.0, 0.0, 0.0]
+                    roi.GetCenterWorld(centre)
+                    herniated = " not herniated" not in roi.GetName()
+                    discs.append((centre, herniated != (review == "rejected")))
         review = {"edited_segments": edited_segments(seg_node, labelmap, names), "findings_review": reviews}
+        if {"intervertebral disc", "spinal canal"} & {n.strip().lower() for n in names.values()}:
+            from .training.lumbar_corrections import export_lumbar_labels
+
+            return export_lumbar_labels(volume_from_node(volume_node), labelmap, names, out_dir, discs, review)
         return export_training_labels(volume_from_node(volume_node), labelmap, names, out_dir, review)
 
     def analyze(self, volume_node, modality: str = "auto", progress=None, cancelled=None):
