@@ -64,7 +64,7 @@ def test_real_ct_runs_and_outputs_match_its_grid(tmp_path, realdata):
     np.testing.assert_allclose(seg.ijk_to_ras, image.ijk_to_ras, atol=1e-5)
     assert seg.voxels.shape == image.voxels.shape
     report = json.loads((tmp_path / "example_ct" / "findings.json").read_text())
-    assert report["modality"] == "ct" and report["bundles"][0]["name"] == "fracture-seg-demo"
+    assert report["modality"] == "ct" and "fracture-seg-demo" in [b["name"] for b in report["bundles"]]
     markups = json.loads((tmp_path / "example_ct" / "findings.mrk.json").read_text())
     assert len(markups["markups"]) == len(report["findings"])
 

@@ -42,7 +42,7 @@ def run_vertebra_levels(volume, bundle, predictor, results: Results, progress, c
     results.timing_s["model_forward"] = results.timing_s.get("model_forward", 0) + forward
     results.timing_s["model_postprocess"] = (results.timing_s.get("model_postprocess", 0)
                                              + time.perf_counter() - started - forward)
-    results.level_profile = LevelProfile(bundle.classes, np.concatenate(parts), stack.stack_to_ras)
+    results.level_profile = LevelProfile(bundle.classes, np.concatenate(parts), stack.stack_to_ras, stack.size)
 
 
 def run_fracture_detect(volume, bundle, predictor, results: Results, progress, cancelled) -> None:
@@ -70,6 +70,7 @@ def finish(results: Results) -> None:
     if results.level_profile is not None or results.bodies:
         _vertebra_rows(results)
     results.findings.sort(key=lambda f: -f.confidence)
+    results.stacks.clear()  # the slices are not needed once the models ran
     results.timing_s["fusion"] = results.timing_s.get("fusion", 0) + time.perf_counter() - started
 
 
@@ -195,6 +196,8 @@ def _vertebra_rows(results: Results) -> None:
             results.vertebrae.append({"kind": "vertebra", "level": name, "method": "level classifier",
                                       "status": "located by the level classifier",
                                       "center_ras": np.round(centre, 2).tolist(),
+                                      "extent_ras": [np.round(profile.ras_of_slice(first - 0.5), 2).tolist(),
+                                                     np.round(profile.ras_of_slice(last + 0.5), 2).tolist()],
                                       "fracture_probability": per_level.get(name, 0.0 if looked else None)})
             per_level.setdefault(name, 0.0 if looked else None)
         results.vertebrae.sort(key=lambda r: LEVELS.index(r["level"]) if r.get("level") in LEVELS else 99)

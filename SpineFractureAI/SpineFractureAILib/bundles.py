@@ -111,6 +111,27 @@ def select_bundles(modality: str, paths: list[str] | None = None) -> list[Bundle
     return [b for b in builtin_bundles() if b.fits(modality) and b.manifest.get("run_by_default", True)]
 
 
+# The analyses a user picks (panel, --analyses) and the bundle tasks that make them; each runs where
+# its bundle fits the modality.
+ANALYSES = {"fractures": ("fracture-seg", "fracture-detect"), "levels": ("vertebra-levels",),
+            "lumbar": ("lumbar-mr",), "keypoints": ("vertebra-pose",)}
+
+
+def bundles_for(modality: str, paths: list[str] | None = None, analyses: tuple[str, ...] | None = None,
+                extra_tasks: tuple[str, ...] = ()) -> list[Bundle]:
+    """The bundles to run: named ones or the built-ins, kept to the chosen analyses (whose opt-in
+    built-ins then run too), plus opt-in extra tasks."""
+    if analyses is not None:
+        wanted = {task for a in analyses for task in ANALYSES[a]}
+        pool = select_bundles(modality, paths) if paths else [b for b in builtin_bundles() if b.fits(modality)]
+        return [b for b in pool if b.task in wanted]
+    bundles = select_bundles(modality, paths)
+    if not paths and extra_tasks:
+        bundles += [b for b in builtin_bundles() if b.task in extra_tasks and b.fits(modality)
+                    and b.name not in {x.name for x in bundles}]
+    return bundles
+
+
 def describe_bundles(path: str = "") -> str:
     """One line per bundle the panel would use: name, version, what it was trained on."""
     try:

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from .bundles import BundleError, first_line
+from .bundles import ANALYSES, BundleError, first_line
 from .volume import VolumeError
 
 
@@ -32,9 +32,9 @@ def _progress(case: str):
     return report
 
 
-def analyze_paths(inputs, out_dir, modality="auto", bundle_paths=None, device="auto") -> list[dict]:
+def analyze_paths(inputs, out_dir, modality="auto", bundle_paths=None, device="auto", analyses=None) -> list[dict]:
     """Analyse each input (file or DICOM folder) and write its case folder."""
-    from .bundles import select_bundles
+    from .bundles import bundles_for
     from .files import write_case
     from .pipeline import Analyzer
     from .volume import read_volume
@@ -46,7 +46,7 @@ def analyze_paths(inputs, out_dir, modality="auto", bundle_paths=None, device="a
         load_s = time.perf_counter() - started
         key = volume.modality
         if key not in analyzers:
-            bundles = select_bundles(volume.modality, bundle_paths)
+            bundles = bundles_for(volume.modality, bundle_paths, analyses)
             if not bundles:
                 raise BundleError(f"{path}: no model bundle for modality {volume.modality!r}"
                                   " (pass --modality or --bundle)")
@@ -67,7 +67,10 @@ def analyze_paths(inputs, out_dir, modality="auto", bundle_paths=None, device="a
 
 
 def cmd_analyze(args) -> int:
-    written = analyze_paths(args.inputs, args.out, args.modality, args.bundle, args.device)
+    analyses = tuple(a.strip() for a in args.analyses.split(",")) if args.analyses else None
+    if analyses and set(analyses) - set(ANALYSES):
+        raise ValueError(f"--analyses: choose from {', '.join(ANALYSES)}")
+    written = analyze_paths(args.inputs, args.out, args.modality, args.bundle, args.device, analyses)
     print(json.dumps(written, indent=1))
     return 0
 
@@ -210,7 +213,7 @@ def cmd_bundle(args) -> int:
     if args.task == "vertebra-levels":
         from .training.level_classifier import package_level_bundle
 
-        print(package_level_bundle(args.run, args.out, name, args.version))
+        print(package_level_bundle(args.run, args.out, name, args.version, not args.opt_in))
         return 0
     print(package_bundle(args.task, args.run, args.out, name, args.version))
     return 0
@@ -236,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--out", required=True)
     an.add_argument("--modality", choices=["auto", "ct", "mr"], default="auto")
     an.add_argument("--bundle", action="append", help="model bundle folder (default: built-in bundles)")
+    an.add_argument("--analyses", help="comma-separated: fractures, levels, lumbar, keypoints (default: the"
+                                       " built-in bundles that run by default; chosen analyses run opt-in ones too)")
     an.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
     an.set_defaults(func=cmd_analyze)
 
@@ -288,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     bu.add_argument("task", choices=["fracture-seg", "vertebra-pose", "fracture-detect", "vertebra-levels",
                                      "lumbar-mr"])
     bu.add_argument("--data", help="lumbar-mr: the dataset folder of the run")
+    bu.add_argument("--opt-in", action="store_true", help="vertebra-levels: run only when asked for")
     bu.add_argument("run")
     bu.add_argument("--out", required=True)
     bu.add_argument("--name", help="default: <task>-demo")

@@ -37,13 +37,14 @@ class LevelProfile:
     levels: list[str]
     probabilities: np.ndarray  # [n_slices, n_levels]
     stack_to_ras: np.ndarray
+    size: int = 0  # pixels per side: ras_of_slice gives the slice's centre
 
     def slice_of(self, ras) -> float:
         inv = np.linalg.inv(self.stack_to_ras)
         return float((np.asarray(ras, float) @ inv[:3, :3].T + inv[:3, 3])[2])
 
     def ras_of_slice(self, s: float) -> np.ndarray:
-        return self.stack_to_ras[:3, :3] @ np.array([0.0, 0.0, s]) + self.stack_to_ras[:3, 3]
+        return self.stack_to_ras[:3, :3] @ np.array([self.size / 2, self.size / 2, s]) + self.stack_to_ras[:3, 3]
 
     def at(self, ras, half_window: int = 1) -> dict[str, float]:
         """Level probabilities around the slice through `ras` (every LEVELS name; outside the

@@ -6,14 +6,11 @@ Usable from Slicer's Python console:
 """
 from __future__ import annotations
 
-from .bundles import select_bundles
+from .bundles import ANALYSES, bundles_for
 from .pipeline import Analyzer
 from .scene import remove_previous_results, volume_from_node, write_results_to_scene
 
 
-# The panel's analyses and the bundle tasks that make them; each runs where its bundle fits the modality.
-ANALYSES = {"fractures": ("fracture-seg", "fracture-detect"), "levels": ("vertebra-levels",),
-            "lumbar": ("lumbar-mr",), "keypoints": ("vertebra-pose",)}
 
 
 class SpineFractureLogic:
@@ -37,15 +34,7 @@ class SpineFractureLogic:
         key = (modality, tuple(self.bundle_paths or ()), self.device, tuple(sorted(self.thresholds.items())),
                self.extra_tasks, self.analyses)
         if key not in self._analyzers:
-            bundles = select_bundles(modality, self.bundle_paths)
-            if not self.bundle_paths and self.extra_tasks:
-                from .bundles import builtin_bundles
-
-                bundles += [b for b in builtin_bundles() if b.task in self.extra_tasks and b.fits(modality)
-                            and b.name not in {x.name for x in bundles}]
-            if self.analyses is not None:
-                wanted = {task for a in self.analyses for task in ANALYSES[a]}
-                bundles = [b for b in bundles if b.task in wanted]
+            bundles = bundles_for(modality, self.bundle_paths, self.analyses, self.extra_tasks)
             self._analyzers[key] = Analyzer(bundles, self.device, self.thresholds)
         return self._analyzers[key]
 

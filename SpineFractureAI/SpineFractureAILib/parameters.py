@@ -18,7 +18,7 @@ class PanelParameters:
     device: str = "auto"
     modality: str = "auto"
     fracture_confidence: float = 0.6
-    analyses: str = "fractures,levels,lumbar"  # comma-separated keys of logic.ANALYSES
+    analyses: str = "fractures,lumbar"  # comma-separated keys of logic.ANALYSES (demo levels: opt-in)
     input_volume: object = None
     segmentation: object = None
     table: object = None

@@ -78,16 +78,22 @@ def detect(volume, bundle, predictor, results: Results, progress: Progress, canc
     # pass, then resample (and run the model on) only the others.
     bright = int(m.get("thresholds", {}).get("min_bright_pixels", 0))
     level = int(m.get("thresholds", {}).get("bright_level", 110))
-    keep = None
-    if bright:
-        coarse = coarse_stack(volume, m["plane"], size, intensity, m.get("slice_mm"), cancelled=cancelled)
-        keep = np.flatnonzero((coarse.images >= level).sum((1, 2)) >= max(1, bright // 16))
-    stack = make_stack(volume, m["plane"], size, intensity, slice_mm=m.get("slice_mm"), cancelled=cancelled,
-                       only=keep)
-    if bright:  # confirm at full size
-        keep = keep[(stack.images[keep] >= level).sum((1, 2)) >= bright]
+    # Models that slice alike (fracture-seg and the cervical detector) share one stack.
+    key = (m["plane"], size, repr(intensity), m.get("slice_mm"), bright, level)
+    if key in results.stacks:
+        stack, keep = results.stacks[key]
     else:
-        keep = np.arange(len(stack))
+        keep = None
+        if bright:
+            coarse = coarse_stack(volume, m["plane"], size, intensity, m.get("slice_mm"), cancelled=cancelled)
+            keep = np.flatnonzero((coarse.images >= level).sum((1, 2)) >= max(1, bright // 16))
+        stack = make_stack(volume, m["plane"], size, intensity, slice_mm=m.get("slice_mm"), cancelled=cancelled,
+                           only=keep)
+        if bright:  # confirm at full size
+            keep = keep[(stack.images[keep] >= level).sum((1, 2)) >= bright]
+        else:
+            keep = np.arange(len(stack))
+        results.stacks[key] = (stack, keep)
     timing["slice"] = timing.get("slice", 0) + time.perf_counter() - started
     if cancelled():
         raise Cancelled()
@@ -117,22 +123,37 @@ def _tracks(detections, thresholds: dict):
             if len(tr.members) >= int(thresholds.get("min_slices", 2))]
 
 
-def _off_midline(rois, neighbours: int = 4, tolerance: float = 0.6) -> set[int]:
-    """Tracks whose centre lies beside the local line of bodies (the median of their neighbours by
-    height), left-right or front-back, by more than `tolerance` x the typical body extent there:
-    not vertebral bodies (e.g. the atlas' lateral masses and posterior arch)."""
-    if len(rois) < 3:
+def _off_midline(rois, tolerance: float = 0.6) -> set[int]:
+    """Tracks whose centre lies beside the line of bodies (left-right or front-back, by more than
+    `tolerance` x the typical body extent): not vertebral bodies (e.g. the atlas' lateral masses and
+    arches). The line is a quadratic in height, refitted after dropping the worst outlier each time."""
+    if len(rois) < 4:
         return set()
     centres = np.array([r.center_ras for r in rois])
     extent = np.median([np.abs(np.asarray(r.axes_ras)).T @ np.asarray(r.size_mm) for r in rois], 0)  # R, A, S
-    lateral = set()
-    for n, c in enumerate(centres):
-        others = np.delete(np.arange(len(rois)), n)
-        nearest = others[np.argsort(np.abs(centres[others, 2] - c[2]))[:neighbours]]
-        off = np.abs(c[:2] - np.median(centres[nearest, :2], 0))
-        if np.any(off > tolerance * extent[:2]):
-            lateral.add(n)
-    return lateral
+    scale = tolerance * np.maximum(extent[:2], 1e-3)
+    keep = list(range(len(rois)))
+
+    def residuals(members):
+        deg = min(2, len(members) - 2)
+        fits = [np.polyval(np.polyfit(centres[members, 2], centres[members, a], deg), centres[:, 2]) for a in (0, 1)]
+        return np.max(np.abs(centres[:, :2] - np.stack(fits, 1)) / scale, 1)
+
+    while len(keep) > 3:
+        r = residuals(keep)
+        worst = max(keep, key=lambda n: r[n])
+        if r[worst] <= 1.0:
+            break
+        keep.remove(worst)
+    r = residuals(keep)
+    beside = {n for n in range(len(rois)) if r[n] > 1.0}
+    # Above the highest body-like object (left-right and front-back extent like the others', whatever
+    # the image edge cut off in height) lie only pieces of the atlas: its arches, ring, lateral masses.
+    ext = np.array([np.abs(np.asarray(ro.axes_ras)).T @ np.asarray(ro.size_mm) for ro in rois])[:, :2]
+    ratio = ext / np.maximum(extent[:2], 1e-3)
+    body_like = [n for n in range(len(rois)) if n not in beside and np.all((ratio[n] >= 0.55) & (ratio[n] <= 1.35))]
+    top = max((centres[n, 2] for n in body_like), default=np.inf)
+    return beside | {n for n in range(len(rois)) if n not in body_like and centres[n, 2] > top}
 
 
 def _fracture_probability(track, classes: list[str]) -> float:

@@ -82,6 +82,7 @@ class Results:
     body_instances: tuple | None = field(default=None, repr=False)
     level_profile: object = field(default=None, repr=False)
     detections: list[Finding] = field(default_factory=list, repr=False)
+    stacks: dict = field(default_factory=dict, repr=False)  # slice stacks shared by models that slice alike
 
     def to_json(self) -> dict:
         return {"case": self.case, "modality": self.modality,

@@ -110,7 +110,7 @@ def train_level_classifier(data: dict, levels: list[str], out_dir: str | Path, b
 
 
 def package_level_bundle(run: str | Path, out: str | Path, name: str = "vertebra-levels-demo",
-                         version: str = "0.1.0") -> Path:
+                         version: str = "0.1.0", run_by_default: bool = True) -> Path:
     """best.pt of a level run -> a bundle: fp16 state dict (tensors only) + manifest."""
     from ..bundles import NOT_CLINICAL, sha256_of
 
@@ -119,7 +119,11 @@ def package_level_bundle(run: str | Path, out: str | Path, name: str = "vertebra
     best = torch.load(run / "best.pt", map_location="cpu", weights_only=False)
     weights = out / "vertebra_levels.pt"
     torch.save({k: v.half() if v.is_floating_point() else v for k, v in best["model"].items()}, weights)
-    history = json.loads((run / "history.json").read_text()) if (run / "history.json").exists() else {}
+    if (run / "history.json").exists():
+        history = json.loads((run / "history.json").read_text())
+    else:  # a run stopped before its end: its last checkpoint holds the history
+        last = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
+        history = {"recipe": {}, **last["state"]}
     data = json.loads((run / "data.json").read_text()) if (run / "data.json").exists() else {}
     best_epoch = max(history.get("history", []), key=lambda h: h["macro_f1"], default={})
     manifest = {
@@ -144,5 +148,7 @@ def package_level_bundle(run: str | Path, out: str | Path, name: str = "vertebra
                            for k in ("macro_f1", "exact_match_ratio", "coverage_error") if k in best_epoch}},
         },
     }
+    if not run_by_default:  # weak weights: the user asks for them
+        manifest["run_by_default"] = False
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return out
