@@ -71,7 +71,7 @@ def run_lumbar_mr(volume, bundle, predictor: LumbarPredictor, results: Results, 
     stack = make_stack(volume, "sagittal", size, Intensity.from_manifest(m["preprocessing"]),
                        slice_mm=m.get("slice_mm"), cancelled=cancelled)
     results.timing_s["slice"] = results.timing_s.get("slice", 0) + time.perf_counter() - started
-    # Mid-sagittal: the slice in the central half where stage 1 is surest of the lumbar region.
+    # Mid-sagittal: stage 1 runs on the central half of the sagittal slices.
     n = len(stack)
     candidates = np.arange(n // 4, max(n // 4 + 1, n - n // 4))
     found = predictor.detectors["region"].predict(stack.images[candidates])
@@ -79,9 +79,10 @@ def run_lumbar_mr(volume, bundle, predictor: LumbarPredictor, results: Results, 
     if not len(scores) or scores.max() == 0:
         results.warnings.append(f"{bundle.name}: no lumbar region found on the central sagittal slices")
         return
-    best = scores.max()
-    ties = candidates[scores >= best - 0.02]
-    mid = int(ties[np.argmin(np.abs(ties - (n - 1) / 2))])
+    # The region shows on every slice through the vertebral bodies; their middle is the midline
+    # (the surest single slice may sit anywhere across the bodies' width).
+    sure = candidates[scores >= 0.8 * scores.max()]
+    mid = int(round(float(np.median(sure))))
     analysed = central_slices(mid, int(m.get("mid_slices", 3)), n)
     if cancelled():
         raise Cancelled()

@@ -35,8 +35,11 @@ def package_lumbar_bundle(run: str | Path, data: str | Path, out: str | Path, na
     for kind, classes, input_size in (("herniation", HERNIATION_CLASSES, int(dataset["crop_size"])),
                                       ("segmentation", SEG_CLASSES, size)):
         summary = json.loads((run / kind / "ensemble.json").read_text())
-        members = []
+        members, dropped = [], []
         for n, (spec, weight) in enumerate(zip(summary["members"], summary["weights"])):
+            if weight == 0:  # the grid search gave it nothing: not worth its file
+                dropped.append({k: spec[k] for k in ("architecture", "encoder") if k in spec})
+                continue
             dst = out / f"{kind}_{n}.pt"
             _fp16_state(run / kind / f"member{n}" / "best.pt", dst)
             files.append(dst)
@@ -45,7 +48,8 @@ def package_lumbar_bundle(run: str | Path, data: str | Path, out: str | Path, na
         stages[kind] = {"classes": classes, "input_size": input_size, "members": members,
                         "thresholds": {"herniated": 0.5} if kind == "herniation" else {}}
         metrics[kind] = {"val_score": summary["val_score"], **summary["val_metrics"],
-                         "member_val_scores": [m["val_score"] for m in summary["members"]]}
+                         "member_val_scores": [m["val_score"] for m in summary["members"]],
+                         "grid_search_weights": summary["weights"], "members_weighted_zero": dropped}
         if kind == "segmentation":
             stages[kind]["loss"] = {"dice": 1.0, "focal": summary["recipe"].get("focal_lambda", 1.0)}
     manifest = {
