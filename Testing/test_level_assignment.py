@@ -159,3 +159,16 @@ def test_off_midline_objects_are_not_bodies():
     rois.append(_box_roi([18.0, 0.0, 5.0], (8, 10, 10)))   # a lateral mass beside the top body
     rois.append(_box_roi([0.0, -30.0, -10.0], (10, 8, 10)))  # something 30 mm behind the bodies
     assert _off_midline(rois) == {6, 7}
+
+
+def test_without_levels_the_detector_only_confirms_the_fracture_model():
+    levels = ["T12", "L1", "L2"]
+    results, centres = _results_with_bodies(levels, {"L1": "wedge"})
+    results.level_profile = None
+    for n, conf in ((1, 0.9), (2, 0.8)):  # on the wedge body, and on an intact body
+        det = Finding("fracture", "fracture", conf, _box_roi(centres[n]), source=["fracture-detect-demo"])
+        det.extra["levels_trained"] = [f"C{i}" for i in range(1, 8)]
+        results.detections.append(det)
+    finish(results)
+    assert [(f.label, f.source) for f in results.findings] == [("wedge", ["fracture-seg-demo", "fracture-detect-demo"])]
+    assert any("were not reported" in w for w in results.warnings)

@@ -113,6 +113,7 @@ def _body_at(results: Results, finding: Finding):
 def _fuse_detections(results: Results) -> None:
     """A detector finding on a body the fracture model also reports becomes one finding: the type
     from the fracture model, the higher confidence, both sources. Otherwise it stands alone."""
+    unconfirmed = 0
     for det in results.detections:
         body = _body_at(results, det)
         if body is not None:
@@ -124,7 +125,13 @@ def _fuse_detections(results: Results) -> None:
             results.warnings.append(f"{det.source[0]}: a finding at {det.level} is outside the levels it was "
                                     f"trained on ({trained[0]}-{trained[-1]}): dropped")
             continue
-        if body is not None and body.finding is not None:
+        fuses = body is not None and body.finding is not None
+        if trained and not det.level and not fuses:
+            # Without levels nothing says it is in the region the detector knows: it may only
+            # confirm the fracture model, not stand alone.
+            unconfirmed += 1
+            continue
+        if fuses:
             body.finding.extra["confidences"] = {body.finding.source[0]: round(body.finding.confidence, 4),
                                                  det.source[0]: round(det.confidence, 4)}
             body.finding.confidence = max(body.finding.confidence, det.confidence)
@@ -136,6 +143,9 @@ def _fuse_detections(results: Results) -> None:
             body.finding, body.label = det, "fracture"
             body.fracture_probability = max(body.fracture_probability, det.confidence)
         results.findings.append(det)
+    if unconfirmed:
+        results.warnings.append(f"{unconfirmed} detector finding(s) without a level and without a fracture-model "
+                                "finding on the same body were not reported (run the levels analysis to use them)")
 
 
 def _write_segments(results: Results) -> None:
