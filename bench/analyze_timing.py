@@ -1,6 +1,7 @@
 """Time `analyze` per volume, split by stage, with slices/s, pipeline/forward ratio and peak memory.
 
-usage: uv run python bench/analyze_timing.py [--bundle DIR] [--large] [--realdata ../shared/realdata]
+usage: uv run python bench/analyze_timing.py [--bundle DIR]... [--analyses fractures,levels] [--large]
+       [--realdata ../shared/realdata]   (default: the CT bundles `analyze` runs by default)
 --large adds a 512x512x400 CT (a phantom embedded in a full-size grid) for the <= 20 s target.
 """
 from __future__ import annotations
@@ -11,9 +12,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import REPO, demo_bundle, emit
+from common import REPO, emit
 
-from SpineFractureAILib.bundles import load_bundle
+from SpineFractureAILib.bundles import bundles_for
 from SpineFractureAILib.files import write_case
 from SpineFractureAILib.phantom import make_phantom
 from SpineFractureAILib.pipeline import Analyzer
@@ -78,17 +79,19 @@ def time_case(analyzer: Analyzer, volume: Volume, out: Path, load_s: float) -> d
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--bundle", default=str(demo_bundle()))
+    p.add_argument("--bundle", action="append", help="default: what `analyze` runs on a CT")
+    p.add_argument("--analyses", help="e.g. fractures,levels (as `analyze --analyses`)")
     p.add_argument("--large", action="store_true")
     p.add_argument("--realdata", default=str(REPO.parent / "shared" / "realdata"))
     p.add_argument("--out", default=str(REPO / "bench" / "out"))
     args = p.parse_args()
-    bundle = load_bundle(args.bundle)
-    analyzer = Analyzer([bundle], "cpu")
+    bundles = bundles_for("ct", args.bundle, tuple(args.analyses.split(",")) if args.analyses else None)
+    analyzer = Analyzer(bundles, "cpu")
     t0 = time.perf_counter()
-    analyzer.predictor(bundle)
+    for bundle in bundles:
+        analyzer.predictor(bundle)
     model_load_s = time.perf_counter() - t0
-    model_MiB = sum(f.stat().st_size for f in bundle.weight_files()) / 2**20
+    model_MiB = sum(f.stat().st_size for b in bundles for f in b.weight_files()) / 2**20
     cases = []
     phantom = make_phantom("T10-L3", "ct", ["L1:wedge:3"], [], seed=90_001).image
     cases.append(time_case(analyzer, phantom, Path(args.out), 0.0))
@@ -108,7 +111,7 @@ def main() -> None:
                   "peak_increase_MiB": round(peak - baseline, 1), "volume_MiB": case["volume_MiB"],
                   "increase_over_volume": round((peak - baseline) / case["volume_MiB"], 2),
                   "model_file_MiB": round(model_MiB, 1)}
-    emit({"bundle": bundle.summary(), "device": "cpu", "model_load_s": round(model_load_s, 3), "cases": cases,
+    emit({"bundles": [b.summary() for b in bundles], "device": "cpu", "model_load_s": round(model_load_s, 3), "cases": cases,
           "memory": memory, "targets": {"large_ct_total_s": 20.0, "pipeline_over_forward": 1.15,
                                         "increase_over_volume": 3.0}})
 
