@@ -109,3 +109,31 @@ def test_lumbar_mr_export_gives_boxes_crops_and_masks_with_reviews(tmp_path):
     assert len(disc_lines) >= 4 * entry["slices"]
     SpineFractureLogic(scene).export_training_labels(volume_node, out.segmentation, str(tmp_path))  # appends
     assert len(np.load(tmp_path / "segmentation.npz")["images"]) == 2 * entry["slices"]
+
+
+def test_moved_morphometry_points_export_as_pose_labels(tmp_path, wedge_phantom):
+    results = results_from_truth(wedge_phantom)
+    for v in wedge_phantom.truth["vertebrae"]:
+        if v["has_body"]:
+            results.vertebrae.append({"kind": "vertebra", "level": v["level"], "status": "measured",
+                                      "keypoints_ras": v["keypoints_ras"], "heights_mm": v["heights_mm"]})
+    scene = slicer.vtkMRMLScene()
+    volume_node = add_volume_node(scene, wedge_phantom.image)
+    out = write_results_to_scene(scene, volume_node, results)
+    l1 = next(n for n in out.morphometry.points_nodes if n is not None and n.GetName().startswith("L1"))
+    moved = np.array(l1.GetNthControlPointPositionWorld(0)) + [0.0, 0.0, -2.0]  # the researcher lowers one point
+    l1.SetNthControlPointPositionWorld(0, *moved)
+    entry = SpineFractureLogic(scene).export_training_labels(volume_node, out.segmentation, str(tmp_path))
+    pose = tmp_path / "vertebra-pose"
+    assert entry["pose_images"] > 0 and "kpt_shape: [6, 3]" in (pose / "data.yaml").read_text()
+    stack = make_stack(wedge_phantom.image, "sagittal", 256, Intensity(), slice_mm=2.0)
+    found = []
+    for f in pose.glob("labels/*/*.txt"):
+        s = int(f.stem.rsplit("_s", 1)[1])
+        for line in f.read_text().splitlines():
+            v = np.array(line.split(), float)[5:].reshape(6, 3)
+            if v[0, 2] == 2:
+                found.append(stack.to_ras(s, v[0, 0] * 256, v[0, 1] * 256))
+    # the moved point is exported where the researcher put it (in-plane, to a pixel)
+    d = [np.linalg.norm((p - moved)[[1, 2]]) for p in found]
+    assert min(d) < stack.pixel_mm

@@ -84,7 +84,13 @@ class SpineFractureLogic:
             from .training.lumbar_corrections import export_lumbar_labels
 
             return export_lumbar_labels(volume_from_node(volume_node), labelmap, names, out_dir, discs, review)
-        return export_training_labels(volume_from_node(volume_node), labelmap, names, out_dir, review)
+        keypoints = []  # the six morphometry points per vertebra, as the user left them
+        for n in range(self.scene.GetNumberOfNodesByClass("vtkMRMLMarkupsFiducialNode")):
+            node = self.scene.GetNthNodeByClass(n, "vtkMRMLMarkupsFiducialNode")
+            if node.GetAttribute(RESULT_ATTRIBUTE) == volume_node.GetID() and node.GetNumberOfControlPoints() == 6:
+                keypoints.append([node.GetNthControlPointPositionWorld(i) for i in range(6)])
+        return export_training_labels(volume_from_node(volume_node), labelmap, names, out_dir, review,
+                                      keypoints=keypoints)
 
     def analyze(self, volume_node, modality: str = "auto", progress=None, cancelled=None):
         """Run the pipeline, then (only if it finished) replace this volume's earlier results."""

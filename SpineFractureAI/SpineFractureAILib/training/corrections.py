@@ -1,6 +1,7 @@
 """The correction loop: an (edited) segmentation + its volume -> YOLO training labels, appended to a
-dataset folder that `spinefracture train fracture-seg --data DIR` reads directly, and its boxes to
-DIR/fracture-detect for `spinefracture train fracture-detect --data DIR/fracture-detect`."""
+dataset folder that `spinefracture train fracture-seg --data DIR` reads directly, its boxes to
+DIR/fracture-detect (`train fracture-detect`) and the morphometry points to DIR/vertebra-pose
+(`train vertebra-pose`)."""
 from __future__ import annotations
 
 import json
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from ..slicing import Intensity
+from ..slicing import Intensity, make_stack, sample_labels
 from ..volume import Volume
 from .fracture_seg import DEMO_INTENSITY
 from .yolo_export import FRACTURE_SEG_CLASSES, write_data_yaml, write_yolo_slices
@@ -47,9 +48,46 @@ def instances_from_segments(labelmap: np.ndarray, names: dict[int, str],
     return instances, class_of
 
 
+def export_keypoints(out_dir: Path, name: str, volume: Volume, instances: np.ndarray, keypoints: list,
+                     size: int, intensity: Intensity, slice_mm: float) -> int:
+    """Seed 003's pose format (box + six endplate points per body) from the (moved) morphometry
+    points, each set matched to the body its points surround; returns the images written."""
+    import cv2
+
+    from .vertebra_pose import FLIP_IDX, POSE_CLASSES, pose_lines
+
+    vertebrae = []
+    for points in keypoints:
+        ijk = np.rint(volume.ras_to_ijk_points(np.mean(points, 0, keepdims=True))[0]).astype(int)
+        inside = np.all((ijk >= 0) & (ijk < volume.shape_ijk))
+        label = int(instances[ijk[2], ijk[1], ijk[0]]) if inside else 0
+        if label:
+            vertebrae.append({"has_body": True, "label": label, "keypoints_ras": np.asarray(points).tolist()})
+    if not vertebrae:
+        return 0
+    case = type("Case", (), {"truth": {"vertebrae": vertebrae}})
+    stack = make_stack(volume, "sagittal", size, intensity, slice_mm=slice_mm)
+    labels = sample_labels(Volume(instances, volume.ijk_to_ras), stack)
+    written = 0
+    for s in range(len(stack)):
+        rows = pose_lines(case, stack, labels, s)
+        if not rows:
+            continue
+        split = "val" if written % 5 == 4 else "train"
+        for part in ("images", "labels"):
+            (out_dir / part / split).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(out_dir / "images" / split / f"{name}_s{s:03d}.png"), stack.images[s])
+        (out_dir / "labels" / split / f"{name}_s{s:03d}.txt").write_text("\n".join(rows) + "\n")
+        written += 1
+    if not (out_dir / "data.yaml").exists():
+        with open(write_data_yaml(out_dir, POSE_CLASSES), "a") as f:
+            f.write(f"kpt_shape: [6, 3]\nflip_idx: {FLIP_IDX}\n")
+    return written
+
+
 def export_training_labels(volume: Volume, labelmap: np.ndarray, names: dict[int, str], out_dir: str | Path,
                            review: dict | None = None, size: int = 256, slice_mm: float = 2.0,
-                           intensity: dict | None = None) -> dict:
+                           intensity: dict | None = None, keypoints: list | None = None) -> dict:
     """Append one volume's labels (every 5th slice to val) and a manifest entry; returns the entry."""
     out_dir = Path(out_dir)
     instances, class_of = instances_from_segments(labelmap, names)
@@ -74,7 +112,10 @@ def export_training_labels(volume: Volume, labelmap: np.ndarray, names: dict[int
                                       empty_fraction=0.0, val_every=5, drop_class=-1)
     if not (out_dir / "fracture-detect" / "data.yaml").exists():
         write_data_yaml(out_dir / "fracture-detect", ["fracture"])
+    pose_images = export_keypoints(out_dir / "vertebra-pose", name, volume, instances, keypoints or [], size,
+                                   Intensity.from_manifest(intensity or DEMO_INTENSITY), slice_mm)
     entry = {"source_volume": volume.name, "time": stamp, "images": count, "detect_images": detect_images,
+             "pose_images": pose_images,
              "instances": len(class_of),
              "classes": {FRACTURE_SEG_CLASSES[c]: sum(1 for v in class_of.values() if v == c) for c in set(class_of.values())},
              "size": size, "slice_mm": slice_mm, **(review or {})}

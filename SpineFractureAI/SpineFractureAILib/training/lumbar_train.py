@@ -91,7 +91,7 @@ def train_member(spec: dict, images, targets, val_images, val_targets, out: Path
             optimiser.step()
         value = score(_predict(model, val_images), val_targets)
         state["epoch"] += 1
-        state["history"].append({"epoch": state["epoch"], "loss": float(loss), "val_score": value,
+        state["history"].append({"epoch": state["epoch"], "loss": float(loss.detach()), "val_score": value,
                                  "seconds": round(time.time() - started, 1)})
         improved = value > state["best"]
         state["best"], state["stale"] = (value, 0) if improved else (state["best"], state["stale"] + 1)
