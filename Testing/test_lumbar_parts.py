@@ -90,3 +90,24 @@ def test_grid_search_prefers_even_weights_on_ties():
     perfect = np.array([[0.9, 0.1], [0.1, 0.9]])
     weights, _ = grid_search_weights([perfect, perfect.copy()], lambda p: float(np.mean(p.argmax(1) == truth)))
     assert weights == [0.5, 0.5]
+
+
+def test_members_from_local_weights_train_frozen_then_unfrozen(tmp_path):
+    from SpineFractureAILib.training.lumbar_train import CLASSIFIER_RECIPE, train_member
+
+    start = Classifier("resnet10t", 2).backbone.state_dict()
+    torch.save(start, tmp_path / "init.pt")
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 255, (12, 32, 32), dtype=np.uint8), np.array([0, 1] * 6)
+    spec = {"architecture": "resnet10t", "init": str(tmp_path / "init.pt")}
+
+    def backbone_moved(epochs):
+        recipe = {**CLASSIFIER_RECIPE, "epochs": epochs, "batch": 4, "frozen_epochs": 1}
+        train_member(spec, images, labels, images, labels, tmp_path / f"run{epochs}", recipe, 2,
+                     lambda p, y: float(np.mean(p.argmax(1) == y)))
+        last = torch.load(tmp_path / f"run{epochs}" / "last.pt", weights_only=False)["model"]  # after the last epoch
+        names = [k for k, _ in Classifier("resnet10t", 2).backbone.named_parameters()]
+        return any(not torch.equal(last["backbone." + k], start[k]) for k in names)
+
+    assert not backbone_moved(1)  # epoch 1: backbone frozen (lr 1e-3 trains the head only)
+    assert backbone_moved(2)  # epoch 2: everything at the fine-tuning lr
