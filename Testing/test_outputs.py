@@ -133,7 +133,8 @@ def test_panel_parameters_survive_saving_and_reloading_the_scene(tmp_path, wedge
     scene = slicer.vtkMRMLScene()
     volume_node = add_volume_node(scene, wedge_phantom.image)
     outputs = write_results_to_scene(scene, volume_node, results_from_truth(wedge_phantom))
-    PanelParameters("/bundles/mine", "cpu", "ct", 0.4, volume_node, outputs.segmentation, outputs.table).save(scene)
+    PanelParameters("/bundles/mine", "cpu", "ct", 0.4, "fractures,levels", volume_node, outputs.segmentation,
+                    outputs.table).save(scene)
     scene.SetRootDirectory(str(tmp_path))
     scene.SetURL(str(tmp_path / "scene.mrml"))
     assert scene.Commit()
@@ -141,7 +142,8 @@ def test_panel_parameters_survive_saving_and_reloading_the_scene(tmp_path, wedge
     reloaded.SetURL(str(tmp_path / "scene.mrml"))
     assert reloaded.Import()
     p = PanelParameters.load(reloaded)
-    assert (p.bundle_path, p.device, p.modality, p.fracture_confidence) == ("/bundles/mine", "cpu", "ct", 0.4)
+    assert (p.bundle_path, p.device, p.modality, p.fracture_confidence, p.analyses) == \
+        ("/bundles/mine", "cpu", "ct", 0.4, "fractures,levels")
     assert p.input_volume.GetName() == volume_node.GetName()
     assert p.segmentation.GetName() == outputs.segmentation.GetName() and p.table is not None
     with pytest.raises(ValueError, match="device"):
