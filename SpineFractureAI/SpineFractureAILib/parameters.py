@@ -28,6 +28,11 @@ class PanelParameters:
             raise ValueError(f"device must be one of {DEVICES}, not {self.device!r}")
         if self.modality not in MODALITIES:
             raise ValueError(f"modality must be one of {MODALITIES}, not {self.modality!r}")
+        from .bundles import ANALYSES
+
+        unknown = {a for a in self.analyses.split(",") if a} - set(ANALYSES)
+        if unknown:
+            raise ValueError(f"analyses must be among {sorted(ANALYSES)}, not {sorted(unknown)}")
         if not 0.0 <= float(self.fracture_confidence) <= 1.0:
             raise ValueError("fracture_confidence must be between 0 and 1")
 
