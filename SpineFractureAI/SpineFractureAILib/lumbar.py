@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from .bundles import Bundle, choose_device
-from .fusion import link_detections, track_rois
+from .fusion import Track, link_detections, track_rois
 from .levels import LEVELS, disc_name
 from .lumbar_crops import central_slices, crop_to_image, grow_box, square_crop
 from .predictors import SliceDetections
@@ -103,7 +103,12 @@ def run_lumbar_mr(volume, bundle, predictor: LumbarPredictor, results: Results, 
     t = stages["discs"].get("thresholds", {})
     tracks = [tr for tr in link_detections(disc_dets, float(t.get("link_iou", 0.3)))
               if len(tr.members) >= min(int(t.get("min_slices", 2)), len(analysed))]
-    rois = track_rois(volume, stack, tracks, None, None)
+    # Each disc's ROI spans, across the patient, the slices that show the lumbar region (the discs are
+    # as wide as the bodies), and in-plane its boxes on the analysed slices.
+    lo, hi = int(sure.min()), int(sure.max())
+    widened = [Track(tr.members + [(lo,) + tuple(tr.members[len(tr.members) // 2][1:]),
+                                   (hi,) + tuple(tr.members[len(tr.members) // 2][1:])]) for tr in tracks]
+    rois = track_rois(volume, stack, widened, None, None)
     order = np.argsort([-r.center_ras[2] for r in rois])  # head first
     names = _disc_names(len(tracks))
     progress(f"{bundle.name}: herniation", 0.6)
