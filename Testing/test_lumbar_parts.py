@@ -35,7 +35,7 @@ def test_seg_target_maps_phantom_labels():
     np.testing.assert_array_equal(seg_target(lab), [[0, 2, 1, 3, 0]])
 
 
-@pytest.mark.parametrize("arch", ["Linknet", "FPN", "Unet"])
+@pytest.mark.parametrize("arch", ["Linknet", "FPN", "Unet", "PSPNet", "DeepLabV3Plus"])
 def test_segmenters_take_the_papers_400_px_by_padding_not_resizing(arch):
     net = Segmenter(arch, "tu-resnet10t", 4).eval()
     for size in (400, 250):
