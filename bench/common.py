@@ -15,3 +15,14 @@ def emit(result: dict) -> None:
 
 def demo_bundle(name: str = "fracture-seg-demo") -> Path:
     return REPO / "Resources" / "Models" / name
+
+
+def yolo_val(weights, data_yaml, size: int):
+    """ultralytics' validation of a bundle's YOLO file on a held-out split (the mAP the papers report)."""
+    from SpineFractureAILib.predictors.offline_ultralytics import ultralytics_offline
+
+    ultralytics_offline()
+    from ultralytics import YOLO
+
+    return YOLO(str(weights)).val(data=str(data_yaml), imgsz=int(size), batch=16, plots=False, device="cpu",
+                                  verbose=False, split="val", conf=0.001, iou=0.6)

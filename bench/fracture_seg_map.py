@@ -8,10 +8,9 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from common import demo_bundle, emit
+from common import demo_bundle, emit, yolo_val
 
 from SpineFractureAILib.bundles import load_bundle
-from SpineFractureAILib.predictors.offline_ultralytics import ultralytics_offline
 from SpineFractureAILib.slicing import Intensity
 from SpineFractureAILib.training.phantom_data import BENCH_SEED_BASE, random_case
 from SpineFractureAILib.training.yolo_export import FRACTURE_SEG_CLASSES, write_data_yaml, write_yolo_slices
@@ -46,11 +45,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = export_heldout(Path(tmp), args.phantoms, args.seed_base, int(m["input_size"]),
                               m["preprocessing"], float(m.get("slice_mm", 2.0)))
-        ultralytics_offline()
-        from ultralytics import YOLO
-
-        metrics = YOLO(str(weights)).val(data=str(data), imgsz=int(m["input_size"]), batch=16, plots=False,
-                                         device="cpu", verbose=False, split="val", conf=0.001, iou=0.6)
+        metrics = yolo_val(weights, data, m["input_size"])
     per_class = {}
     for idx, name in enumerate(FRACTURE_SEG_CLASSES):
         if idx not in list(metrics.box.ap_class_index):

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from common import demo_bundle, emit
+from common import demo_bundle, emit, yolo_val
 
 from SpineFractureAILib.bundles import load_bundle
 from SpineFractureAILib.level_assignment import LevelProfile, assign_body_levels, axial_metadata
@@ -62,7 +62,6 @@ def level_classifier(bundle_dir: str, n: int, seed_base: int) -> dict:
 
 
 def detector(bundle_dir: str, n: int, seed_base: int) -> dict:
-    from SpineFractureAILib.predictors.offline_ultralytics import ultralytics_offline
     from SpineFractureAILib.training.yolo_export import write_data_yaml, write_yolo_slices
 
     bundle = load_bundle(bundle_dir)
@@ -77,11 +76,7 @@ def detector(bundle_dir: str, n: int, seed_base: int) -> dict:
                                   int(m["input_size"]), Intensity.from_manifest(m["preprocessing"]),
                                   float(m.get("slice_mm", 2.0)), rng=np.random.default_rng(seed), drop_class=-1)
         data = write_data_yaml(Path(tmp), bundle.classes)
-        ultralytics_offline()
-        from ultralytics import YOLO
-
-        metrics = YOLO(str(weights)).val(data=str(data), imgsz=int(m["input_size"]), batch=16, plots=False,
-                                         device="cpu", verbose=False, split="val", conf=0.001, iou=0.6)
+        metrics = yolo_val(weights, data, m["input_size"])
     return {"bundle": bundle.summary(), "heldout_cervical_phantoms": n,
             "mAP50": round(float(metrics.box.map50), 4), "mAP50-95": round(float(metrics.box.map), 4),
             "precision": round(float(metrics.box.mp), 4), "recall": round(float(metrics.box.mr), 4),

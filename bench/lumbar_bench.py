@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from common import REPO, demo_bundle, emit
+from common import REPO, demo_bundle, emit, yolo_val
 
 from SpineFractureAILib.bundles import load_bundle
 from SpineFractureAILib.lumbar import LumbarPredictor, analysed_mask
@@ -32,13 +32,7 @@ SEED_004 = {"detection_mAP50": {"lumbar region": 0.995, "discs": 0.994},
 
 
 def detector_map(weights: Path, data_yaml: Path, size: int) -> dict:
-    from SpineFractureAILib.predictors.offline_ultralytics import ultralytics_offline
-
-    ultralytics_offline()
-    from ultralytics import YOLO
-
-    m = YOLO(str(weights)).val(data=str(data_yaml), imgsz=size, batch=16, plots=False, device="cpu",
-                               verbose=False, split="val", conf=0.001, iou=0.6)
+    m = yolo_val(weights, data_yaml, size)
     return {"mAP50": round(float(m.box.map50), 4), "mAP50-95": round(float(m.box.map), 4)}
 
 

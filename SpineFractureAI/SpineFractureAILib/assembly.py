@@ -12,7 +12,7 @@ from .level_assignment import LevelProfile, assign_body_levels, axial_metadata
 from .levels import LEVELS
 from .results import Finding, Results
 from .slicing import Intensity, make_stack
-from .terminology import segment_for_body, segment_for_class
+from .terminology import FRACTURE_SEG_CLASSES, segment_for_body, segment_for_class
 
 CERVICAL = [f"C{i}" for i in range(1, 8)]
 
@@ -77,7 +77,7 @@ def finish(results: Results) -> None:
 def _assign_levels(results: Results) -> None:
     profile: LevelProfile = results.level_profile
     if results.bodies:
-        heights = [float(np.abs(np.asarray(b.roi.axes_ras)).T[2] @ np.asarray(b.roi.size_mm)) for b in results.bodies]
+        heights = [float(b.roi.extent_ras()[2]) for b in results.bodies]
         names, check = assign_body_levels(profile, [b.roi.center_ras for b in results.bodies], heights_mm=heights)
         for body, name in zip(results.bodies, names):
             body.level = name
@@ -161,9 +161,8 @@ def _write_segments(results: Results) -> None:
             results.segments.append(seg)
             _link(body, seg.value, lut)
     else:
-        classes = ["vertebral body", "wedge", "biconcave", "crush"]
         value_of = {}
-        for name in classes:
+        for name in results.body_classes or FRACTURE_SEG_CLASSES:
             seg = segment_for_class(name, len(results.segments) + 1)
             results.segments.append(seg)
             value_of[name] = seg.value

@@ -25,13 +25,18 @@ class Track:
     def last_box(self) -> np.ndarray:
         return self.members[-1][1]
 
-    def vote(self, n_classes: int) -> tuple[int, float]:
-        """The class with the largest summed score; confidence = that sum / slices spanned."""
+    def mean_scores(self, n_classes: int) -> np.ndarray:
+        """Per class, its summed score over the track / slices spanned."""
         sums = np.zeros(n_classes)
         for _, _, cls, score, *_ in self.members:
             sums[cls] += score
-        best = int(np.argmax(sums))
-        return best, float(sums[best] / len(self.members))
+        return sums / len(self.members)
+
+    def vote(self, n_classes: int) -> tuple[int, float]:
+        """The class with the largest summed score; confidence = its mean score over the slices spanned."""
+        means = self.mean_scores(n_classes)
+        best = int(np.argmax(means))
+        return best, float(means[best])
 
     def slices(self) -> list[int]:
         return [m[0] for m in self.members]

@@ -58,9 +58,10 @@ class LevelProfile:
         return {name: float(p[self.levels.index(name)]) if name in self.levels else outside for name in LEVELS}
 
     def best_level(self, ras) -> tuple[str | None, float]:
-        p = {k: v for k, v in self.at(ras).items() if k in self.levels}
-        name = max(p, key=p.get) if p else None
-        return (name, p[name]) if name and p[name] >= 0.5 else (None, p.get(name, 0.0) if name else 0.0)
+        """The bundle's most likely level at `ras` (None below 0.5) and its probability."""
+        p = self.at(ras)
+        name = max(self.levels, key=p.get)
+        return (name if p[name] >= 0.5 else None), p[name]
 
     def extents(self, threshold: float = 0.5) -> dict[str, tuple[int, int]]:
         """Each level's longest run of slices at or above threshold: {level: (first, last)}."""
@@ -87,7 +88,8 @@ def assign_body_levels(profile: LevelProfile, centres_ras: list, skip_penalty: f
     n, m = len(centres), len(STATES)
     step = abs(float(np.linalg.norm(profile.stack_to_ras[:3, 2])))
     windows = [1] * n if heights_mm is None else [max(1, int(heights_mm[i] / 4 / step)) for i in order]
-    emit = np.array([[np.log(max(profile.at(c, w)[lv], EPS)) for lv in STATES] for c, w in zip(centres, windows)])
+    at = [profile.at(c, w) for c, w in zip(centres, windows)]  # once per body
+    emit = np.log(np.maximum([[p[lv] for lv in STATES] for p in at], EPS))
     gaps = np.linalg.norm(np.diff(centres, axis=0), axis=1)
     # best[i, j]: body i is level j; back[i, j]: the level of body i - 1
     best = np.full((n, m), -np.inf)

@@ -6,6 +6,8 @@ Usable from Slicer's Python console:
 """
 from __future__ import annotations
 
+import json
+
 from .bundles import ANALYSES, bundles_for
 from .pipeline import Analyzer
 from .scene import remove_previous_results, volume_from_node, write_results_to_scene
@@ -74,11 +76,11 @@ class SpineFractureLogic:
             if roi.GetAttribute(RESULT_ATTRIBUTE) == volume_node.GetID():
                 review = roi.GetAttribute("SpineFractureAI.Review") or "unreviewed"
                 reviews[roi.GetName()] = review
-                if "herniated" in roi.GetName():  # a lumbar disc finding: "L4-L5 herniated 0.91"
+                finding = json.loads(roi.GetAttribute("SpineFractureAI.Finding") or "{}")
+                if finding.get("kind") == "disc":  # lumbar MR: the reviewed herniated / not
                     centre = [0.0, 0.0, 0.0]
                     roi.GetCenterWorld(centre)
-                    herniated = " not herniated" not in roi.GetName()
-                    discs.append((centre, herniated != (review == "rejected")))
+                    discs.append((centre, (finding["label"] == "herniated") != (review == "rejected")))
         review = {"edited_segments": edited_segments(seg_node, labelmap, names), "findings_review": reviews}
         if {"intervertebral disc", "spinal canal"} & {n.strip().lower() for n in names.values()}:
             from .training.lumbar_corrections import export_lumbar_labels

@@ -32,6 +32,12 @@ def square_crop(image: np.ndarray, box, out_size: int) -> tuple[np.ndarray, np.n
     return crop, affine
 
 
+def image_to_crop(box, affine: np.ndarray) -> np.ndarray:
+    """One box in image pixels -> crop pixels (square_crop's affine)."""
+    corners = np.array([[box[0], box[1], 1.0], [box[2], box[3], 1.0]]) @ affine.T
+    return np.r_[corners[0], corners[1]]
+
+
 def crop_to_image(boxes: np.ndarray, affine: np.ndarray) -> np.ndarray:
     """Boxes in crop pixels -> image pixels (the inverse of square_crop's affine)."""
     scale, ox, oy = affine[0, 0], affine[0, 2], affine[1, 2]

@@ -130,7 +130,8 @@ def _off_midline(rois, tolerance: float = 0.6) -> set[int]:
     if len(rois) < 4:
         return set()
     centres = np.array([r.center_ras for r in rois])
-    extent = np.median([np.abs(np.asarray(r.axes_ras)).T @ np.asarray(r.size_mm) for r in rois], 0)  # R, A, S
+    extents = np.array([r.extent_ras() for r in rois])  # R, A, S
+    extent = np.median(extents, 0)
     scale = tolerance * np.maximum(extent[:2], 1e-3)
     keep = list(range(len(rois)))
 
@@ -149,8 +150,7 @@ def _off_midline(rois, tolerance: float = 0.6) -> set[int]:
     beside = {n for n in range(len(rois)) if r[n] > 1.0}
     # Above the highest body-like object (left-right and front-back extent like the others', whatever
     # the image edge cut off in height) lie only pieces of the atlas: its arches, ring, lateral masses.
-    ext = np.array([np.abs(np.asarray(ro.axes_ras)).T @ np.asarray(ro.size_mm) for ro in rois])[:, :2]
-    ratio = ext / np.maximum(extent[:2], 1e-3)
+    ratio = extents[:, :2] / np.maximum(extent[:2], 1e-3)
     body_like = [n for n in range(len(rois)) if n not in beside and np.all((ratio[n] >= 0.55) & (ratio[n] <= 1.35))]
     top = max((centres[n, 2] for n in body_like), default=np.inf)
     return beside | {n for n in range(len(rois)) if n not in body_like and centres[n, 2] > top}
@@ -158,11 +158,9 @@ def _off_midline(rois, tolerance: float = 0.6) -> set[int]:
 
 def _fracture_probability(track, classes: list[str]) -> float:
     """The body's mean score of its most likely fracture class (0 when the model saw none)."""
-    sums = np.zeros(len(classes))
-    for _, _, cls, score, *_ in track.members:
-        sums[cls] += score
-    sums[classes.index("vertebral body")] = 0.0
-    return float(sums.max() / len(track.members))
+    means = track.mean_scores(len(classes))
+    means[classes.index("vertebral body")] = 0.0
+    return float(means.max())
 
 
 def _clarity(morph: dict) -> float:
@@ -216,7 +214,7 @@ def run_fracture_seg(volume, bundle, predictor, results: Results, progress: Prog
                 body.finding.extra["morphometry"] = morph
             results.findings.append(body.finding)
         results.bodies.append(body)
-    results.body_instances = (box, instances)
+    results.body_instances, results.body_classes = (box, instances), classes
     timing["fusion"] = timing.get("fusion", 0) + time.perf_counter() - started
 
 

@@ -13,6 +13,10 @@ class Roi:
     size_mm: list[float]
     axes_ras: list[list[float]]  # three unit vectors (rows): the ROI's x, y, z axes in RAS
 
+    def extent_ras(self) -> np.ndarray:
+        """How far the box reaches along R, A and S (mm), whatever its axes."""
+        return np.abs(np.asarray(self.axes_ras)).T @ np.asarray(self.size_mm)
+
     def contains(self, ras, tolerance_mm: float = 0.0) -> bool:
         d = np.asarray(ras, float) - np.asarray(self.center_ras)
         local = np.asarray(self.axes_ras) @ d
@@ -80,6 +84,7 @@ class Results:
     # box of the grid, the axial level profile, findings of a detect-only model.
     bodies: list[Body] = field(default_factory=list, repr=False)
     body_instances: tuple | None = field(default=None, repr=False)
+    body_classes: list = field(default_factory=list, repr=False)  # the fracture model's classes
     level_profile: object = field(default=None, repr=False)
     detections: list[Finding] = field(default_factory=list, repr=False)
     stacks: dict = field(default_factory=dict, repr=False)  # slice stacks shared by models that slice alike

@@ -4,6 +4,8 @@ from __future__ import annotations
 from .results import Segment
 
 _SCT = "SCT"
+# The fracture model's classes (seed 000's EVOSG types and the intact body), in its output order.
+FRACTURE_SEG_CLASSES = ["vertebral body", "wedge", "biconcave", "crush"]
 # name -> (colour, category code, type code); codes as (scheme, value, meaning)
 _TABLE = {
     # Per-level segments (levels known): segment_for_body.

@@ -3,6 +3,7 @@ disc / vertebral body / spinal canal. Members are built from the manifest, never
 from __future__ import annotations
 
 import itertools
+import time
 
 import numpy as np
 import torch
@@ -100,8 +101,6 @@ class Ensemble:
     @torch.inference_mode()
     def predict(self, images: np.ndarray, batch: int = 16) -> np.ndarray:
         """images [n, H, W] uint8 -> ensemble softmax [n, C] (classifier) or [n, C, H, W] (segmenter)."""
-        import time
-
         out = []
         for b in range(0, len(images), batch):
             x = torch.from_numpy(np.ascontiguousarray(images[b:b + batch])).to(self.device)

@@ -2,6 +2,9 @@
 and a fully connected metadata branch, concatenated, two FC layers, a sigmoid per level."""
 from __future__ import annotations
 
+import time
+
+import numpy as np
 import torch
 from torch import nn
 
@@ -64,10 +67,6 @@ class LevelPredictor:
     @torch.inference_mode()
     def predict(self, images, meta):
         """images [n, S, S] uint8, meta [n, 4] float32 -> probabilities [n, n_levels] (numpy)."""
-        import time
-
-        import numpy as np
-
         out = []
         for b in range(0, len(images), self.batch):
             x = torch.from_numpy(images[b:b + self.batch]).to(self.device)

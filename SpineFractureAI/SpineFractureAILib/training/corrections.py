@@ -65,12 +65,11 @@ def export_keypoints(out_dir: Path, name: str, volume: Volume, instances: np.nda
             vertebrae.append({"has_body": True, "label": label, "keypoints_ras": np.asarray(points).tolist()})
     if not vertebrae:
         return 0
-    case = type("Case", (), {"truth": {"vertebrae": vertebrae}})
     stack = make_stack(volume, "sagittal", size, intensity, slice_mm=slice_mm)
     labels = sample_labels(Volume(instances, volume.ijk_to_ras), stack)
     written = 0
     for s in range(len(stack)):
-        rows = pose_lines(case, stack, labels, s)
+        rows = pose_lines(vertebrae, stack, labels, s)
         if not rows:
             continue
         split = "val" if written % 5 == 4 else "train"
@@ -90,30 +89,30 @@ def export_training_labels(volume: Volume, labelmap: np.ndarray, names: dict[int
                            intensity: dict | None = None, keypoints: list | None = None) -> dict:
     """Append one volume's labels (every 5th slice to val) and a manifest entry; returns the entry."""
     out_dir = Path(out_dir)
-    instances, class_of = instances_from_segments(labelmap, names)
+    # One instance map for every model: the detector also learns from fractures of unknown type,
+    # which the fracture model (typed classes only) leaves out.
+    detect_classes = FRACTURE_SEG_CLASSES + ["fracture"]
+    instances, every_class = instances_from_segments(labelmap, names, detect_classes)
+    class_of = {i: c for i, c in every_class.items() if c < len(FRACTURE_SEG_CLASSES)}
     if not class_of:
         raise ValueError("no segment named Vertebral body / Wedge / Biconcave / Crush fracture to export")
     stamp = time.strftime("%Y%m%dT%H%M%S")
     name = f"{volume.name}_{stamp}"
     labels = Volume(instances, volume.ijk_to_ras, name=name)
-    count = write_yolo_slices(out_dir, "train", name, volume, labels, class_of, size,
-                              Intensity.from_manifest(intensity or DEMO_INTENSITY), slice_mm, empty_fraction=0.0,
-                              val_every=5)
+    pixels = Intensity.from_manifest(intensity or DEMO_INTENSITY)
+    count = write_yolo_slices(out_dir, "train", name, volume, labels, class_of, size, pixels, slice_mm,
+                              empty_fraction=0.0, val_every=5)
     if not (out_dir / "data.yaml").exists():
         write_data_yaml(out_dir, FRACTURE_SEG_CLASSES)
     # The detector's format: one class, every fractured body (typed or not); intact bodies keep
     # their slices as negatives.
-    detect_classes = ["vertebral body", "wedge", "biconcave", "crush", "fracture"]
-    det_instances, det_class = instances_from_segments(labelmap, names, detect_classes)
-    det_labels = Volume(det_instances, volume.ijk_to_ras, name=name)
-    detect_images = write_yolo_slices(out_dir / "fracture-detect", "train", name, volume, det_labels,
-                                      {i: (-1 if c == 0 else 0) for i, c in det_class.items()}, size,
-                                      Intensity.from_manifest(intensity or DEMO_INTENSITY), slice_mm,
-                                      empty_fraction=0.0, val_every=5, drop_class=-1)
+    detect_images = write_yolo_slices(out_dir / "fracture-detect", "train", name, volume, labels,
+                                      {i: (-1 if c == 0 else 0) for i, c in every_class.items()}, size, pixels,
+                                      slice_mm, empty_fraction=0.0, val_every=5, drop_class=-1)
     if not (out_dir / "fracture-detect" / "data.yaml").exists():
         write_data_yaml(out_dir / "fracture-detect", ["fracture"])
     pose_images = export_keypoints(out_dir / "vertebra-pose", name, volume, instances, keypoints or [], size,
-                                   Intensity.from_manifest(intensity or DEMO_INTENSITY), slice_mm)
+                                   pixels, slice_mm)
     entry = {"source_volume": volume.name, "time": stamp, "images": count, "detect_images": detect_images,
              "pose_images": pose_images,
              "instances": len(class_of),

@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from ..lumbar_crops import grow_box, mask_box, square_crop
+from ..lumbar_crops import grow_box, image_to_crop, mask_box, square_crop
 from ..slicing import Intensity, make_stack, sample_labels
 from ..volume import Volume
-from .lumbar_data import MR_INTENSITY, _write, _yolo_line
+from .lumbar_data import MR_INTENSITY, write_yolo_image, yolo_box_line
+from .yolo_export import write_data_yaml
 
 SEGMENT_IDS = {"intervertebral disc": 1, "vertebral body": 2, "spinal canal": 3}
 
@@ -48,22 +49,20 @@ def export_lumbar_labels(volume: Volume, labelmap: np.ndarray, names: dict[int, 
         seg_images.append(image)
         seg_masks.append(lab)
         region = mask_box(np.isin(lab, (1, 2)))
-        _write(out_dir / "region", split, stem, image, [_yolo_line(region, size)])
+        write_yolo_image(out_dir / "region", split, stem, image, [yolo_box_line(region, size)])
         crop, affine = square_crop(image, grow_box(region), size)
         parts, count = ndimage.label(lab == 1)
         lines = []
         for box in (mask_box(parts == k) for k in range(1, count + 1)):
-            corners = np.array([[box[0], box[1], 1], [box[2], box[3], 1]]) @ affine.T
-            lines.append(_yolo_line(np.r_[corners[0], corners[1]], size))
+            lines.append(yolo_box_line(image_to_crop(box, affine), size))
             centre = stack.to_ras(s, (box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
             near = [(np.linalg.norm(np.subtract(c, centre)), h) for c, h in discs]
             if near and min(near)[0] <= 15.0:  # a reviewed disc finding says herniated or not
                 crops.append(square_crop(image, grow_box(box), crop_size)[0])
                 crop_labels.append(int(min(near)[1]))
-        _write(out_dir / "discs", split, stem, crop, lines)
+        write_yolo_image(out_dir / "discs", split, stem, crop, lines)
     for name, cls in (("region", "lumbar spine"), ("discs", "intervertebral disc")):
-        (out_dir / name / "data.yaml").write_text(
-            f"path: {(out_dir / name).resolve()}\ntrain: images/train\nval: images/val\nnames:\n  0: {cls}\n")
+        write_data_yaml(out_dir / name, [cls])
     split = np.array(["val" if n % 5 == 4 else "train" for n in range(len(seg_images))])
     _append_npz(out_dir / "segmentation.npz", images=np.stack(seg_images), masks=np.stack(seg_masks), split=split)
     if crops:

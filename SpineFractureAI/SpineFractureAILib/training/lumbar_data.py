@@ -10,11 +10,12 @@ import cv2
 import numpy as np
 
 from ..levels import VERSE_ID
-from ..lumbar_crops import (HERNIATION_CLASSES, LUMBAR_DISCS, central_slices, grow_box, mask_box, seg_target,
-                            square_crop)
+from ..lumbar_crops import (HERNIATION_CLASSES, LUMBAR_DISCS, central_slices, grow_box, image_to_crop, mask_box,
+                            seg_target, square_crop)
 from ..phantom import make_phantom
 from ..slicing import Intensity, make_stack, sample_labels
 from .phantom_data import TRAIN_SEED_BASE, VAL_SEED_BASE
+from .yolo_export import write_data_yaml
 
 MR_INTENSITY = {"type": "percentile", "low": 1.0, "high": 99.5}
 REGION_LABELS = [VERSE_ID[f"L{i}"] for i in range(1, 6)] + [100 + VERSE_ID[f"L{i}"] for i in range(1, 6)]
@@ -40,12 +41,12 @@ def mid_slice_of(stack, disc_centres) -> int:
     return int(round(float(stack.from_ras([np.mean(disc_centres, 0)])[0][2])))
 
 
-def _yolo_line(box, size) -> str:
+def yolo_box_line(box, size) -> str:
     x1, y1, x2, y2 = np.clip(box, 0, size)
     return f"0 {(x1 + x2) / 2 / size:.5f} {(y1 + y2) / 2 / size:.5f} {(x2 - x1) / size:.5f} {(y2 - y1) / size:.5f}"
 
 
-def _write(folder: Path, split: str, stem: str, image: np.ndarray, lines: list[str]) -> None:
+def write_yolo_image(folder: Path, split: str, stem: str, image: np.ndarray, lines: list[str]) -> None:
     (folder / "images" / split).mkdir(parents=True, exist_ok=True)
     (folder / "labels" / split).mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(folder / "images" / split / f"{stem}.png"), image)
@@ -73,7 +74,7 @@ def export_lumbar_dataset(out_dir: str | Path, n_train: int, n_val: int, size: i
                 region = mask_box(np.isin(lab, REGION_LABELS))
                 if region is None:
                     continue
-                _write(out_dir / "region", split, stem, image, [_yolo_line(region, size)])
+                write_yolo_image(out_dir / "region", split, stem, image, [yolo_box_line(region, size)])
                 # stage 2 sees the grown region; jitter it as a detector's box would be
                 jitter = region + rng.normal(0, 0.02, 4) * (region[2] - region[0])
                 crop, affine = square_crop(image, grow_box(jitter), size)
@@ -82,15 +83,14 @@ def export_lumbar_dataset(out_dir: str | Path, n_train: int, n_val: int, size: i
                     box = mask_box(lab == value)
                     if box is None:
                         continue
-                    corners = np.array([[box[0], box[1], 1], [box[2], box[3], 1]]) @ affine.T
-                    in_crop = np.r_[corners[0], corners[1]]
+                    in_crop = image_to_crop(box, affine)
                     if in_crop[2] > 0 and in_crop[3] > 0 and in_crop[0] < size and in_crop[1] < size:
-                        lines.append(_yolo_line(in_crop, size))
+                        lines.append(yolo_box_line(in_crop, size))
                     disc_crop, _ = square_crop(image, grow_box(box + rng.normal(0, 1.0, 4)), crop_size)
                     crops.append(disc_crop)
                     crop_labels.append(int(disc["herniated"]))
                     crop_split.append(split)
-                _write(out_dir / "discs", split, stem, crop, lines)
+                write_yolo_image(out_dir / "discs", split, stem, crop, lines)
                 seg_images.append(image)
                 seg_masks.append(seg_target(lab))
                 seg_split.append(split)
@@ -98,8 +98,7 @@ def export_lumbar_dataset(out_dir: str | Path, n_train: int, n_val: int, size: i
                           "spacing": list(args["spacing"])})
             log(f"{split} seed {seed}: {len(seg_images)} slices, {len(crops)} disc crops so far")
     for name, cls in (("region", "lumbar spine"), ("discs", "intervertebral disc")):
-        (out_dir / name / "data.yaml").write_text(
-            f"path: {(out_dir / name).resolve()}\ntrain: images/train\nval: images/val\nnames:\n  0: {cls}\n")
+        write_data_yaml(out_dir / name, [cls])
     np.savez_compressed(out_dir / "herniation.npz", images=np.stack(crops), labels=np.array(crop_labels),
                         split=np.array(crop_split), classes=np.array(HERNIATION_CLASSES))
     np.savez_compressed(out_dir / "segmentation.npz", images=np.stack(seg_images), masks=np.stack(seg_masks),

@@ -18,12 +18,13 @@ POSE_RECIPE = dict(epochs=300, batch=16, lr0=0.01, lrf=0.01, optimizer="AdamW", 
                    fliplr=0.5, scale=0.1, degrees=10.0, imgsz=640)
 
 
-def pose_lines(case, stack, label_stack, s: int, near_mm: float = 6.0) -> list[str]:
-    """YOLO-pose rows for slice s: every body gets a box; its six points are labelled visible
-    only on slices within near_mm of its mid-sagittal plane, where the points live."""
+def pose_lines(vertebrae: list[dict], stack, label_stack, s: int, near_mm: float = 6.0) -> list[str]:
+    """YOLO-pose rows for slice s from truth-style rows ({has_body, label, keypoints_ras}): every body
+    gets a box; its six points are labelled visible only on slices within near_mm of its
+    mid-sagittal plane, where the points live."""
     size = stack.size
     rows = []
-    for v in case.truth["vertebrae"]:
+    for v in vertebrae:
         if not v["has_body"]:
             continue
         ys, xs = np.nonzero(label_stack[s] == v["label"])
@@ -55,7 +56,7 @@ def export_pose_dataset(out_dir: str | Path, n_train: int, n_val: int, size: int
             stack = make_stack(case.image, "sagittal", size, intensity, slice_mm=slice_mm)
             labels = sample_labels(case.labels, stack)
             for s in range(len(stack)):
-                rows = pose_lines(case, stack, labels, s)
+                rows = pose_lines(case.truth["vertebrae"], stack, labels, s)
                 if not rows:
                     continue
                 stem = f"ph{seed}_s{s:03d}"

@@ -12,9 +12,8 @@ import cv2
 import numpy as np
 
 from ..slicing import Intensity, make_stack, sample_labels
+from ..terminology import FRACTURE_SEG_CLASSES  # noqa: F401  (re-exported for the training modules)
 from ..volume import Volume
-
-FRACTURE_SEG_CLASSES = ["vertebral body", "wedge", "biconcave", "crush"]
 
 
 def mask_polygon(mask: np.ndarray, min_area: float = 12.0) -> np.ndarray | None:
