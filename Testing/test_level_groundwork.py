@@ -58,6 +58,13 @@ def test_axial_targets_and_metadata_from_a_phantom():
     assert first == sorted(first)
     meta = axial_metadata(stack)
     assert meta.shape == (len(stack), 4) and meta[1, 0] == pytest.approx(2.0) and meta[-1, 1] == pytest.approx(1.0)
+    # bodies by default: a slice through C4's body centre shows C4 alone; counting the posterior
+    # elements too, C3's spinous process reaching down adds C3 on some of C4's body slices
+    whole = axial_level_targets(case.labels, stack, names, parts="whole")
+    c4 = next(v for v in case.truth["vertebrae"] if v["level"] == "C4")
+    s = int(round(stack.from_ras([c4["center_ras"]])[0][2]))
+    assert targets[s].tolist() == [0, 0, 0, 1, 0, 0, 0]
+    assert (whole >= targets).all() and whole.sum() > targets.sum()
 
 
 def test_level_classifier_trains_checkpoints_and_resumes(tmp_path):

@@ -141,7 +141,7 @@ def cmd_train(args) -> int:
 
         levels = level_range(args.levels)
         cervical = [n.startswith("C") for n in levels]
-        regions = "cervical" if all(cervical) else "thoracolumbar" if not any(cervical) else "all"
+        regions = "cervical" if all(cervical) else "thoracolumbar" if not any(cervical) else "mixed"
         data = export_axial(args.phantoms or 40, args.val_phantoms, levels, args.imgsz or 224, args.slice_mm, regions)
         Path(args.out).mkdir(parents=True, exist_ok=True)
         (Path(args.out) / "data.json").write_text(json.dumps({  # provenance for the bundle's manifest
@@ -281,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--segmenters", help="lumbar-mr: ARCH:ENCODER members (default: the paper's)")
     tr.add_argument("--member-epochs", type=int, help="lumbar-mr: ensemble members' epochs")
     tr.add_argument("--member-batch", type=int)
-    tr.add_argument("--lr", type=float, help="vertebra-levels: Adam learning rate (paper: 1e-3)")
+    tr.add_argument("--lr", type=float, help="vertebra-levels: Adam learning rate (default 1e-4; the paper gives none)")
     tr.add_argument("--epochs", type=int)
     tr.add_argument("--imgsz", type=int)
     tr.add_argument("--batch", type=int)
