@@ -172,3 +172,23 @@ def test_without_levels_the_detector_only_confirms_the_fracture_model():
     finish(results)
     assert [(f.label, f.source) for f in results.findings] == [("wedge", ["fracture-seg-demo", "fracture-detect-demo"])]
     assert any("were not reported" in w for w in results.warnings)
+
+
+def test_classifier_only_rows_continue_the_count_beyond_the_bodies():
+    levels = ["C3", "C4", "C5", "C6"]
+    results, centres = _results_with_bodies(levels, {})
+    probs = results.level_profile.probabilities
+    # C2 above the top body and C7 below the bottom one: seen by the classifier, not segmented
+    top_slice = int(round(results.level_profile.slice_of(centres[0]))) - 8
+    probs[top_slice - 2:top_slice + 1, LEVELS.index("C2")] = 0.9
+    probs[-8:-5, LEVELS.index("C7")] = 0.9
+    # the classifier hesitating inside the counted stretch: no row of its own
+    mid = int(round(results.level_profile.slice_of(centres[2])))
+    probs[mid - 1:mid + 2, LEVELS.index("T4")] = 0.9
+    # a run beyond the bodies but not continuing the count (a gap: C8 does not exist, T2 skips T1)
+    probs[-4:-2, LEVELS.index("T2")] = 0.9
+    finish(results)
+    rows = {r["level"]: r for r in results.vertebrae}
+    assert list(rows) == ["C2", "C3", "C4", "C5", "C6", "C7"]
+    assert rows["C2"]["status"] == "located by the level classifier" and rows["C3"]["status"] == "measured"
+    assert rows["C2"]["center_ras"][2] > centres[0][2] > centres[-1][2] > rows["C7"]["center_ras"][2]

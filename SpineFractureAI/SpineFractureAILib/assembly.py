@@ -198,7 +198,7 @@ def _vertebra_rows(results: Results) -> None:
     profile = results.level_profile
     if profile is not None:
         seen = {r.get("level") for r in results.vertebrae}
-        for name, (first, last) in profile.extents().items():
+        for name, (first, last) in _levels_beyond_bodies(results, profile).items():
             if name in seen:
                 continue
             centre = profile.ras_of_slice((first + last) / 2)
@@ -217,3 +217,31 @@ def _vertebra_rows(results: Results) -> None:
                        **{c: per_level.get(c) for c in CERVICAL},
                        "per_level": {k: per_level[k] for k in sorted(per_level, key=LEVELS.index)},
                        "patient_overall": max(known) if known else None}
+
+
+def _levels_beyond_bodies(results: Results, profile: LevelProfile) -> dict[str, tuple[int, int]]:
+    """The classifier's level runs that may get a row of their own. Without counted bodies: all of
+    them. With bodies: only levels continuing the counted sequence upwards or downwards, without a
+    gap, whose run is centred beyond the bodies (the atlas above C2; a vertebra cut by the edge of
+    the scan). A run inside the counted stretch is the per-slice classifier hesitating between
+    neighbours, which the count has already settled."""
+    runs = profile.extents()
+    counted = [b for b in results.bodies if b.level in LEVELS]
+    if not counted:
+        return runs
+    step = abs(float(np.linalg.norm(profile.stack_to_ras[:3, 2])))
+    spans = [(profile.slice_of(b.roi.center_ras), float(b.roi.extent_ras()[2]) / 2 / step) for b in counted]
+    top = min(c - h for c, h in spans)
+    bottom = max(c + h for c, h in spans)
+    ranks = sorted(LEVELS.index(b.level) for b in counted)
+    kept = {}
+    for direction, start in ((-1, ranks[0] - 1), (1, ranks[-1] + 1)):
+        rank = start
+        while 0 <= rank < len(LEVELS) and LEVELS[rank] in runs:
+            first, last = runs[LEVELS[rank]]
+            centre = (first + last) / 2
+            if (direction < 0 and centre >= top) or (direction > 0 and centre <= bottom):
+                break
+            kept[LEVELS[rank]] = (first, last)
+            rank += direction
+    return kept
