@@ -28,7 +28,7 @@ def run_vertebra_levels(volume, bundle, predictor, results: Results, progress, c
     progress(f"{bundle.name}: axial slices", 0.1)
     started = time.perf_counter()
     stack = make_stack(volume, "axial", int(m["input_size"]), Intensity.from_manifest(m["preprocessing"]),
-                       slice_mm=m.get("slice_mm"), cancelled=cancelled)
+                       slice_mm=m.get("slice_mm"), pixel_mm=m.get("pixel_mm"), cancelled=cancelled)
     meta = axial_metadata(stack)
     results.timing_s["slice"] = results.timing_s.get("slice", 0) + time.perf_counter() - started
     started, forward_before = time.perf_counter(), predictor.forward_seconds

@@ -142,11 +142,12 @@ def cmd_train(args) -> int:
         levels = level_range(args.levels)
         cervical = [n.startswith("C") for n in levels]
         regions = "cervical" if all(cervical) else "thoracolumbar" if not any(cervical) else "mixed"
-        data = export_axial(args.phantoms or 40, args.val_phantoms, levels, args.imgsz or 224, args.slice_mm, regions)
+        data = export_axial(args.phantoms or 40, args.val_phantoms, levels, args.imgsz or 224, args.slice_mm, regions,
+                            args.pixel_mm)
         Path(args.out).mkdir(parents=True, exist_ok=True)
         (Path(args.out) / "data.json").write_text(json.dumps({  # provenance for the bundle's manifest
             "levels": levels, "phantoms": args.phantoms or 40, "val_phantoms": args.val_phantoms,
-            "slice_mm": args.slice_mm, "slices": {k: len(v[0]) for k, v in data.items()},
+            "slice_mm": args.slice_mm, "pixel_mm": args.pixel_mm, "slices": {k: len(v[0]) for k, v in data.items()},
             "command": "spinefracture " + " ".join(sys.argv[1:])}))
         overrides = {k: v for k, v in {"epochs": args.epochs, "batch": args.batch, "lr": args.lr}.items()
                      if v is not None}
@@ -270,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--phantoms", type=int, default=0, help="export this many training phantoms first")
     tr.add_argument("--val-phantoms", type=int, default=8)
     tr.add_argument("--slice-mm", type=float, default=2.0)
+    tr.add_argument("--pixel-mm", type=float, help="vertebra-levels: fixed in-plane spacing, so a vertebra's size in"
+                                                   " pixels does not depend on the field of view (e.g. 1.75)")
     tr.add_argument("--out", required=True, help="run folder (checkpoints every epoch)")
     tr.add_argument("--model", help="model yaml or .pt to continue (default: yolov8n-seg.yaml / yolov8n-pose.yaml);"
                                     " for vertebra-levels the timm backbone (default gcvit_tiny)")

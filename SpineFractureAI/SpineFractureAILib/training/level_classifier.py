@@ -32,8 +32,10 @@ MIXED_REGIONS = ("cervical", "thoracolumbar", "all")
 
 
 def export_axial(n_train: int, n_val: int, levels: list[str], size: int, slice_mm: float = 3.0,
-                 regions: str = "all") -> dict:
-    """Axial slices, metadata and multi-hot targets from phantoms: {split: (images, meta, targets)}."""
+                 regions: str = "all", pixel_mm: float | None = None) -> dict:
+    """Axial slices, metadata and multi-hot targets from phantoms: {split: (images, meta, targets)}.
+    pixel_mm: a fixed in-plane spacing (the field of view size x pixel_mm round the volume's centre);
+    None fits the whole field of view, so a vertebra's size in pixels varies with it."""
     out = {}
     intensity = Intensity.from_manifest(DEMO_INTENSITY)
     for split, base, n in (("train", TRAIN_SEED_BASE, n_train), ("val", VAL_SEED_BASE, n_val)):
@@ -41,7 +43,7 @@ def export_axial(n_train: int, n_val: int, levels: list[str], size: int, slice_m
         for seed in range(base, base + n):
             region = MIXED_REGIONS[seed % 3] if regions == "mixed" else regions
             case, _ = random_case(seed, "ct", region, from_c1=True)
-            stack = make_stack(case.image, "axial", size, intensity, slice_mm=slice_mm)
+            stack = make_stack(case.image, "axial", size, intensity, slice_mm=slice_mm, pixel_mm=pixel_mm)
             parts.append((stack.images, axial_metadata(stack), axial_level_targets(case.labels, stack, levels)))
         out[split] = tuple(np.concatenate(p) for p in zip(*parts))
     return out
@@ -140,6 +142,7 @@ def package_level_bundle(run: str | Path, out: str | Path, name: str = "vertebra
         "architecture": best["backbone"], "architecture_options": best.get("backbone_options", {}),
         "modalities": ["ct"], "plane": "axial",
         "input_size": int(best["img_size"]), "slice_mm": data.get("slice_mm", 3.0),
+        **({"pixel_mm": data["pixel_mm"]} if data.get("pixel_mm") else {}),
         "preprocessing": DEMO_INTENSITY, "classes": list(best["levels"]), "metadata": list(best["metadata"]),
         "thresholds": {"level_probability": 0.5}, "batch": 32,
         "weights": [{"file": weights.name, "sha256": sha256_of(weights), "precision": "fp16"}],
