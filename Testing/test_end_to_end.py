@@ -138,6 +138,7 @@ def test_panel_analyses_choose_the_bundles_by_task_and_modality():
     assert tasks("ct", analyses=("fractures",)) == ["fracture-detect", "fracture-seg"]
     assert tasks("ct", analyses=("fractures", "levels")) == ["fracture-detect", "fracture-seg", "vertebra-levels"]
     assert tasks("mr") == ["lumbar-mr"]
+    assert tasks("ct") == ["fracture-detect", "fracture-seg", "vertebra-levels"]  # the defaults on a CT
     assert tasks("ct", analyses=("fractures", "keypoints"), extra_tasks=("vertebra-pose",)) == \
         ["fracture-detect", "fracture-seg", "vertebra-pose"]
     with pytest.raises(ValueError, match="no model bundle"):

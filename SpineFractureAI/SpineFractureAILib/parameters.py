@@ -18,7 +18,7 @@ class PanelParameters:
     device: str = "auto"
     modality: str = "auto"
     fracture_confidence: float = 0.6
-    analyses: str = "fractures,lumbar"  # comma-separated keys of logic.ANALYSES (demo levels: opt-in)
+    analyses: str = "fractures,levels,lumbar"  # comma-separated keys of logic.ANALYSES
     input_volume: object = None
     segmentation: object = None
     table: object = None
