@@ -29,6 +29,7 @@ def test_demo_command_finds_the_l1_wedge(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path)]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["wedge_roi_contains_L1_center"] is True
+    assert report["wedge_reported_at"] == ["L1"]  # the level classifier runs by default
     seg = read_volume(report["results"]["segmentation"])
     image = read_volume(report["phantom"])
     np.testing.assert_allclose(seg.ijk_to_ras, image.ijk_to_ras, atol=1e-5)

@@ -90,7 +90,8 @@ def cmd_demo(args) -> int:
     hits = [f for f in findings if f["label"] == kind and Roi(**f["roi"]).contains(truth["center_ras"])]
     print(json.dumps({"phantom": paths["image"], "results": written, "fracture": args.fracture,
                       f"true_{level}_center_ras": truth["center_ras"],
-                      f"{kind}_roi_contains_{level}_center": bool(hits)}, indent=1))
+                      f"{kind}_roi_contains_{level}_center": bool(hits),
+                      f"{kind}_reported_at": sorted({f.get("level") or "no level" for f in hits})}, indent=1))
     print("DEMO WEIGHTS ARE NOT FOR CLINICAL USE (trained on synthetic phantoms).", file=sys.stderr)
     return 0 if hits else 1
 
