@@ -93,6 +93,7 @@ def _assign_levels(results: Results) -> None:
             results.findings = [f for f in results.findings if all(f is not b.finding for b in atlas)]
             results.vertebrae = [r for r in results.vertebrae if all(r is not b.row for b in atlas)]
             results.warnings.append(f"levels: {len(atlas)} object(s) at C1 ignored (the atlas has no body)")
+            check["bodies"], check["atlas_pieces"] = len(results.bodies), len(atlas)  # what was counted
         disagree = [f"{a or '?'}->{b}" for a, b in zip(check["classifier_alone"], names) if a != b]
         if check["agreement"] < 0.5:
             results.warnings.append(f"levels: the classifier and the body count disagree on {len(disagree)} of "

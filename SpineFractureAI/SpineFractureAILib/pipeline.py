@@ -1,6 +1,7 @@
 """analyze(): Volume + bundles -> Results. Slicer-free; the CLI, tests and Slicer call it."""
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Callable
 
@@ -126,27 +127,36 @@ def _tracks(detections, thresholds: dict):
 def _off_midline(rois, tolerance: float = 0.6) -> set[int]:
     """Tracks whose centre lies beside the line of bodies (left-right or front-back, by more than
     `tolerance` x the typical body extent): not vertebral bodies (e.g. the atlas' lateral masses and
-    arches). The line is a quadratic in height, refitted after dropping the worst outlier each time."""
+    arches). The line is a quadratic in height through the most objects, refitted over them."""
     if len(rois) < 4:
         return set()
     centres = np.array([r.center_ras for r in rois])
     extents = np.array([r.extent_ras() for r in rois])  # R, A, S
     extent = np.median(extents, 0)
     scale = tolerance * np.maximum(extent[:2], 1e-3)
-    keep = list(range(len(rois)))
-
     def residuals(members):
-        deg = min(2, len(members) - 2)
+        deg = min(2, len(members) - 1)
         fits = [np.polyval(np.polyfit(centres[members, 2], centres[members, a], deg), centres[:, 2]) for a in (0, 1)]
         return np.max(np.abs(centres[:, :2] - np.stack(fits, 1)) / scale, 1)
 
-    while len(keep) > 3:
-        r = residuals(keep)
-        worst = max(keep, key=lambda n: r[n])
-        if r[worst] <= 1.0:
-            break
-        keep.remove(worst)
-    r = residuals(keep)
+    # The line through the most objects: every three objects at different heights define one (a
+    # greedy drop-the-worst refit let a cluster of atlas pieces pull the line off the bodies).
+    triples = list(itertools.combinations(range(len(rois)), 3))
+    if len(triples) > 3000:
+        pick = np.random.default_rng(0).choice(len(triples), 3000, replace=False)
+        triples = [triples[i] for i in pick]
+    best = (-1, np.inf, None)
+    for triple in triples:
+        if len({round(centres[n, 2], 1) for n in triple}) < 3:
+            continue
+        r = residuals(list(triple))
+        inliers = int((r <= 1.0).sum())
+        if (inliers, -r[r <= 1.0].sum()) > (best[0], -best[1]):
+            best = (inliers, float(r[r <= 1.0].sum()), r)
+    if best[2] is None:
+        return set()
+    keep = [n for n in range(len(rois)) if best[2][n] <= 1.0]
+    r = residuals(keep) if len(keep) >= 3 else best[2]  # least squares over all the line's objects
     beside = {n for n in range(len(rois)) if r[n] > 1.0}
     # Above the highest body-like object (left-right and front-back extent like the others', whatever
     # the image edge cut off in height) lie only pieces of the atlas: its arches, ring, lateral masses.
