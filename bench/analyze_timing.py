@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from common import REPO, emit
 
-from SpineFractureAILib.bundles import bundles_for
+from SpineFractureAILib.bundles import bundles_for, parse_analyses
 from SpineFractureAILib.files import write_case
 from SpineFractureAILib.phantom import make_phantom
 from SpineFractureAILib.pipeline import Analyzer
@@ -85,7 +85,7 @@ def main() -> None:
     p.add_argument("--realdata", default=str(REPO.parent / "shared" / "realdata"))
     p.add_argument("--out", default=str(REPO / "bench" / "out"))
     args = p.parse_args()
-    bundles = bundles_for("ct", args.bundle, tuple(args.analyses.split(",")) if args.analyses else None)
+    bundles = bundles_for("ct", args.bundle, parse_analyses(args.analyses) if args.analyses else None)
     analyzer = Analyzer(bundles, "cpu")
     t0 = time.perf_counter()
     for bundle in bundles:

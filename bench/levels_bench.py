@@ -16,6 +16,7 @@ from common import demo_bundle, emit, yolo_val
 from SpineFractureAILib.bundles import load_bundle
 from SpineFractureAILib.level_assignment import LevelProfile, assign_body_levels, axial_metadata
 from SpineFractureAILib.level_metrics import coverage_error, exact_match_ratio, macro_f1
+from SpineFractureAILib.phantom import make_phantom
 from SpineFractureAILib.predictors.level_net import LevelPredictor
 from SpineFractureAILib.slicing import Intensity, make_stack
 from SpineFractureAILib.training.level_data import axial_level_targets
@@ -35,8 +36,6 @@ def _metrics(targets, scores) -> dict:
 def _phantom_groups(n: int, seed_base: int) -> dict:
     """Held-out scans: random stretches of the whole spine, and the two done-when settings (a
     cervical scan from the atlas down, a thoracolumbar one round T12/L1) with varied geometry."""
-    from SpineFractureAILib.phantom import make_phantom
-
     orientations = ["axial", "oblique", "sagittal", "coronal"]
     return {
         "random_stretches": [random_case(seed, "ct", "all", from_c1=True)[0] for seed in range(seed_base, seed_base + n)],

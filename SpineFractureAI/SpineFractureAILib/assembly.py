@@ -230,8 +230,8 @@ def _levels_beyond_bodies(results: Results, profile: LevelProfile) -> dict[str, 
     counted = [b for b in results.bodies if b.level in LEVELS]
     if not counted:
         return runs
-    step = abs(float(np.linalg.norm(profile.stack_to_ras[:3, 2])))
-    spans = [(profile.slice_of(b.roi.center_ras), float(b.roi.extent_ras()[2]) / 2 / step) for b in counted]
+    spans = [(profile.slice_of(b.roi.center_ras), float(b.roi.extent_ras()[2]) / 2 / profile.slice_step_mm)
+             for b in counted]
     top = min(c - h for c, h in spans)
     bottom = max(c + h for c, h in spans)
     ranks = sorted(LEVELS.index(b.level) for b in counted)

@@ -117,6 +117,15 @@ ANALYSES = {"fractures": ("fracture-seg", "fracture-detect"), "levels": ("verteb
             "lumbar": ("lumbar-mr",), "keypoints": ("vertebra-pose",)}
 
 
+def parse_analyses(analyses) -> tuple[str, ...]:
+    """Analyses as a tuple of ANALYSES keys, from "fractures,levels" or a sequence of names."""
+    names = tuple(a.strip() for a in (analyses.split(",") if isinstance(analyses, str) else analyses) if a.strip())
+    unknown = set(names) - set(ANALYSES)
+    if unknown:
+        raise ValueError(f"unknown analyses {sorted(unknown)}; choose from {sorted(ANALYSES)}")
+    return names
+
+
 def bundles_for(modality: str, paths: list[str] | None = None, analyses: tuple[str, ...] | None = None,
                 extra_tasks: tuple[str, ...] = ()) -> list[Bundle]:
     """The bundles to run: named ones or the built-ins, kept to the chosen analyses (whose opt-in

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from .bundles import ANALYSES, BundleError, first_line
+from .bundles import BundleError, first_line, parse_analyses
 from .volume import VolumeError
 
 
@@ -67,9 +67,7 @@ def analyze_paths(inputs, out_dir, modality="auto", bundle_paths=None, device="a
 
 
 def cmd_analyze(args) -> int:
-    analyses = tuple(a.strip() for a in args.analyses.split(",")) if args.analyses else None
-    if analyses and set(analyses) - set(ANALYSES):
-        raise ValueError(f"--analyses: choose from {', '.join(ANALYSES)}")
+    analyses = parse_analyses(args.analyses) if args.analyses else None
     written = analyze_paths(args.inputs, args.out, args.modality, args.bundle, args.device, analyses)
     print(json.dumps(written, indent=1))
     return 0

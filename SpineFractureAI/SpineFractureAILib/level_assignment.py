@@ -39,6 +39,10 @@ class LevelProfile:
     stack_to_ras: np.ndarray
     size: int = 0  # pixels per side: ras_of_slice gives the slice's centre
 
+    @property
+    def slice_step_mm(self) -> float:
+        return float(np.linalg.norm(self.stack_to_ras[:3, 2]))
+
     def slice_of(self, ras) -> float:
         inv = np.linalg.inv(self.stack_to_ras)
         return float((np.asarray(ras, float) @ inv[:3, :3].T + inv[:3, 3])[2])
@@ -86,7 +90,7 @@ def assign_body_levels(profile: LevelProfile, centres_ras: list, skip_penalty: f
     order = np.argsort([profile.slice_of(c) for c in centres_ras])  # head to feet
     centres = np.asarray(centres_ras, float)[order]
     n, m = len(centres), len(STATES)
-    step = abs(float(np.linalg.norm(profile.stack_to_ras[:3, 2])))
+    step = profile.slice_step_mm
     windows = [1] * n if heights_mm is None else [max(1, int(heights_mm[i] / 4 / step)) for i in order]
     at = [profile.at(c, w) for c, w in zip(centres, windows)]  # once per body
     emit = np.log(np.maximum([[p[lv] for lv in STATES] for p in at], EPS))

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import json
 
-from .bundles import ANALYSES, bundles_for
+from .bundles import bundles_for, parse_analyses
 from .pipeline import Analyzer
 from .scene import remove_previous_results, volume_from_node, write_results_to_scene
-
-
 
 
 class SpineFractureLogic:
@@ -21,10 +19,7 @@ class SpineFractureLogic:
                  analyses: tuple[str, ...] | None = None):
         """extra_tasks: opt-in built-in analyses to add (e.g. "vertebra-pose" keypoint morphometry);
         analyses: keep only these (keys of ANALYSES; None: all that fit)."""
-        unknown = set(analyses or ()) - set(ANALYSES)
-        if unknown:
-            raise ValueError(f"unknown analyses {sorted(unknown)}; choose from {sorted(ANALYSES)}")
-        self.analyses = tuple(analyses) if analyses is not None else None
+        self.analyses = parse_analyses(analyses) if analyses is not None else None
         self.scene = scene
         self.bundle_paths = bundle_paths
         self.device = device

@@ -18,7 +18,7 @@ class PanelParameters:
     device: str = "auto"
     modality: str = "auto"
     fracture_confidence: float = 0.6
-    analyses: str = "fractures,levels,lumbar"  # comma-separated keys of logic.ANALYSES
+    analyses: str = "fractures,levels,lumbar"  # comma-separated keys of bundles.ANALYSES
     input_volume: object = None
     segmentation: object = None
     table: object = None
@@ -28,11 +28,9 @@ class PanelParameters:
             raise ValueError(f"device must be one of {DEVICES}, not {self.device!r}")
         if self.modality not in MODALITIES:
             raise ValueError(f"modality must be one of {MODALITIES}, not {self.modality!r}")
-        from .bundles import ANALYSES
+        from .bundles import parse_analyses
 
-        unknown = {a for a in self.analyses.split(",") if a} - set(ANALYSES)
-        if unknown:
-            raise ValueError(f"analyses must be among {sorted(ANALYSES)}, not {sorted(unknown)}")
+        parse_analyses(self.analyses)
         if not 0.0 <= float(self.fracture_confidence) <= 1.0:
             raise ValueError("fracture_confidence must be between 0 and 1")
 

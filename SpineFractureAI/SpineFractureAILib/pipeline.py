@@ -134,6 +134,7 @@ def _off_midline(rois, tolerance: float = 0.6) -> set[int]:
     extents = np.array([r.extent_ras() for r in rois])  # R, A, S
     extent = np.median(extents, 0)
     scale = tolerance * np.maximum(extent[:2], 1e-3)
+
     def residuals(members):
         deg = min(2, len(members) - 1)
         fits = [np.polyval(np.polyfit(centres[members, 2], centres[members, a], deg), centres[:, 2]) for a in (0, 1)]
@@ -145,18 +146,17 @@ def _off_midline(rois, tolerance: float = 0.6) -> set[int]:
     if len(triples) > 3000:
         pick = np.random.default_rng(0).choice(len(triples), 3000, replace=False)
         triples = [triples[i] for i in pick]
-    best = (-1, np.inf, None)
+    best_score, keep = None, None
     for triple in triples:
         if len({round(centres[n, 2], 1) for n in triple}) < 3:
             continue
         r = residuals(list(triple))
-        inliers = int((r <= 1.0).sum())
-        if (inliers, -r[r <= 1.0].sum()) > (best[0], -best[1]):
-            best = (inliers, float(r[r <= 1.0].sum()), r)
-    if best[2] is None:
+        score = (int((r <= 1.0).sum()), -float(r[r <= 1.0].sum()))  # most objects, then the tightest
+        if best_score is None or score > best_score:
+            best_score, keep = score, np.flatnonzero(r <= 1.0)
+    if keep is None:  # no three objects at different heights
         return set()
-    keep = [n for n in range(len(rois)) if best[2][n] <= 1.0]
-    r = residuals(keep) if len(keep) >= 3 else best[2]  # least squares over all the line's objects
+    r = residuals(keep)  # least squares over all the line's objects (at least its own three)
     beside = {n for n in range(len(rois)) if r[n] > 1.0}
     # Above the highest body-like object (left-right and front-back extent like the others', whatever
     # the image edge cut off in height) lie only pieces of the atlas: its arches, ring, lateral masses.
