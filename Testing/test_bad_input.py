@@ -16,12 +16,12 @@ from SpineFractureAILib.volume import Volume, write_volume
 def fake_bundle(tmp_path):
     folder = tmp_path / "bundle"
     folder.mkdir()
-    (folder / "model.pt").write_bytes(b"not a checkpoint" * 100)
+    (folder / "model.safetensors").write_bytes(b"not a checkpoint" * 100)
     manifest = {"name": "fake", "version": "0", "task": "fracture-seg", "architecture": "yolov8n-seg",
                 "modalities": ["ct"], "plane": "sagittal", "input_size": 64,
                 "preprocessing": {"type": "ct_window", "center": 400, "width": 1500},
                 "classes": ["vertebral body", "wedge", "biconcave", "crush"],
-                "weights": [{"file": "model.pt", "sha256": sha256_of(folder / "model.pt")}]}
+                "weights": [{"file": "model.safetensors", "sha256": sha256_of(folder / "model.safetensors")}]}
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder
 
@@ -68,7 +68,7 @@ def test_4d_and_2d_images_are_refused(tmp_path, capsys, fake_bundle):
 
 
 def test_sha256_mismatch_is_refused_before_unpickling(tmp_path, capsys, fake_bundle, wedge_phantom):
-    (fake_bundle / "model.pt").write_bytes(b"tampered")
+    (fake_bundle / "model.safetensors").write_bytes(b"tampered")
     with pytest.raises(BundleError, match="sha256 mismatch"):
         load_bundle(fake_bundle).weight_files()
     image = tmp_path / "ph.nii.gz"
@@ -82,7 +82,7 @@ def test_unloadable_weights_with_right_sha_get_a_clear_error(tmp_path, capsys, f
     image = tmp_path / "ph.nii.gz"
     write_volume(wedge_phantom.image, image)
     code, line = _run(capsys, "analyze", str(image), "--out", str(tmp_path / "out"), "--bundle", str(fake_bundle))
-    assert code == 2 and "not a loadable YOLO checkpoint" in line
+    assert code == 2 and "not a loadable YOLO model" in line
     assert not (tmp_path / "out" / "ph").exists()
 
 

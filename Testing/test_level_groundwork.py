@@ -9,6 +9,7 @@ import torch
 
 from SpineFractureAILib.level_metrics import coverage_error, exact_match_ratio, macro_f1
 from SpineFractureAILib.predictors.level_net import METADATA, MultiInputLevelNet
+from SpineFractureAILib.safe_weights import load_state
 
 TRUE = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 1], [0, 0, 1]])
 PRED = np.array([[1, 0, 0], [1, 0, 0], [0, 1, 1], [0, 1, 1]])
@@ -81,10 +82,10 @@ def test_level_classifier_trains_checkpoints_and_resumes(tmp_path):
     train_level_classifier(data, levels, run, backbone="gcvit_xxtiny", img_size=64, epochs=2, batch=16, resume=True)
     history = json.loads((run / "history.json").read_text())
     assert [h["epoch"] for h in history["history"]] == [1, 2]  # resumed, not restarted
-    best = torch.load(run / "best.pt", map_location="cpu", weights_only=False)
-    assert best["levels"] == levels and best["img_size"] == 64
+    tensors, header = load_state(run / "best.safetensors")
+    assert json.loads(header["levels"]) == levels and int(header["img_size"]) == 64
     net = MultiInputLevelNet(len(levels), "gcvit_xxtiny", 64)
-    net.load_state_dict(best["model"])
+    net.load_state_dict(tensors)
     scores = evaluate(net, *data["val"])
     assert 0.0 <= scores["macro_f1"] <= 1.0 and 0.0 <= scores["coverage_error"] <= len(levels)
 
@@ -95,5 +96,5 @@ def test_level_training_entry_point(tmp_path):
     assert main(["train", "vertebra-levels", "--levels", "C2-C7", "--data", str(tmp_path / "unused"),
                  "--phantoms", "1", "--val-phantoms", "1", "--imgsz", "64", "--model", "gcvit_xxtiny",
                  "--epochs", "1", "--batch", "16", "--out", str(tmp_path / "levels")]) == 0
-    best = torch.load(tmp_path / "levels" / "best.pt", map_location="cpu", weights_only=False)
-    assert best["levels"] == ["C2", "C3", "C4", "C5", "C6", "C7"]
+    _, header = load_state(tmp_path / "levels" / "best.safetensors")
+    assert json.loads(header["levels"]) == ["C2", "C3", "C4", "C5", "C6", "C7"]

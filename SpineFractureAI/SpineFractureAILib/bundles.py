@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from .safe_weights import SAFE_SUFFIX
+
 REQUIRED = ("name", "version", "task", "architecture", "modalities", "plane", "input_size",
             "preprocessing", "classes", "weights")
 NOT_CLINICAL = "NOT FOR CLINICAL USE"
@@ -52,19 +54,30 @@ class Bundle:
     def fits(self, modality: str) -> bool:
         return modality in self.manifest["modalities"]
 
+    def weight_path(self, file: str) -> Path:
+        """A weight file of this bundle, checked before anything reads it: a safetensors file (a
+        pickle can run code), inside the bundle folder, and matching the manifest's sha256."""
+        entry = next((e for e in self.manifest["weights"] if e["file"] == file), None)
+        if entry is None:
+            raise BundleError(f"bundle {self.name}: {file} is not listed among its weights")
+        folder = self.path.resolve()
+        path = (folder / file).resolve()
+        if not path.is_relative_to(folder):
+            raise BundleError(f"bundle {self.name}: weight file {file} lies outside the bundle folder: refusing it")
+        if path.suffix != SAFE_SUFFIX:
+            raise BundleError(f"bundle {self.name}: weight file {file} is not {SAFE_SUFFIX} "
+                              "(pickled weights can run code): refusing to load it")
+        if not path.is_file():
+            raise BundleError(f"bundle {self.name}: weight file {file} is missing")
+        digest = sha256_of(path)
+        if digest != entry["sha256"]:
+            raise BundleError(f"bundle {self.name}: {file} sha256 mismatch "
+                              f"(manifest {entry['sha256'][:12]}..., file {digest[:12]}...): refusing to load it")
+        return path
+
     def weight_files(self) -> list[Path]:
-        """The weight files, each checked against its sha256 (before anything unpickles it)."""
-        files = []
-        for entry in self.manifest["weights"]:
-            path = self.path / entry["file"]
-            if not path.is_file():
-                raise BundleError(f"bundle {self.name}: weight file {entry['file']} is missing")
-            digest = sha256_of(path)
-            if digest != entry["sha256"]:
-                raise BundleError(f"bundle {self.name}: {entry['file']} sha256 mismatch "
-                                  f"(manifest {entry['sha256'][:12]}..., file {digest[:12]}...): refusing to load it")
-            files.append(path)
-        return files
+        """Every weight file, each checked by weight_path."""
+        return [self.weight_path(entry["file"]) for entry in self.manifest["weights"]]
 
     def summary(self) -> dict:
         prov = self.manifest.get("provenance", {})
@@ -85,8 +98,10 @@ def load_bundle(path: str | Path) -> Bundle:
     missing = [k for k in REQUIRED if k not in manifest]
     if missing:
         raise BundleError(f"{manifest_path}: manifest lacks {', '.join(missing)}")
+    if not isinstance(manifest["weights"], list):
+        raise BundleError(f"{manifest_path}: weights must be a list")
     for entry in manifest["weights"]:
-        if not {"file", "sha256"} <= set(entry):
+        if not isinstance(entry, dict) or not {"file", "sha256"} <= set(entry) or not isinstance(entry["file"], str):
             raise BundleError(f"{manifest_path}: every weight needs a file and its sha256")
     return Bundle(manifest_path.parent, manifest)
 

@@ -44,8 +44,8 @@ class LumbarPredictor:
                                        "weights": [entry[st["file"]]], "modalities": ["mr"]})
             self.detectors[name] = YoloPredictor(sub, device)
         half = self.device.type == "cuda"
-        self.herniation = Ensemble(stages["herniation"], bundle.path, self.device, half)
-        self.segmentation = Ensemble(stages["segmentation"], bundle.path, self.device, half)
+        self.herniation = Ensemble(stages["herniation"], bundle.weight_path, self.device, half)
+        self.segmentation = Ensemble(stages["segmentation"], bundle.weight_path, self.device, half)
         self.batch = 16
 
     @property

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..safe_weights import load_into
+
 # The paper's six classifier members, as timm names them.
 PAPER_CLASSIFIERS = {"VGG16": "vgg16", "VGG19": "vgg19", "ResNet50": "resnet50", "InceptionV3": "inception_v3",
                      "Xception": "legacy_xception", "DenseNet121": "densenet121"}
@@ -87,11 +89,11 @@ class Ensemble:
     """Loaded members + weights from a manifest stage: {"members": [{"architecture", "encoder"?,
     "file", "weight"}], "classes": [...], "input_size": N}."""
 
-    def __init__(self, stage: dict, folder, device, half: bool):
+    def __init__(self, stage: dict, weight_path, device, half: bool):
+        """weight_path: file name -> its checked path (Bundle.weight_path)."""
         self.members, self.weights = [], []
         for spec in stage["members"]:
-            model = build_member(spec, len(stage["classes"]))
-            model.load_state_dict(torch.load(folder / spec["file"], map_location="cpu", weights_only=True))
+            model = load_into(build_member(spec, len(stage["classes"])), weight_path(spec["file"]))
             model = (model.half() if half else model.float()).to(device).eval()
             self.members.append(model)
             self.weights.append(float(spec.get("weight", 1.0)))

@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..safe_weights import load_into
+
 # Per-slice metadata, in this order: position along the stack (mm), index ratio, slice thickness
 # (mm), pixel spacing (mm). The manifest names them; the ablation feeds constants.
 METADATA = ("position_mm", "index_ratio", "slice_mm", "pixel_mm")
@@ -51,11 +53,10 @@ class LevelPredictor:
         m = bundle.manifest
         (weights,) = bundle.weight_files()  # sha256 verified before loading
         try:
-            state = torch.load(weights, map_location="cpu", weights_only=True)  # tensors only: nothing executes
             self.model = MultiInputLevelNet(len(bundle.classes), m["architecture"], int(m["input_size"]),
                                             n_meta=len(m.get("metadata", METADATA)),
                                             backbone_options=m.get("architecture_options"))
-            self.model.load_state_dict(state)
+            load_into(self.model, weights)  # safetensors: nothing executes
         except Exception as err:
             raise BundleError(f"bundle {bundle.name}: {weights.name} does not fit a {m['architecture']} level "
                               f"network with {len(bundle.classes)} levels ({first_line(err)})") from None

@@ -8,21 +8,20 @@ import torch
 
 from ..bundles import Bundle, BundleError, choose_device, first_line
 from . import SliceDetections
+from ..safe_weights import load_yolo
 from .offline_ultralytics import ultralytics_offline
 
 
 class YoloPredictor:
     def __init__(self, bundle: Bundle, device: str = "auto"):
         ultralytics_offline()
-        from ultralytics.nn.tasks import load_checkpoint
-
         self.bundle = bundle
         self.device = choose_device(device)
-        (weights,) = bundle.weight_files()  # sha256 verified before unpickling
+        (weights,) = bundle.weight_files()  # safetensors, inside the bundle, sha256 verified
         try:
-            model, _ = load_checkpoint(str(weights), device=self.device, fuse=True)
+            model = load_yolo(weights).to(self.device)
         except Exception as err:  # a corrupt or foreign file: say so in one line
-            raise BundleError(f"bundle {bundle.name}: {weights.name} is not a loadable YOLO checkpoint ({first_line(err)})") from None
+            raise BundleError(f"bundle {bundle.name}: {weights.name} is not a loadable YOLO model ({first_line(err)})") from None
         if len(model.names) != len(bundle.classes):
             raise BundleError(f"bundle {bundle.name}: model has {len(model.names)} classes, "
                               f"manifest lists {len(bundle.classes)}")

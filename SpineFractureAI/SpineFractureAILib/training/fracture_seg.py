@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..phantom.render import body_label
+from ..safe_weights import save_yolo
 from ..slicing import Intensity
 from .phantom_data import TRAIN_SEED_BASE, VAL_SEED_BASE, random_case
 from .yolo_export import FRACTURE_SEG_CLASSES, write_data_yaml, write_yolo_slices
@@ -61,19 +62,34 @@ def train_yolo(data_yaml: str | Path, out_dir: str | Path, model: str, recipe: d
     args = {**recipe, **overrides}
     args["close_mosaic"] = max(1, int(round(0.1 * args["epochs"])))  # mosaic off for the last 10 %
     if resume and last.exists():
-        YOLO(str(last)).train(resume=True, device=device, workers=workers)
+        resumed = YOLO(str(last))  # our own run's training state, never a bundle
+        resumed.add_callback("on_model_save", save_safetensors)
+        resumed.train(resume=True, device=device, workers=workers)
         return out_dir
     started = time.time()
     # From yaml: random init. From one of our own .pt checkpoints: continue from its weights
     # (ultralytics drops them when pretrained=False; pointing at the local file downloads nothing).
     start = str(model) if str(model).endswith(".pt") else (str(init) if init else False)
-    YOLO(model).train(data=str(data_yaml), project=str(out_dir.parent), name=out_dir.name, exist_ok=True,
+    yolo = YOLO(model)
+    yolo.add_callback("on_model_save", save_safetensors)
+    yolo.train(data=str(data_yaml), project=str(out_dir.parent), name=out_dir.name, exist_ok=True,
                       pretrained=start, device=device, workers=workers, plots=False, amp=device != "cpu",
                       seed=0, deterministic=False, verbose=False, **args)
     (out_dir / "recipe.json").write_text(json.dumps({"model": model, "data": str(data_yaml), **args,
                                                     **({"init": str(init)} if init else {}),
                                                     "train_seconds": round(time.time() - started, 1)}, indent=1))
     return out_dir
+
+
+def save_safetensors(trainer) -> None:
+    """Every save of a YOLO run also writes weights/last.safetensors (and best, when it is the best):
+    the EMA weights with the model config in the header, which is all `bundle` reads."""
+    model = trainer.ema.ema if trainer.ema else trainer.model
+    names = trainer.data["names"]
+    model.names = dict(names) if isinstance(names, dict) else dict(enumerate(names))
+    save_yolo(model, trainer.wdir / "last.safetensors", half=False)
+    if trainer.best_fitness == trainer.fitness:
+        save_yolo(model, trainer.wdir / "best.safetensors", half=False)
 
 
 def train_fracture_seg(data_yaml: str | Path, out_dir: str | Path, model: str = "yolov8n-seg.yaml",

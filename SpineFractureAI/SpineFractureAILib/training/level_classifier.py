@@ -15,6 +15,7 @@ from torch import nn
 
 from ..level_metrics import coverage_error, exact_match_ratio, macro_f1
 from ..predictors.level_net import METADATA, MultiInputLevelNet
+from ..safe_weights import load_state, save_state
 from ..slicing import Intensity, make_stack
 from .fracture_seg import DEMO_INTENSITY
 from .level_data import axial_level_targets, axial_metadata
@@ -113,28 +114,27 @@ def train_level_classifier(data: dict, levels: list[str], out_dir: str | Path, b
                 "state": state, "levels": levels, "backbone": backbone, "img_size": img_size, "metadata": METADATA,
                 "backbone_options": backbone_options or {}}
         torch.save(ckpt, out_dir / "last.pt")
-        if improved:
-            torch.save({k: ckpt[k] for k in ("model", "levels", "backbone", "img_size", "metadata", "backbone_options")},
-                       out_dir / "best.pt")
-    (out_dir / "history.json").write_text(json.dumps({"recipe": recipe, **state}, indent=1))
+        if improved:  # the bundle reads only this: tensors + the architecture in the header
+            save_state(model.state_dict(), out_dir / "best.safetensors",
+                       {"format": "state_dict", "levels": json.dumps(levels), "backbone": backbone,
+                        "img_size": img_size, "metadata": json.dumps(METADATA),
+                        "backbone_options": json.dumps(backbone_options or {})})
+        (out_dir / "history.json").write_text(json.dumps({"recipe": recipe, **state}, indent=1))
     return out_dir
 
 
 def package_level_bundle(run: str | Path, out: str | Path, name: str = "vertebra-levels-demo",
                          version: str = "0.1.0", run_by_default: bool = True) -> Path:
-    """best.pt of a level run -> a bundle: fp16 state dict (tensors only) + manifest."""
+    """best.safetensors of a level run -> a bundle: fp16 tensors + manifest (no pickle is read)."""
     from ..bundles import NOT_CLINICAL, sha256_of
 
     run, out = Path(run), Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    best = torch.load(run / "best.pt", map_location="cpu", weights_only=False)
-    weights = out / "vertebra_levels.pt"
-    torch.save({k: v.half() if v.is_floating_point() else v for k, v in best["model"].items()}, weights)
-    if (run / "history.json").exists():
-        history = json.loads((run / "history.json").read_text())
-    else:  # a run stopped before its end: its last checkpoint holds the history
-        last = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
-        history = {"recipe": {}, **last["state"]}
+    tensors, header = load_state(run / "best.safetensors")
+    best = {"backbone": header["backbone"], "img_size": int(header["img_size"]), "levels": json.loads(header["levels"]),
+            "metadata": json.loads(header["metadata"]), "backbone_options": json.loads(header["backbone_options"])}
+    weights = save_state(tensors, out / "vertebra_levels.safetensors", {"format": "state_dict"}, half=True)
+    history = json.loads((run / "history.json").read_text()) if (run / "history.json").exists() else {}
     data = json.loads((run / "data.json").read_text()) if (run / "data.json").exists() else {}
     best_epoch = max(history.get("history", []), key=lambda h: h["macro_f1"], default={})
     manifest = {

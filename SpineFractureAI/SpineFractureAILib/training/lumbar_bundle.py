@@ -5,17 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
-
 from ..bundles import NOT_CLINICAL, sha256_of
 from ..lumbar_crops import HERNIATION_CLASSES, SEG_CLASSES
 from .lumbar_data import MR_INTENSITY
-from .packaging import _last_metrics, fp16_checkpoint
-
-
-def _fp16_state(src: Path, dst: Path) -> None:
-    state = torch.load(src, map_location="cpu", weights_only=True)
-    torch.save({k: v.half() if v.is_floating_point() else v for k, v in state.items()}, dst)
+from ..safe_weights import load_state, save_state
+from .packaging import _last_metrics, fp16_yolo
 
 
 def package_lumbar_bundle(run: str | Path, data: str | Path, out: str | Path, name: str = "lumbar-mr-demo",
@@ -26,8 +20,7 @@ def package_lumbar_bundle(run: str | Path, data: str | Path, out: str | Path, na
     size = int(dataset["size"])
     files, stages, metrics = [], {}, {}
     for stage, cls in (("region", "lumbar spine"), ("discs", "intervertebral disc")):
-        dst = out / f"{stage}.pt"
-        fp16_checkpoint(run / stage / "weights" / "best.pt", dst)
+        dst = fp16_yolo(run / stage / "weights" / "best.safetensors", out / f"{stage}.safetensors")
         files.append(dst)
         stages[stage] = {"file": dst.name, "classes": [cls], "input_size": size,
                          "thresholds": {"confidence": 0.25, "iou": 0.5, "link_iou": 0.3, "min_slices": 2}}
@@ -40,8 +33,8 @@ def package_lumbar_bundle(run: str | Path, data: str | Path, out: str | Path, na
             if weight == 0:  # the grid search gave it nothing: not worth its file
                 dropped.append({k: spec[k] for k in ("architecture", "encoder") if k in spec})
                 continue
-            dst = out / f"{kind}_{n}.pt"
-            _fp16_state(run / kind / f"member{n}" / "best.pt", dst)
+            dst = save_state(load_state(run / kind / f"member{n}" / "best.safetensors")[0],
+                             out / f"{kind}_{n}.safetensors", {"format": "state_dict"}, half=True)
             files.append(dst)
             members.append({k: spec[k] for k in ("architecture", "encoder", "options") if k in spec}
                            | {"file": dst.name, "weight": weight})

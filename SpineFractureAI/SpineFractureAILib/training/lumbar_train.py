@@ -13,6 +13,7 @@ import torch
 from ..lumbar_crops import SEG_CLASSES
 from ..lumbar_metrics import classification_metrics, segmentation_metrics
 from ..predictors.ensembles import build_member, grid_search_weights
+from ..safe_weights import load_into, save_state
 from .fracture_seg import train_yolo
 
 YOLO_RECIPE = dict(epochs=100, batch=8, lr0=0.02, optimizer="SGD", momentum=0.9, imgsz=400, fliplr=0.0)
@@ -57,7 +58,7 @@ def train_member(spec: dict, images, targets, val_images, val_targets, out: Path
     optimiser = torch.optim.Adam(model.parameters(), lr=recipe["lr"])
     state = {"epoch": 0, "best": -1.0, "stale": 0, "history": []}
     if (out / "last.pt").exists():
-        ckpt = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
+        ckpt = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
         model.load_state_dict(ckpt["model"]), optimiser.load_state_dict(ckpt["optimiser"])
         state = ckpt["state"]
     if spec.get("encoder"):  # segmentation: Dice + lambda * focal (seed 004's compound loss)
@@ -97,8 +98,8 @@ def train_member(spec: dict, images, targets, val_images, val_targets, out: Path
         state["best"], state["stale"] = (value, 0) if improved else (state["best"], state["stale"] + 1)
         torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "state": state}, out / "last.pt")
         if improved:
-            torch.save(model.state_dict(), out / "best.pt")
-    model.load_state_dict(torch.load(out / "best.pt", map_location="cpu", weights_only=True))
+            save_state(model.state_dict(), out / "best.safetensors", {"format": "state_dict"})
+    load_into(model, out / "best.safetensors")
     return {"model": model, "state": state}
 
 

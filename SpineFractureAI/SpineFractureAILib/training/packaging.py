@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from ..bundles import NOT_CLINICAL, sha256_of
+from ..safe_weights import load_state, save_state
 from .fracture_seg import DEMO_INTENSITY
 from .yolo_export import FRACTURE_SEG_CLASSES
 
@@ -22,30 +23,22 @@ def _last_metrics(run: Path) -> dict:
     return {"epochs_run": len(rows), **{new: round(float(last[old]), 4) for old, new in keys.items() if old in last}}
 
 
-def fp16_checkpoint(src: Path, dst: Path) -> None:
-    """Copy a YOLO checkpoint keeping only the half-precision model (no optimizer state)."""
-    import torch
-
-    from ..predictors.offline_ultralytics import ultralytics_offline
-
-    ultralytics_offline()
-    ckpt = torch.load(src, map_location="cpu", weights_only=False)
-    model = (ckpt.get("ema") or ckpt["model"]).half()
-    slim = {"model": model, "train_args": ckpt.get("train_args", {}), "date": ckpt.get("date"),
-            "version": ckpt.get("version"), "epoch": -1, "optimizer": None, "ema": None, "updates": None}
-    torch.save(slim, dst)
+def fp16_yolo(src: Path, dst: Path) -> Path:
+    """A run's safetensors YOLO weights (config in the header) -> half precision (no pickle read)."""
+    tensors, header = load_state(src)
+    return save_state(tensors, dst, header, half=True)
 
 
 TASKS = {
-    "fracture-seg": {"file": "fracture_seg.pt", "classes": FRACTURE_SEG_CLASSES, "default": "yolov8n-seg",
+    "fracture-seg": {"file": "fracture_seg.safetensors", "classes": FRACTURE_SEG_CLASSES, "default": "yolov8n-seg",
                      "paper": "seed 000: YOLOv8n-seg for osteoporotic vertebral fracture types (EVOSG)",
                      "thresholds": {"fracture_confidence": 0.6}},
-    "vertebra-pose": {"file": "vertebra_pose.pt", "classes": ["vertebral body"], "default": "yolov8n-pose",
+    "vertebra-pose": {"file": "vertebra_pose.safetensors", "classes": ["vertebral body"], "default": "yolov8n-pose",
                       "paper": "seed 003: six keypoints per vertebra -> heights and Genant grade",
                       "thresholds": {"keypoint_visibility": 0.25}, "run_by_default": False,
                       "keypoints": ["superior anterior", "superior middle", "superior posterior",
                                     "inferior anterior", "inferior middle", "inferior posterior"]},
-    "fracture-detect": {"file": "fracture_detect.pt", "classes": ["fracture"], "default": "yolov8s",
+    "fracture-detect": {"file": "fracture_detect.safetensors", "classes": ["fracture"], "default": "yolov8s",
                         "paper": "seed 001: YOLOv8 fracture detection on cervical CT (one class)",
                         "thresholds": {"fracture_confidence": 0.5},
                         "levels": ["C1", "C2", "C3", "C4", "C5", "C6", "C7"]},
@@ -62,7 +55,7 @@ def package_bundle(task: str, run: str | Path, out: str | Path, name: str, versi
     run, out = Path(run), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     weights = out / spec["file"]
-    fp16_checkpoint(run / "weights" / "best.pt", weights)
+    fp16_yolo(run / "weights" / "best.safetensors", weights)
     recipe = json.loads((run / "recipe.json").read_text()) if (run / "recipe.json").exists() else {}
     dataset = {}
     data_dir = Path(recipe.get("data", "")).parent
