@@ -192,7 +192,7 @@ def _vertebra_rows(results: Results) -> None:
         if body.level:
             per_level[body.level] = max(per_level.get(body.level, 0.0), p)
     for f in results.findings:
-        if f.level:
+        if f.level in LEVELS:  # vertebrae only: a disc's level is two names
             per_level[f.level] = max(per_level.get(f.level, 0.0), round(float(f.confidence), 4))
     # Levels the fracture models looked at and found nothing on are 0, not unknown.
     looked = any(b.get("task") in ("fracture-seg", "fracture-detect") for b in results.bundles)

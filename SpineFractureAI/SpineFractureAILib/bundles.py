@@ -128,7 +128,8 @@ def select_bundles(modality: str, paths: list[str] | None = None) -> list[Bundle
 
 # The analyses a user picks (panel, --analyses) and the bundle tasks that make them; each runs where
 # its bundle fits the modality.
-ANALYSES = {"fractures": ("fracture-seg", "fracture-detect"), "levels": ("vertebra-levels",),
+# On MR the lumbar bundle makes the fractures too (six-point morphometry on its body segmentation).
+ANALYSES = {"fractures": ("fracture-seg", "fracture-detect", "lumbar-mr"), "levels": ("vertebra-levels",),
             "lumbar": ("lumbar-mr",), "keypoints": ("vertebra-pose",)}
 
 
@@ -154,6 +155,13 @@ def bundles_for(modality: str, paths: list[str] | None = None, analyses: tuple[s
         bundles += [b for b in builtin_bundles() if b.task in extra_tasks and b.fits(modality)
                     and b.name not in {x.name for x in bundles}]
     return bundles
+
+
+def analyses_not_run(analyses: tuple[str, ...] | None, bundles: list[Bundle], modality: str) -> list[str]:
+    """A warning for each analysis asked for that none of the chosen bundles makes."""
+    tasks = {b.task for b in bundles}
+    return [f"{a}: asked for, but no bundle for {modality.upper()} makes it: not run"
+            for a in (analyses or ()) if not tasks & set(ANALYSES[a])]
 
 
 def describe_bundles(path: str = "") -> str:

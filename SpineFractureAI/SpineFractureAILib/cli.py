@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from .bundles import BundleError, first_line, parse_analyses
+from .bundles import BundleError, analyses_not_run, first_line, parse_analyses
 from .volume import VolumeError
 
 
@@ -32,7 +32,8 @@ def _progress(case: str):
     return report
 
 
-def analyze_paths(inputs, out_dir, modality="auto", bundle_paths=None, device="auto", analyses=None) -> list[dict]:
+def analyze_paths(inputs, out_dir, modality="auto", bundle_paths=None, device="auto", analyses=None,
+                  mr_sequence: str | None = None) -> list[dict]:
     """Analyse each input (file or DICOM folder) and write its case folder."""
     from .bundles import bundles_for
     from .files import write_case
@@ -43,6 +44,8 @@ def analyze_paths(inputs, out_dir, modality="auto", bundle_paths=None, device="a
     for path in inputs:
         started = time.perf_counter()
         volume = read_volume(path, modality)
+        if mr_sequence:
+            volume.metadata["mr_sequence"] = mr_sequence
         load_s = time.perf_counter() - started
         key = volume.modality
         if key not in analyzers:
@@ -52,6 +55,7 @@ def analyze_paths(inputs, out_dir, modality="auto", bundle_paths=None, device="a
                                   " (pass --modality or --bundle)")
             analyzers[key] = Analyzer(bundles, device)
         results = analyzers[key].analyze(volume, _progress(volume.name))
+        results.warnings += analyses_not_run(analyses, analyzers[key].bundles, volume.modality)
         results.timing_s["load"] = load_s
         started = time.perf_counter()
         paths = write_case(results, out_dir, volume)
@@ -62,13 +66,16 @@ def analyze_paths(inputs, out_dir, modality="auto", bundle_paths=None, device="a
         for f in results.findings:
             print(f"[{volume.name}] {f.kind}: {f.label} {f.confidence:.2f} at RAS {f.roi.center_ras}",
                   file=sys.stderr)
+        for warning in results.warnings:  # a run that could not analyse something must say so
+            print(f"spinefracture: warning: [{volume.name}] {warning}", file=sys.stderr)
         written.append(paths)
     return written
 
 
 def cmd_analyze(args) -> int:
     analyses = parse_analyses(args.analyses) if args.analyses else None
-    written = analyze_paths(args.inputs, args.out, args.modality, args.bundle, args.device, analyses)
+    written = analyze_paths(args.inputs, args.out, args.modality, args.bundle, args.device, analyses,
+                            args.mr_sequence)
     print(json.dumps(written, indent=1))
     return 0
 
@@ -180,9 +187,15 @@ def cmd_train(args) -> int:
 def _train_lumbar(args) -> int:
     from .predictors.ensembles import PAPER_CLASSIFIERS, PAPER_SEGMENTERS
     from .training.lumbar_data import export_lumbar_dataset
+    from .training.lumbar_real_train import train_real_lumbar
     from .training.lumbar_train import train_detectors, train_ensemble
 
     data, out = Path(args.data), Path(args.out)
+    if args.real:  # the real exams (split by exam, test exams never exported) + phantoms
+        print(json.dumps(train_real_lumbar(args.real, data, out, phantoms=args.phantoms or 24,
+                                           seg_epochs=args.member_epochs or 20, yolo_epochs=args.epochs or 30,
+                                           device=args.device), default=float)[:2000])
+        return 0
     if not (data / "dataset.json").exists():
         if not args.phantoms:
             raise ValueError(f"{data}: no dataset.json; pass --phantoms N to export lumbar MR phantoms there")
@@ -239,6 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--out", required=True)
     an.add_argument("--modality", choices=["auto", "ct", "mr"], default="auto")
     an.add_argument("--bundle", action="append", help="model bundle folder (default: built-in bundles)")
+    an.add_argument("--mr-sequence", choices=["t1", "t2", "t2fs", "stir", "tirm", "pdfs"],
+                    help="MR only: the sequence, where the file does not say (NIfTI); fluid-sensitive ones "
+                         "(t2fs, stir, tirm, pdfs) let a fracture's bone-marrow oedema date it (default: from the "
+                         "DICOM series description, else unknown)")
     an.add_argument("--analyses", help="comma-separated: fractures, levels, lumbar, keypoints (default: the"
                                        " built-in bundles that run by default; chosen analyses run opt-in ones too)")
     an.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
@@ -282,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--classifiers", help="lumbar-mr: timm members (default: the paper's six)")
     tr.add_argument("--segmenters", help="lumbar-mr: ARCH:ENCODER members (default: the paper's)")
     tr.add_argument("--member-epochs", type=int, help="lumbar-mr: ensemble members' epochs")
+    tr.add_argument("--real", help="lumbar-mr: train on the real exams in this lumbar-mr folder (held-out test "
+                                   "exams never read), with --phantoms N MR phantoms (default 24)")
     tr.add_argument("--member-batch", type=int)
     tr.add_argument("--lr", type=float, help="vertebra-levels: Adam learning rate (default 1e-4; the paper gives none)")
     tr.add_argument("--epochs", type=int)

@@ -10,6 +10,7 @@ import numpy as np
 from .bundles import Bundle, choose_device
 from .fusion import Track, link_detections, track_rois
 from .levels import LEVELS, disc_name
+from .lumbar_bodies import add_mr_bodies, disc_names_from_bodies
 from .lumbar_crops import central_slices, crop_to_image, grow_box, square_crop
 from .predictors import SliceDetections
 from .results import Finding, Results, Segment
@@ -23,6 +24,8 @@ SEGMENTS = {
     "spinal canal": ("Spinal canal", (0.55, 0.90, 0.55), ("SpineFractureAI", "spinal-canal", "Spinal canal")),
 }
 ANATOMICAL_STRUCTURE = ("SCT", "123037004", "Anatomical Structure")
+HERNIATION_CAVEAT = ("trained on synthetic herniations only (deformed real disc crops and phantoms): "
+                     "no real herniation was seen in training")
 
 
 class LumbarPredictor:
@@ -77,7 +80,9 @@ def run_lumbar_mr(volume, bundle, predictor: LumbarPredictor, results: Results, 
     found = predictor.detectors["region"].predict(stack.images[candidates])
     scores = np.array([_best_box(d)[1] for d in found])
     if not len(scores) or scores.max() == 0:
-        results.warnings.append(f"{bundle.name}: no lumbar region found on the central sagittal slices")
+        results.warnings.append(f"{bundle.name}: no lumbar region found on the central sagittal slices "
+                                "(cervical or thoracic MR is not supported by the lumbar model): discs, bodies "
+                                "and MR fractures were not analysed")
         return
     # The region shows on every slice through the vertebral bodies; their middle is the midline
     # (the surest single slice may sit anywhere across the bodies' width).
@@ -109,9 +114,23 @@ def run_lumbar_mr(volume, bundle, predictor: LumbarPredictor, results: Results, 
     widened = [Track(tr.members + [(lo,) + tuple(tr.members[len(tr.members) // 2][1:]),
                                    (hi,) + tuple(tr.members[len(tr.members) // 2][1:])]) for tr in tracks]
     rois = track_rois(volume, stack, widened, None, None)
+    if cancelled():
+        raise Cancelled()
+    progress(f"{bundle.name}: segmentation", 0.6)
+    class_maps = _segment(volume, stack, analysed, predictor, results, stages["segmentation"])
+    classes = stages["segmentation"]["classes"]
+    bodies = []
+    if "vertebral body" in classes:
+        bodies = add_mr_bodies(volume, stack, class_maps, classes.index("vertebral body"), results, bundle.name,
+                               [r.center_ras[2] for r in rois],
+                               int(m.get("thresholds", {}).get("morphometry_min_grade", 2)))
     order = np.argsort([-r.center_ras[2] for r in rois])  # head first
-    names = _disc_names(len(tracks))
-    progress(f"{bundle.name}: herniation", 0.6)
+    names = None
+    if bodies:  # discs named by the bodies below them, themselves counted up from the sacrum
+        names = disc_names_from_bodies([rois[i].center_ras[2] for i in order],
+                                       [b.roi.center_ras[2] for b in bodies])
+    names = names or _disc_names(len(tracks))
+    progress(f"{bundle.name}: herniation", 0.8)
     crop_size = int(stages["herniation"]["input_size"])
     threshold = float(stages["herniation"].get("thresholds", {}).get("herniated", 0.5))
     for rank, idx in enumerate(order):
@@ -123,15 +142,13 @@ def run_lumbar_mr(volume, bundle, predictor: LumbarPredictor, results: Results, 
                           level=names[rank], source=[bundle.name], slices=track.slices())
         finding.extra.update({"herniated": bool(herniated), "probability": round(p, 4),
                               "detection_confidence": round(track.vote(1)[1], 4)})
+        if stages["herniation"].get("trained_on_synthetic_herniations"):
+            finding.extra["herniation_model"] = HERNIATION_CAVEAT
         results.findings.append(finding)
-    if cancelled():
-        raise Cancelled()
-    progress(f"{bundle.name}: segmentation", 0.8)
-    _segment(volume, stack, analysed, predictor, results, stages["segmentation"])
     results.lumbar = {"mid_sagittal_slice": mid, "analysed_slices": analysed,
                       "stack_to_ras": np.round(stack.stack_to_ras, 6).tolist(),
-                            "analysed_ras_x": [round(float(stack.to_ras(s, size / 2, size / 2)[0]), 2)
-                                               for s in analysed]}
+                      "analysed_ras_x": [round(float(stack.to_ras(s, size / 2, size / 2)[0]), 2)
+                                         for s in analysed]}
 
 
 def analysed_mask(volume, lumbar: dict) -> np.ndarray:
@@ -148,8 +165,11 @@ def _disc_names(n: int) -> list[str]:
     return [disc_name(u) for u in uppers]
 
 
-def _segment(volume, stack, analysed, predictor, results: Results, stage: dict) -> None:
+def _segment(volume, stack, analysed, predictor, results: Results, stage: dict) -> dict[int, np.ndarray]:
+    """The segmentation WAE on the analysed slices, written into the labelmap; returns each analysed
+    slice's class map (indices into the stage's classes)."""
     probs = predictor.segmentation.predict(stack.images[analysed])
+    class_maps = {int(s): p.argmax(0) for s, p in zip(analysed, probs)}
     classes = stage["classes"]
     value_of = {}
     for c, name in enumerate(classes):
@@ -163,8 +183,9 @@ def _segment(volume, stack, analysed, predictor, results: Results, stage: dict) 
     lut = np.zeros(len(classes), np.uint16)
     for c, v in value_of.items():
         lut[c] = v
-    images = {int(s): lut[p.argmax(0)] for s, p in zip(analysed, probs)}
+    images = {s: lut[c] for s, c in class_maps.items()}
     box, sub = stack_labels_to_box(stack, images, volume)
     if sub is not None:
         inside = sub > 0
         results.labelmap[box][inside] = sub[inside]
+    return class_maps

@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .bundles import NOT_CLINICAL
 from .results import Results
 from .slicing import Intensity, SliceStack, make_stack, plan_stack, sample_labels
 from .volume import Volume
@@ -50,6 +51,17 @@ def key_slices(volume: Volume, results: Results, size: int = 384) -> list[tuple[
     return images
 
 
+COUNTS = ("slices",)  # timing_s also counts slices: not seconds
+
+
+def _mm(value) -> str:
+    return f"{value:.1f}" if isinstance(value, (int, float)) else ""
+
+
+def _or_blank(value) -> str:
+    return "" if value is None else str(value)
+
+
 def _png(img: np.ndarray) -> str:
     ok, buf = cv2.imencode(".png", img)
     return base64.b64encode(buf.tobytes()).decode()
@@ -62,21 +74,31 @@ def write_report(volume: Volume, results: Results, path: str | Path) -> Path:
                    f"<td>{e(str(f.extra.get('morphometry', {}).get('genant_grade', '')))}</td></tr>"
                    for f in results.findings) or "<tr><td colspan=6>no findings</td></tr>"
     vrows = "".join(f"<tr><td>{e(str(v['level']))}</td><td>{e(v['status'])}</td>"
-                    + "".join(f"<td>{(v.get('heights_mm') or {}).get(k, '')}</td>" for k in ("anterior", "middle", "posterior"))
-                    + f"<td>{v.get('genant_grade', '')}</td><td>{e(str(v.get('type') or ''))}</td></tr>"
+                    + "".join(f"<td>{_mm((v.get('heights_mm') or {}).get(k))}</td>" for k in ("anterior", "middle", "posterior"))
+                    + f"<td>{_or_blank(v.get('genant_grade'))}</td><td>{e(str(v.get('type') or ''))}</td>"
+                    f"<td>{_or_blank(v.get('fracture_probability'))}</td></tr>"
                     for v in results.vertebrae)
     figures = "".join(f"<figure><img src='data:image/png;base64,{_png(img)}'><figcaption>{e(t)}</figcaption></figure>"
                       for t, img in key_slices(volume, results))
     bundles = "".join(f"<li>{e(b['name'])} {e(b['version'])}: {e(b.get('clinical_use', ''))}</li>" for b in results.bundles)
-    timing = ", ".join(f"{k} {v:.2f}" for k, v in results.timing_s.items())
+    timing = ", ".join(f"{k} {v:.2f}" for k, v in results.timing_s.items() if k not in COUNTS)
+    demo = any(NOT_CLINICAL in b.get("clinical_use", "") for b in results.bundles)
+    banner = f"<p class='warn'><b>{NOT_CLINICAL}</b>: demo model weights ran.</p>" if demo else ""
+    warnings = "".join(f"<li>{e(w)}</li>" for w in results.warnings)
+    warnings = f"<div class='warn'><b>Warnings: read before the findings</b><ul>{warnings}</ul></div>" if warnings else ""
+    caveats = sorted({f.extra["herniation_model"] for f in results.findings if "herniation_model" in f.extra})
+    caveats = "".join(f"<p>Herniation model: {e(c)}.</p>" for c in caveats)
     page = f"""<!doctype html><html><head><meta charset='utf-8'><title>{e(results.case)} spine findings</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px}}
-figure{{display:inline-block;margin:0 1em 1em 0}}</style></head><body>
+figure{{display:inline-block;margin:0 1em 1em 0}}.warn{{color:#b00000}}</style></head><body>
+{banner}
 <h1>{e(results.case)}: spine findings ({e(results.modality.upper())})</h1>
+{warnings}
 <p><b>Decision support only.</b> Findings outlined in red, other vertebral bodies in green, the six-point heights in blue.</p>
 {figures}
 <h2>Findings</h2><table><tr><th>kind</th><th>level</th><th>finding</th><th>confidence</th><th>source</th><th>Genant grade</th></tr>{rows}</table>
-<h2>Vertebrae</h2><table><tr><th>vertebra</th><th>status</th><th>Ha mm</th><th>Hm mm</th><th>Hp mm</th><th>grade</th><th>type</th></tr>{vrows}</table>
+{caveats}
+<h2>Vertebrae</h2><table><tr><th>vertebra</th><th>status</th><th>Ha mm</th><th>Hm mm</th><th>Hp mm</th><th>grade</th><th>type</th><th>fracture probability</th></tr>{vrows}</table>
 <h2>Models</h2><ul>{bundles}</ul><p>Timing (s): {e(timing)}</p></body></html>"""
     path = Path(path)
     path.write_text(page)

@@ -42,9 +42,12 @@ def isolate_body(mask: np.ndarray, spacing: np.ndarray, radius_mm: float = 4.0) 
 
 
 def measure_labelmap(labelmap: np.ndarray, ijk_to_ras: np.ndarray, names: dict[int, str],
-                     whole_vertebrae: bool = False, ct_image: np.ndarray | None = None) -> list[Measurement]:
+                     whole_vertebrae: bool = False, ct_image: np.ndarray | None = None,
+                     cut_axes: tuple[int, ...] = (0, 1, 2)) -> list[Measurement]:
     """Measure each named vertebra; whole_vertebrae=True when labels include the posterior elements;
-    ct_image (same grid, HU) refines the endplates to below a voxel."""
+    ct_image (same grid, HU) refines the endplates to below a voxel; cut_axes: the array axes along
+    which touching the grid's edge makes a body unmeasurable (a sagittal MR slab leaves out the
+    left-right one: heights are sagittal measures)."""
     spacing = np.linalg.norm(ijk_to_ras[:3, :3], axis=0)
     objects = ndimage.find_objects(labelmap)
     entries = []
@@ -55,7 +58,7 @@ def measure_labelmap(labelmap: np.ndarray, ijk_to_ras: np.ndarray, names: dict[i
         box = objects[value - 1]
         if box is None:
             continue
-        if any(b.start == 0 or b.stop == n for b, n in zip(box, labelmap.shape)):
+        if any(box[a].start == 0 or box[a].stop == labelmap.shape[a] for a in cut_axes):
             entries.append((value, level, None, "unmeasurable: cut by the field of view", box))
             continue
         grown = tuple(slice(max(b.start - 3, 0), b.stop + 3) for b in box)

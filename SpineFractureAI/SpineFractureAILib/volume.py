@@ -128,9 +128,13 @@ def read_volume(path: str | os.PathLike, modality: str = "auto") -> Volume:
     return volume
 
 
+# DICOM tags kept with a volume: identity, and what says whether an MR series is fluid-sensitive.
+TAGS = {"0008|0060": "Modality", "0020|000d": "StudyInstanceUID", "0020|000e": "SeriesInstanceUID",
+        "0008|103e": "SeriesDescription", "0018|0024": "SequenceName", "0018|0022": "ScanOptions"}
+
+
 def _dicom_tags(image) -> dict:
-    tags = {"0008|0060": "Modality", "0020|000d": "StudyInstanceUID", "0020|000e": "SeriesInstanceUID"}
-    return {name: image.GetMetaData(t).strip() for t, name in tags.items() if image.HasMetaDataKey(t)}
+    return {name: image.GetMetaData(t).strip() for t, name in TAGS.items() if image.HasMetaDataKey(t)}
 
 
 def _read_dicom_folder(folder: Path):
@@ -149,8 +153,7 @@ def _read_dicom_folder(folder: Path):
     if len(files) == 1:
         image = image[:, :, 0]
     tags = {}
-    for tag, name in {"0008|0060": "Modality", "0020|000d": "StudyInstanceUID",
-                      "0020|000e": "SeriesInstanceUID"}.items():
+    for tag, name in TAGS.items():
         if reader.HasMetaDataKey(0, tag):
             tags[name] = reader.GetMetaData(0, tag).strip()
     return image, tags

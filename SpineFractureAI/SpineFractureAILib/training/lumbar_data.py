@@ -59,6 +59,7 @@ def export_lumbar_dataset(out_dir: str | Path, n_train: int, n_val: int, size: i
     out_dir = Path(out_dir)
     intensity = Intensity.from_manifest(MR_INTENSITY)
     crops, crop_labels, crop_split, seg_images, seg_masks, seg_split, cases = [], [], [], [], [], [], []
+    seg_sacrum = []  # real exams leave the sacrum unlabelled: a model mixing both must not learn it
     for split, base, n in (("train", seed_bases[0], n_train), ("val", seed_bases[1], n_val)):
         for seed in range(base, base + n):
             args = lumbar_case_args(seed)
@@ -93,6 +94,7 @@ def export_lumbar_dataset(out_dir: str | Path, n_train: int, n_val: int, size: i
                 write_yolo_image(out_dir / "discs", split, stem, crop, lines)
                 seg_images.append(image)
                 seg_masks.append(seg_target(lab))
+                seg_sacrum.append(lab == VERSE_ID["S1"])
                 seg_split.append(split)
             cases.append({"split": split, **{k: v for k, v in args.items() if k != "spacing"},
                           "spacing": list(args["spacing"])})
@@ -102,6 +104,7 @@ def export_lumbar_dataset(out_dir: str | Path, n_train: int, n_val: int, size: i
     np.savez_compressed(out_dir / "herniation.npz", images=np.stack(crops), labels=np.array(crop_labels),
                         split=np.array(crop_split), classes=np.array(HERNIATION_CLASSES))
     np.savez_compressed(out_dir / "segmentation.npz", images=np.stack(seg_images), masks=np.stack(seg_masks),
+                        sacrum=np.stack(seg_sacrum),
                         split=np.array(seg_split))
     (out_dir / "dataset.json").write_text(json.dumps({
         "source": "SpineFractureAI lumbar MR phantoms", "cases": cases, "size": size, "crop_size": crop_size,

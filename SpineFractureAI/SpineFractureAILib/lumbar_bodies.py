@@ -1,0 +1,143 @@
+"""Vertebral bodies on lumbar MR: the segmenter's body class on the analysed sagittal slices, one
+body per connected piece, named from the sacrum up (the lowest lumbar body is L5), measured with
+seed 003's six points like CT bodies, and a Genant grade >= 2 reported as a fracture. On a
+fluid-sensitive series (STIR / TIRM / fat-saturated T2) a fractured body brighter than its
+neighbours shows bone-marrow oedema: "likely recent"."""
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from .fusion import roi_from_mask_slices
+from .levels import LEVELS, disc_name
+from .results import Body, Finding, Results
+from .slicing import stack_labels_to_box
+from .spine_morphometry import measure_labelmap
+
+ANCHOR = "counted up from the sacrum: the lowest body above the lowest disc (L5-S1) is L5"
+FLUID_SENSITIVE = ("STIR", "TIRM", "FAT SAT", "FATSAT", "FS", "SPAIR", "SPIR", "DIXON W", "WATER")
+MIN_LUMBAR_HEIGHT_MM = 17.0  # a lumbar body is 24-30 mm high; a cervical one about 14
+OEDEMA_RATIO = 1.25
+
+
+def body_instances(volume, stack, class_maps: dict[int, np.ndarray], body_class: int) -> np.ndarray:
+    """Instance map on the volume's grid: 1 = the highest body, counting down; tiny pieces dropped."""
+    box, sub = stack_labels_to_box(stack, {s: (m == body_class).astype(np.uint16) for s, m in class_maps.items()},
+                                   volume)
+    mask = np.zeros(volume.voxels.shape, bool)
+    if sub is None:
+        return mask.astype(np.int32)
+    mask[box] = sub > 0
+    parts, n = ndimage.label(mask)
+    if n == 0:
+        return parts.astype(np.int32)
+    sizes = ndimage.sum(mask, parts, range(1, n + 1))
+    keep = [i + 1 for i in range(n) if sizes[i] >= 0.25 * sizes.max()]
+    centres = ndimage.center_of_mass(mask, parts, keep)
+    height = [volume.ijk_to_ras_points(np.array(c[::-1])[None])[0][2] for c in centres]
+    out = np.zeros(parts.shape, np.int32)
+    for rank, i in enumerate(np.argsort(height)[::-1]):
+        out[parts == keep[i]] = rank + 1
+    return out
+
+
+def names_from_sacrum(n: int) -> list[str]:
+    """Head-first level names of n stacked lumbar-region bodies whose lowest is L5."""
+    last = LEVELS.index("L5")
+    return [LEVELS[last - n + 1 + i] for i in range(n)] if 0 < n <= last + 1 else []
+
+
+def disc_names_from_bodies(disc_heights: list[float], body_heights: list[float]) -> list[str] | None:
+    """Each disc named by the bodies below it (none below: L5-S1); None when names collide."""
+    last = LEVELS.index("L5")
+    names = []
+    for s in disc_heights:
+        below = sum(1 for b in body_heights if b < s)
+        if last - below < 0:
+            return None
+        names.append(disc_name(LEVELS[last - below]))
+    return names if len(set(names)) == len(names) else None
+
+
+def fluid_sensitive(volume) -> bool | None:
+    """True / False from the series' description or a user's flag; None when nothing says."""
+    meta = volume.metadata
+    if "mr_sequence" in meta:
+        return meta["mr_sequence"].lower() in ("stir", "tirm", "t2fs", "pdfs")
+    text = " ".join(str(meta.get(k, "")) for k in ("SeriesDescription", "SequenceName", "ScanOptions")).upper()
+    if not text.strip():
+        return None
+    return any(word in text.replace("-", " ").split() or word in text for word in FLUID_SENSITIVE)
+
+
+def _oedema(volume, instances: np.ndarray, label: int, neighbours: list[int]) -> dict:
+    inside = volume.voxels[instances == label]
+    around = [float(np.median(volume.voxels[instances == n])) for n in neighbours]
+    if not len(inside) or not around:
+        return {"oedema": "not assessed (no measurable neighbour)"}
+    ratio = float(np.median(inside)) / max(np.mean(around), 1e-6)
+    return {"oedema_ratio": round(ratio, 3),
+            "oedema": "likely recent (bone-marrow oedema)" if ratio >= OEDEMA_RATIO else "no oedema"}
+
+
+def drop_sacrum(volume, instances: np.ndarray, disc_heights: list[float]) -> int:
+    """A body below the lowest disc (L5-S1) is the top of the sacrum, not a lumbar body: removed.
+    Returns how many bodies remain (relabelled 1..n head first)."""
+    n = int(instances.max())
+    if not disc_heights or n == 0:
+        return n
+    centres = ndimage.center_of_mass(instances > 0, instances, range(1, n + 1))
+    heights = [volume.ijk_to_ras_points(np.array(c[::-1])[None])[0][2] for c in centres]
+    keep = [i + 1 for i, h in enumerate(heights) if h > min(disc_heights)]
+    lut = np.zeros(n + 1, instances.dtype)
+    lut[keep] = np.arange(1, len(keep) + 1)
+    instances[...] = lut[instances]
+    return len(keep)
+
+
+def add_mr_bodies(volume, stack, class_maps, body_class: int, results: Results, source: str,
+                  disc_heights: list[float], min_grade: int = 2) -> list[Body]:
+    """Bodies, their rows and fracture findings into results; returns the bodies head first.
+    disc_heights: the S coordinate of each disc found (the lowest is L5-S1)."""
+    instances = body_instances(volume, stack, class_maps, body_class)
+    n = drop_sacrum(volume, instances, disc_heights)
+    names = names_from_sacrum(n)
+    if not names:
+        return []
+    objects = ndimage.find_objects(instances)
+    heights = [float(roi_from_mask_slices(volume, o).extent_ras()[2]) for o in objects]
+    if np.median(heights) < MIN_LUMBAR_HEIGHT_MM:
+        results.warnings.append(f"{source}: the bodies found are {np.median(heights):.0f} mm high, not lumbar: "
+                                "cervical or thoracic MR is not supported by the lumbar model")
+        return []
+    # Heights are sagittal measures: a slab that ends left or right of the bodies is still measurable.
+    lr_axis = 2 - int(np.argmax(np.abs(volume.ijk_to_ras[0, :3]) / volume.spacing))
+    rows = measure_labelmap(instances, volume.ijk_to_ras, dict(zip(range(1, n + 1), names)),
+                            cut_axes=tuple(a for a in range(3) if a != lr_axis))
+    by_label = {m.label: m for m in rows}
+    fluid = fluid_sensitive(volume)
+    bodies = []
+    for label, (level, obj) in enumerate(zip(names, objects), start=1):
+        m = by_label[label]
+        roi = roi_from_mask_slices(volume, obj)
+        row = {"kind": "vertebra", "method": "mask (MR segmentation)", "level_anchor": ANCHOR, **m.to_json()}
+        body = Body(label, "vertebral body", roi, 0.0, row, level=level)
+        if m.status == "measured" and (m.genant_grade or 0) >= min_grade:
+            confidence = min(0.99, 0.5 + m.height_loss)
+            body.label = m.type
+            body.fracture_probability = confidence
+            finding = Finding("fracture", m.type, confidence, roi, level=level, source=["morphometry"])
+            finding.extra["morphometry"] = {k: row[k] for k in ("status", "heights_mm", "height_loss",
+                                                               "genant_grade", "type", "keypoints_ras")}
+            if fluid:
+                finding.extra.update(_oedema(volume, instances, label, [x for x in (label - 1, label + 1)
+                                                                       if 1 <= x <= n]))
+            else:
+                finding.extra["oedema"] = ("not assessed: not a fluid-sensitive series" if fluid is False
+                                           else "not assessed: sequence unknown (pass --mr-sequence)")
+            body.finding = finding
+            results.findings.append(finding)
+        results.vertebrae.append(row)
+        bodies.append(body)
+    results.bodies += bodies
+    return bodies
