@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,6 +34,29 @@ def _progress(case: str):
     return report
 
 
+def case_names(inputs) -> dict[str, str]:
+    """One case folder per input: the file stem, plus a short hash of the absolute path where two
+    stems clash (the same on every run, so a re-run finds its folders)."""
+    from .volume import case_name
+
+    stems = {str(p): case_name(p) for p in inputs}
+    clash = {s for s in stems.values() if list(stems.values()).count(s) > 1}
+    return {p: (f"{s}-{hashlib.sha1(str(Path(p).resolve()).encode()).hexdigest()[:8]}" if s in clash else s)
+            for p, s in stems.items()}
+
+
+def check_writable(out_dir) -> None:
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
+            pass
+    except OSError as err:
+        raise ValueError(f"--out {out}: cannot write there ({err.strerror or err})") from None
+
+
 def analyze_paths(inputs, out_dir, modality="auto", bundle_paths=None, device="auto", analyses=None,
                   mr_sequence: str | None = None) -> list[dict]:
     """Analyse each input (file or DICOM folder) and write its case folder."""
@@ -40,10 +65,13 @@ def analyze_paths(inputs, out_dir, modality="auto", bundle_paths=None, device="a
     from .pipeline import Analyzer
     from .volume import read_volume
 
+    check_writable(out_dir)  # before any work
     written, analyzers = [], {}
+    names = case_names(inputs)
     for path in inputs:
         started = time.perf_counter()
         volume = read_volume(path, modality)
+        volume.name = names[str(path)]
         if mr_sequence:
             volume.metadata["mr_sequence"] = mr_sequence
         load_s = time.perf_counter() - started
@@ -213,22 +241,25 @@ def _train_lumbar(args) -> int:
 
 
 def cmd_bundle(args) -> int:
-    from .training.packaging import package_bundle
+    """Package into a staging folder beside --out and swap it in only when complete: a failure
+    leaves an existing bundle as it was."""
+    from .training.packaging import package_bundle, staged_folder
 
     name = args.name or f"{args.task}-demo"
-    if args.task == "lumbar-mr":
-        from .training.lumbar_bundle import package_lumbar_bundle
+    if args.task == "lumbar-mr" and not args.data:
+        raise ValueError("bundle lumbar-mr needs --data (the dataset the run was trained on)")
+    with staged_folder(args.out) as staging:
+        if args.task == "lumbar-mr":
+            from .training.lumbar_bundle import package_lumbar_bundle
 
-        if not args.data:
-            raise ValueError("bundle lumbar-mr needs --data (the dataset the run was trained on)")
-        print(package_lumbar_bundle(args.run, args.data, args.out, name, args.version))
-        return 0
-    if args.task == "vertebra-levels":
-        from .training.level_classifier import package_level_bundle
+            package_lumbar_bundle(args.run, args.data, staging, name, args.version)
+        elif args.task == "vertebra-levels":
+            from .training.level_classifier import package_level_bundle
 
-        print(package_level_bundle(args.run, args.out, name, args.version, not args.opt_in))
-        return 0
-    print(package_bundle(args.task, args.run, args.out, name, args.version))
+            package_level_bundle(args.run, staging, name, args.version, not args.opt_in)
+        else:
+            package_bundle(args.task, args.run, staging, name, args.version)
+    print(args.out)
     return 0
 
 
@@ -327,7 +358,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (VolumeError, BundleError, ValueError, FileNotFoundError) as err:
+    except (VolumeError, BundleError, ValueError, OSError, MemoryError) as err:
         print(f"spinefracture: error: {first_line(err)}", file=sys.stderr)
         return 2
 

@@ -12,7 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .file_checks import check_image_file
+
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+MAX_VOXELS = 1024**3
 
 
 class VolumeError(ValueError):
@@ -114,6 +119,7 @@ def read_volume(path: str | os.PathLike, modality: str = "auto") -> Volume:
         if path.is_dir():
             image, metadata = _read_dicom_folder(path)
         else:
+            check_image_file(path, MAX_VOXELS)  # header size, truncation, NaN: before the voxels are read
             image = sitk.ReadImage(str(path))
             if image.GetDimension() == 3 and image.GetSize()[2] == 1:
                 image = image[:, :, 0]
@@ -176,7 +182,7 @@ def detect_modality(volume: Volume) -> str:
     return "mr" if high > 0 else "unknown"
 
 
-def validate_volume(volume: Volume, max_voxels: int = 1024**3) -> None:
+def validate_volume(volume: Volume, max_voxels: int = MAX_VOXELS) -> None:
     """Refuse what cannot be analysed, with a one-line reason."""
     v = volume.voxels
     if v.ndim != 3:

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..bundles import NOT_CLINICAL, sha256_of
@@ -21,6 +24,27 @@ def _last_metrics(run: Path) -> dict:
             "metrics/mAP50(M)": "val_mask_mAP50", "metrics/mAP50-95(M)": "val_mask_mAP50-95",
             "metrics/mAP50(P)": "val_pose_mAP50", "metrics/mAP50-95(P)": "val_pose_mAP50-95"}
     return {"epochs_run": len(rows), **{new: round(float(last[old]), 4) for old, new in keys.items() if old in last}}
+
+
+@contextmanager
+def staged_folder(out):
+    """A fresh folder beside `out` to write into; on success it replaces `out` (an existing folder
+    is moved aside first, then removed), on any failure it is removed and `out` stays as it was."""
+    out = Path(out).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-staging-", dir=out.parent))
+    staging.chmod(0o755)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    old = out.with_name(f".{out.name}-old-{os.getpid()}") if out.exists() else None
+    if old is not None:
+        os.replace(out, old)
+    os.replace(staging, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def fp16_yolo(src: Path, dst: Path) -> Path:

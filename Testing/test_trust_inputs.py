@@ -1,0 +1,93 @@
+"""Inputs that cannot silently corrupt a result, outputs that are never half-written: truncated and
+corrupt files, NaN in NIfTI, a header that declares a huge volume, clashing case names, an --out
+that is a file, and a `bundle` that fails over an existing bundle."""
+from __future__ import annotations
+
+import gzip
+import shutil
+import struct
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from SpineFractureAILib.bundles import builtin_bundle_dir, load_bundle, sha256_of
+from SpineFractureAILib.cli import case_names, main
+from SpineFractureAILib.volume import Volume, write_volume
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    err = capsys.readouterr().err.strip().splitlines()
+    return code, [line for line in err if line.startswith("spinefracture: error:")]
+
+
+def _ct(path, shape=(40, 40, 40), dtype=np.int16):
+    rng = np.random.default_rng(0)
+    write_volume(Volume((rng.random(shape) * 1500 - 1000).astype(dtype), np.diag([1.0, 1.0, 2.0, 1.0]), "ct"), path)
+    return path
+
+
+def test_truncated_gzip_is_refused(tmp_path, capsys):
+    good = _ct(tmp_path / "good.nii.gz")
+    data = good.read_bytes()
+    bad = tmp_path / "cut.nii.gz"
+    bad.write_bytes(data[: len(data) // 2])
+    code, errors = _run(capsys, "analyze", str(bad), "--out", str(tmp_path / "out"), "--modality", "ct")
+    assert code == 2 and len(errors) == 1 and "truncated or corrupt" in errors[0]
+    assert not any((tmp_path / "out").iterdir())
+
+
+def test_nan_in_nifti_is_found(tmp_path, capsys):
+    voxels = np.random.default_rng(1).random((20, 20, 20)).astype(np.float32) * 1000
+    voxels[3, 4, 5] = np.nan
+    voxels[6, 7, 8] = np.inf
+    sitk.WriteImage(sitk.GetImageFromArray(voxels), str(tmp_path / "nan.nii.gz"))
+    assert not np.isnan(sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "nan.nii.gz")))).any()  # ITK hides it
+    code, errors = _run(capsys, "analyze", str(tmp_path / "nan.nii.gz"), "--out", str(tmp_path / "out"))
+    assert code == 2 and "2 NaN or infinite voxels" in errors[0]
+
+
+def test_a_header_declaring_a_huge_volume_is_refused_unread(tmp_path, capsys):
+    header = bytearray(352)
+    struct.pack_into("<i", header, 0, 348)
+    struct.pack_into("<8h", header, 40, 3, 2000, 2000, 2000, 1, 1, 1, 1)
+    struct.pack_into("<hh", header, 70, 4, 16)  # int16
+    struct.pack_into("<8f", header, 76, 1, 1, 1, 1, 1, 1, 1, 1)
+    struct.pack_into("<f", header, 108, 352.0)
+    header[344:348] = b"n+1\0"
+    path = tmp_path / "bomb.nii.gz"
+    with gzip.open(path, "wb") as f:
+        f.write(bytes(header) + bytes(1000))
+    code, errors = _run(capsys, "analyze", str(path), "--out", str(tmp_path / "out"))
+    assert code == 2 and "header declares 8000000000 voxels" in errors[0]
+
+
+def test_out_that_is_a_file_fails_before_any_work(tmp_path, capsys):
+    image = _ct(tmp_path / "ct.nii.gz")
+    (tmp_path / "taken").write_text("x")
+    code, errors = _run(capsys, "analyze", str(image), "--out", str(tmp_path / "taken"))
+    assert code == 2 and "is a file" in errors[0]
+    assert (tmp_path / "taken").read_text() == "x"
+
+
+def test_clashing_case_names_get_stable_distinct_folders(tmp_path):
+    a, b = tmp_path / "a" / "scan.nii.gz", tmp_path / "b" / "scan.nii.gz"
+    names = case_names([str(a), str(b), str(tmp_path / "other.nii.gz")])
+    assert len(set(names.values())) == 3 and names[str(tmp_path / "other.nii.gz")] == "other"
+    assert all(n.startswith("scan-") for n in (names[str(a)], names[str(b)]))
+    assert case_names([str(b), str(a)]) == {str(b): names[str(b)], str(a): names[str(a)]}  # order-free
+
+
+def test_failed_bundle_leaves_the_existing_bundle_untouched(tmp_path, capsys):
+    existing = tmp_path / "bundle"
+    shutil.copytree(builtin_bundle_dir() / "fracture-seg-demo", existing)
+    before = {p.name: sha256_of(p) for p in existing.iterdir()}
+    run = tmp_path / "run"
+    (run / "weights").mkdir(parents=True)
+    (run / "weights" / "best.safetensors").write_bytes(b"not weights")  # packaging fails on it
+    code, errors = _run(capsys, "bundle", "fracture-seg", str(run), "--out", str(existing))
+    assert code == 2 and errors
+    assert {p.name: sha256_of(p) for p in existing.iterdir()} == before
+    load_bundle(existing).weight_files()  # still passes its own checks
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging left behind
