@@ -11,6 +11,7 @@ from .fusion import track_rois
 from .level_assignment import LevelProfile, assign_body_levels, axial_metadata
 from .levels import LEVELS
 from .results import Finding, Results
+from .spine.prior import off_chain
 from .slicing import Intensity, make_stack
 from .terminology import FRACTURE_SEG_CLASSES, segment_for_body, segment_for_class
 
@@ -52,9 +53,15 @@ def run_fracture_detect(volume, bundle, predictor, results: Results, progress, c
     stack, detections = detect(volume, bundle, predictor, results, progress, cancelled)
     tracks = _tracks(detections, bundle.thresholds)
     min_conf = float(bundle.thresholds.get("fracture_confidence", 0.25))
-    for track, roi in zip(tracks, track_rois(volume, stack, tracks, None, None)):
+    rois = track_rois(volume, stack, tracks, None, None)
+    off = off_chain([r.center_ras for r in rois], results.canal)
+    if any(off):
+        results.warnings.append(f"spine prior: {sum(map(bool, off))} {bundle.name} finding(s) off the spinal "
+                                "canal chain ignored")
+        results.spine_prior["objects_dropped"] += sum(map(bool, off))
+    for track, roi, bad in zip(tracks, rois, off):
         _, confidence = track.vote(1)
-        if confidence >= min_conf:
+        if confidence >= min_conf and not bad:
             finding = Finding("fracture", "fracture", confidence, roi, source=[bundle.name], slices=track.slices())
             finding.extra["levels_trained"] = bundle.manifest.get("levels")
             results.detections.append(finding)

@@ -12,11 +12,15 @@ from .bundles import Bundle
 from .lumbar import run_lumbar_mr
 from .fusion import link_detections, track_rois, tracks_to_box
 from .predictors import make_predictor
+from .spine.canal import find_canal
+from .spine.prior import off_chain
+from .spine.prior import summary as prior_summary
 from .results import Body, Finding, Results
 from .slicing import Intensity, coarse_stack, make_stack
 from .volume import Volume, validate_volume
 
 Progress = Callable[[str, float], None]
+PRIOR_TASKS = ("fracture-seg", "fracture-detect")  # the CT tasks whose objects must sit on the spine
 
 
 class Cancelled(Exception):
@@ -49,6 +53,15 @@ class Analyzer:
         results = Results(volume.name, np.zeros(volume.voxels.shape, np.uint8), volume.ijk_to_ras.copy(),
                           [], [], modality=volume.modality)
         timing = results.timing_s
+        if volume.modality == "ct" and any(b.task in PRIOR_TASKS and b.fits("ct") for b in self.bundles):
+            started = time.perf_counter()
+            progress("spine prior: spinal canal", 0.05)
+            results.canal = find_canal(volume)
+            results.spine_prior = prior_summary(results.canal, 0)
+            if results.canal is None:
+                results.warnings.append("spine prior: no spinal canal found; the bodies were not checked "
+                                        "against it (no spine in the image, or too coarse a scan)")
+            timing["spine_prior"] = time.perf_counter() - started
         for bundle in self.bundles:
             if not bundle.fits(volume.modality):
                 results.warnings.append(f"bundle {bundle.name} is for {bundle.manifest['modalities']}, "
@@ -190,6 +203,12 @@ def run_fracture_seg(volume, bundle, predictor, results: Results, progress: Prog
     min_conf = float(t.get("fracture_confidence", 0.25))
     min_grade = int(t.get("morphometry_min_grade", 2))
     lateral = _off_midline(rois)
+    off = {n for n, bad in enumerate(off_chain([r.center_ras for r in rois], results.canal)) if bad}
+    if off - lateral:
+        results.warnings.append(f"spine prior: {len(off - lateral)} object(s) off the spinal canal chain ignored "
+                                "(not vertebral bodies: e.g. spinous processes, pelvis, arms, table)")
+        results.spine_prior["objects_dropped"] += len(off - lateral)
+    lateral |= off
     if lateral:
         # e.g. the atlas' lateral masses, which look like small bodies on a parasagittal slice
         results.warnings.append(f"{bundle.name}: {len(lateral)} object(s) beside the spine's midline ignored "

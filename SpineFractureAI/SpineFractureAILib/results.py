@@ -80,6 +80,7 @@ class Results:
     patient: dict | None = None  # RSNA 2022-style per-level and overall fracture probability
     levels_check: dict | None = None  # how the level classifier and the body count agreed
     lumbar: dict | None = None  # which sagittal slices the lumbar MR models analysed
+    spine_prior: dict | None = None  # the spinal canal found on CT and what it ruled out
     # Working state between the stages (not written out): bodies and their instance map on a
     # box of the grid, the axial level profile, findings of a detect-only model.
     bodies: list[Body] = field(default_factory=list, repr=False)
@@ -88,6 +89,7 @@ class Results:
     level_profile: object = field(default=None, repr=False)
     detections: list[Finding] = field(default_factory=list, repr=False)
     stacks: dict = field(default_factory=dict, repr=False)  # slice stacks shared by models that slice alike
+    canal: object = field(default=None, repr=False)  # spine.canal.CanalChain on CT
 
     def to_json(self) -> dict:
         return {"case": self.case, "modality": self.modality,
@@ -96,6 +98,7 @@ class Results:
                 **({"patient": self.patient} if self.patient else {}),
                 **({"levels_check": self.levels_check} if self.levels_check else {}),
                 **({"lumbar": self.lumbar} if self.lumbar else {}),
+                **({"spine_prior": self.spine_prior} if self.spine_prior else {}),
                 "segments": [{"value": s.value, "name": s.name} for s in self.segments],
                 "bundles": self.bundles, "warnings": self.warnings,
                 "timing_s": {k: round(float(v), 4) for k, v in self.timing_s.items()}}
