@@ -11,6 +11,10 @@ from .safe_weights import SAFE_SUFFIX
 REQUIRED = ("name", "version", "task", "architecture", "modalities", "plane", "input_size",
             "preprocessing", "classes", "weights")
 NOT_CLINICAL = "NOT FOR CLINICAL USE"
+# The manifest fields the loader and the runners read, and their JSON types (lists: of strings).
+TYPES = {"name": str, "version": str, "task": str, "architecture": str, "modalities": list, "plane": str,
+         "input_size": int, "preprocessing": dict, "classes": list, "weights": list, "thresholds": dict,
+         "stages": dict, "clinical_use": str}
 
 
 class BundleError(ValueError):
@@ -86,6 +90,13 @@ class Bundle:
                 "trained_on": prov.get("training_data", "unknown")}
 
 
+def _is(value, kind, strings_only: bool) -> bool:
+    """JSON type check: bools are not ints; lists hold strings (except the weights list)."""
+    if isinstance(value, bool) or not isinstance(value, kind):
+        return False
+    return not (kind is list and strings_only) or all(isinstance(v, str) for v in value)
+
+
 def load_bundle(path: str | Path) -> Bundle:
     path = Path(path)
     manifest_path = path / "manifest.json" if path.is_dir() else path
@@ -93,13 +104,16 @@ def load_bundle(path: str | Path) -> Bundle:
         raise BundleError(f"{path}: not a model bundle (no manifest.json)")
     try:
         manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise BundleError(f"{manifest_path}: manifest is not valid JSON ({err})") from None
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{manifest_path}: manifest must be a JSON object")
     missing = [k for k in REQUIRED if k not in manifest]
     if missing:
         raise BundleError(f"{manifest_path}: manifest lacks {', '.join(missing)}")
-    if not isinstance(manifest["weights"], list):
-        raise BundleError(f"{manifest_path}: weights must be a list")
+    wrong = [k for k, kind in TYPES.items() if k in manifest and not _is(manifest[k], kind, k != "weights")]
+    if wrong:
+        raise BundleError(f"{manifest_path}: wrong type for {', '.join(wrong)}")
     for entry in manifest["weights"]:
         if not isinstance(entry, dict) or not {"file", "sha256"} <= set(entry) or not isinstance(entry["file"], str):
             raise BundleError(f"{manifest_path}: every weight needs a file and its sha256")
