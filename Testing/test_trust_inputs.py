@@ -91,3 +91,17 @@ def test_failed_bundle_leaves_the_existing_bundle_untouched(tmp_path, capsys):
     assert {p.name: sha256_of(p) for p in existing.iterdir()} == before
     load_bundle(existing).weight_files()  # still passes its own checks
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging left behind
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["phantom", "P.nii.gz", "--spacing", "0"], "each from 0.05 to 20 mm"),
+    (["phantom", "P.nii.gz", "--spacing", "1,1"], "one value or three"),
+    (["analyze", "CT", "--out", "OUT", "--device", "gpu0"], "not a device name"),
+    (["analyze", "CT", "--out", "OUT", "--device", "mps"], "MPS is not available"),
+])
+def test_bad_flags_get_one_line_errors(tmp_path, capsys, argv, expected):
+    image = _ct(tmp_path / "ct.nii.gz")
+    argv = [str(image) if a == "CT" else str(tmp_path / a) if a in ("OUT", "P.nii.gz") else a for a in argv]
+    code, errors = _run(capsys, *argv)
+    assert code == 2 and len(errors) == 1 and expected in errors[0]
+    assert not (tmp_path / "P.nii.gz").exists()

@@ -209,6 +209,20 @@ def choose_device(preference: str = "auto"):
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    if preference.startswith("cuda") and not torch.cuda.is_available():
-        raise BundleError("device cuda was asked for, but no CUDA GPU is available")
-    return torch.device(preference)
+    if preference.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise BundleError(f"device {preference} was asked for, but no CUDA GPU is available")
+        try:
+            device = torch.device(preference)
+        except RuntimeError:
+            raise BundleError(f"device {preference!r}: not a device name (auto, cpu, cuda, cuda:N, mps)") from None
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise BundleError(f"device {preference}: only {torch.cuda.device_count()} CUDA GPU(s) here")
+        return device
+    if preference == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise BundleError("device mps was asked for, but Apple's MPS is not available here")
+        return torch.device("mps")
+    if preference == "cpu":
+        return torch.device("cpu")
+    raise BundleError(f"device {preference!r}: not a device name (auto, cpu, cuda, cuda:N, mps)")

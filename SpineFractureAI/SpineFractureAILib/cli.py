@@ -14,7 +14,13 @@ from .volume import VolumeError
 
 
 def _spacing(text: str) -> tuple[float, float, float]:
-    parts = [float(p) for p in text.split(",")]
+    """--spacing: one value or i,j,k, each a positive number of millimetres (at most 20)."""
+    try:
+        parts = [float(p) for p in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--spacing {text!r}: not numbers (one value or i,j,k in mm)") from None
+    if len(parts) not in (1, 3) or not all(0.05 <= p <= 20 for p in parts):
+        raise ValueError(f"--spacing {text!r}: one value or three (i,j,k), each from 0.05 to 20 mm")
     return tuple(parts * 3) if len(parts) == 1 else tuple(parts)  # type: ignore[return-value]
 
 
@@ -274,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     ph.add_argument("--fracture", action="append", default=[], help="LEVEL:wedge|biconcave|crush:GRADE")
     ph.add_argument("--herniation", action="append", default=[], help="disc, e.g. L4-L5")
     ph.add_argument("--seed", type=int, default=0)
-    ph.add_argument("--spacing", default="1", help="mm: one value or i,j,k")
+    ph.add_argument("--spacing", default="1", help="mm, positive: one value or i,j,k (default 1)")
     ph.add_argument("--orientation", choices=["axial", "sagittal", "coronal", "oblique"], default="axial")
     ph.set_defaults(func=cmd_phantom)
 
@@ -289,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "DICOM series description, else unknown)")
     an.add_argument("--analyses", help="comma-separated: fractures, levels, lumbar, keypoints (default: the"
                                        " built-in bundles that run by default; chosen analyses run opt-in ones too)")
-    an.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    an.add_argument("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU) | cpu | cuda | cuda:N | mps")
     an.set_defaults(func=cmd_analyze)
 
     de = sub.add_parser("demo", help="phantom with an L1 wedge fracture, analysed with the demo bundle")
@@ -304,7 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     mo = sub.add_parser("morphometry", help="heights and Genant grades from a vertebra labelmap")
     mo.add_argument("labelmap")
     mo.add_argument("--image", help="the image the labelmap belongs to (grid check)")
-    mo.add_argument("--labels", choices=["verse", "totalsegmentator", "sequential"], default="verse")
+    mo.add_argument("--labels", choices=["verse", "totalsegmentator", "sequential"], default="verse",
+                    help="label scheme of the labelmap (default verse: 1-7 C1-C7, 8-19 T1-T12, 20-25 L1-L6, 26 S1)")
     mo.add_argument("--whole-vertebrae", dest="whole_vertebrae", action="store_true", default=None,
                     help="labels include posterior elements (default for verse/totalsegmentator)")
     mo.add_argument("--bodies-only", dest="whole_vertebrae", action="store_false")
