@@ -64,3 +64,24 @@ def test_logic_async_on_a_scene_and_cancel_keeps_it_unchanged():
     assert status.state is State.DONE, status.message
     outputs, results = status.result
     assert scene.GetNumberOfNodes() > before and outputs.segmentation.GetScene() is scene
+
+
+def test_cancel_after_the_compute_finished_applies_nothing():
+    applied = []
+    run = BackgroundRun(lambda progress, cancelled: 42, applied.append)
+    run.start()
+    run._thread.join(5)  # the models finished; the panel has not polled yet
+    run.cancel()
+    status = run.wait(5)
+    assert status.state is State.CANCELLED and not applied
+
+
+def test_removing_the_input_node_cancels_and_writes_nothing():
+    scene = slicer.vtkMRMLScene()
+    node = add_volume_node(scene, make_phantom("T12-L2", "ct", ["L1:wedge:3"], [], seed=8).image)
+    run = SpineFractureLogic(scene).analyze_async(node)
+    scene.RemoveNode(node)
+    before = scene.GetNumberOfNodes()
+    status = run.wait(120)
+    assert status.state is State.CANCELLED and "removed from the scene" in status.message
+    assert scene.GetNumberOfNodes() == before  # no segmentation, ROIs or tables for a volume that is gone

@@ -48,10 +48,14 @@ class RunStatus:
 
 
 class BackgroundRun:
-    """compute(progress, cancelled) runs in a thread; apply(result) runs in poll()'s thread."""
+    """compute(progress, cancelled) runs in a thread; apply(result) runs in poll()'s thread.
+    still_wanted() (checked on the polling thread): False cancels the run, e.g. when its input
+    volume left the scene. A cancel that comes after the compute finished still applies nothing."""
 
-    def __init__(self, compute: Callable, apply: Callable):
+    def __init__(self, compute: Callable, apply: Callable, still_wanted: Callable[[], bool] | None = None):
         self._compute, self._apply = compute, apply
+        self._still_wanted = still_wanted or (lambda: True)
+        self._why_cancelled = "cancelled; the scene is unchanged"
         self._messages: queue.Queue = queue.Queue()
         self._cancel = threading.Event()
         self._thread: threading.Thread | None = None
@@ -83,6 +87,9 @@ class BackgroundRun:
     def poll(self) -> RunStatus:
         """Drain messages; on success apply the result here (the main thread). Returns the status."""
         s = self.status
+        if s.busy and not self._cancel.is_set() and not self._still_wanted():
+            self._why_cancelled = "the input volume was removed from the scene: nothing was written"
+            self._cancel.set()
         while True:
             try:
                 kind, a, b = self._messages.get_nowait()
@@ -90,6 +97,8 @@ class BackgroundRun:
                 break
             if kind == "progress":
                 s.stage, s.fraction = a, b
+            elif kind == "computed" and self._cancel.is_set():  # cancelled after the models finished
+                s.state, s.message = State.CANCELLED, self._why_cancelled
             elif kind == "computed":
                 s.state, s.stage = State.IMPORTING, "writing results"
                 s.events.append((s.state, s.stage))
@@ -99,7 +108,7 @@ class BackgroundRun:
                 except Exception as err:
                     s.state, s.message = State.FAILED, f"{type(err).__name__}: {err}"
             elif kind == "cancelled":
-                s.state, s.message = State.CANCELLED, "cancelled; the scene is unchanged"
+                s.state, s.message = State.CANCELLED, self._why_cancelled
             else:
                 s.state, s.message = State.FAILED, str(a)
             if not s.busy:

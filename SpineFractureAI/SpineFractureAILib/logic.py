@@ -47,7 +47,8 @@ class SpineFractureLogic:
             remove_previous_results(self.scene, volume_node)
             return write_results_to_scene(self.scene, volume_node, results), results
 
-        run = BackgroundRun(lambda progress, cancelled: analyzer.analyze(volume, progress, cancelled), apply)
+        run = BackgroundRun(lambda progress, cancelled: analyzer.analyze(volume, progress, cancelled), apply,
+                            still_wanted=lambda: bool(self.scene.IsNodePresent(volume_node)))
         run.start()
         return run
 
