@@ -35,7 +35,7 @@ def test_truncated_gzip_is_refused(tmp_path, capsys):
     bad.write_bytes(data[: len(data) // 2])
     code, errors = _run(capsys, "analyze", str(bad), "--out", str(tmp_path / "out"), "--modality", "ct")
     assert code == 2 and len(errors) == 1 and "truncated or corrupt" in errors[0]
-    assert not any((tmp_path / "out").iterdir())
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
 def test_nan_in_nifti_is_found(tmp_path, capsys):
@@ -105,3 +105,15 @@ def test_bad_flags_get_one_line_errors(tmp_path, capsys, argv, expected):
     code, errors = _run(capsys, *argv)
     assert code == 2 and len(errors) == 1 and expected in errors[0]
     assert not (tmp_path / "P.nii.gz").exists()
+
+
+def test_a_forced_wrong_modality_is_refused_or_warned(tmp_path, capsys, realdata):
+    mr = realdata / "fastcleverseg" / "fcs_ivd_img.nii.gz"
+    code, errors = _run(capsys, "analyze", str(mr), "--modality", "ct", "--out", str(tmp_path / "out"))
+    assert code == 2 and "not Hounsfield units" in errors[0]
+    from SpineFractureAILib.volume import check_modality, read_volume
+
+    ct = read_volume(realdata / "tptbox" / "sub-ct_label-22_ct.nii.gz", "mr")
+    assert "look like CT Hounsfield units" in check_modality(ct)[0]
+    ct.modality = "ct"
+    assert check_modality(ct) == []  # a tight crop with no air still has fat and bone

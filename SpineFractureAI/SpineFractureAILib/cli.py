@@ -52,12 +52,14 @@ def case_names(inputs) -> dict[str, str]:
 
 
 def check_writable(out_dir) -> None:
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out}: is a file, not a folder")
+    """--out (or the nearest folder above it that exists) takes a file: checked before any work,
+    creating nothing that stays."""
+    out = Path(out_dir).absolute()
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not existing.is_dir():
+        raise ValueError(f"--out {out}: {existing} is a file, not a folder")
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".write-test-"):
             pass
     except OSError as err:
         raise ValueError(f"--out {out}: cannot write there ({err.strerror or err})") from None

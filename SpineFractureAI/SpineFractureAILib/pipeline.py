@@ -17,7 +17,7 @@ from .spine.prior import off_chain
 from .spine.prior import summary as prior_summary
 from .results import Body, Finding, Results
 from .slicing import Intensity, coarse_stack, make_stack
-from .volume import Volume, validate_volume
+from .volume import Volume, check_modality, validate_volume
 
 Progress = Callable[[str, float], None]
 PRIOR_TASKS = ("fracture-seg", "fracture-detect")  # the CT tasks whose objects must sit on the spine
@@ -50,8 +50,9 @@ class Analyzer:
         progress = progress or (lambda stage, fraction: None)
         cancelled = cancelled or (lambda: False)
         validate_volume(volume)
+        modality_warnings = check_modality(volume)
         results = Results(volume.name, np.zeros(volume.voxels.shape, np.uint8), volume.ijk_to_ras.copy(),
-                          [], [], modality=volume.modality)
+                          [], [], modality=volume.modality, warnings=modality_warnings)
         timing = results.timing_s
         if volume.modality == "ct" and any(b.task in PRIOR_TASKS and b.fits("ct") for b in self.bundles):
             started = time.perf_counter()

@@ -182,6 +182,26 @@ def detect_modality(volume: Volume) -> str:
     return "mr" if high > 0 else "unknown"
 
 
+def _percentiles(volume: Volume, q) -> np.ndarray:
+    sample = volume.voxels[::4, ::4, ::4].astype(np.float32)
+    return np.percentile(sample[np.isfinite(sample)], q)
+
+
+def check_modality(volume: Volume) -> list[str]:
+    """The intensities against the modality: a "CT" without Hounsfield units (no fat or air below
+    -150, no bone above +150) is refused; an "MR" with them is warned about."""
+    low, high = _percentiles(volume, [1, 99.9])
+    hounsfield = low < -150 and high > 150
+    if volume.modality == "ct" and not hounsfield:
+        raise VolumeError(f"analysed as CT, but its values are not Hounsfield units (1st percentile {low:.0f}, "
+                          f"99.9th {high:.0f}; a CT has fat or air below -150 and bone above +150): refusing "
+                          "(pass --modality mr if it is an MR)")
+    if volume.modality == "mr" and hounsfield:
+        return [f"analysed as MR, but its values look like CT Hounsfield units (1st percentile {low:.0f}): "
+                "the MR models' findings are not meaningful on a CT"]
+    return []
+
+
 def validate_volume(volume: Volume, max_voxels: int = MAX_VOXELS) -> None:
     """Refuse what cannot be analysed, with a one-line reason."""
     v = volume.voxels
