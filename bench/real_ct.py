@@ -1,0 +1,118 @@
+"""The CT path on anatomy nobody here tuned to: every real CT in ../shared/realdata (bodies found and
+named against their labels, rows and fractures on non-vertebral structures, the spinal canal) and
+whole-spine randomised phantoms (bodies named right, false fractures). Prints JSON.
+
+    uv run python bench/real_ct.py [--phantoms 10] [--seed-base 610000]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from SpineFractureAILib.bundles import bundles_for
+from SpineFractureAILib.levels import TOTALSEG_NAME, VERSE_NAME
+from SpineFractureAILib.phantom import make_phantom
+from SpineFractureAILib.pipeline import Analyzer
+from SpineFractureAILib.results import Roi
+from SpineFractureAILib.volume import from_sitk, read_volume
+
+ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
+
+
+def labelled_bodies(labels: np.ndarray, ijk_to_ras, names: dict, first_slice: int = 0) -> dict:
+    """level -> (centre RAS, mask) for each vertebra label; first_slice maps a crop by voxel index."""
+    out = {}
+    for value, level in names.items():
+        kk, jj, ii = np.nonzero(labels == value)
+        if len(kk):
+            ijk = np.array([[ii.mean(), jj.mean(), kk.mean() + first_slice, 1.0]])
+            out[level] = (ijk @ ijk_to_ras.T)[0, :3]
+    return out
+
+
+def score(results, truth: dict, vertebra_mask=None, volume=None) -> dict:
+    rows = [r for r in results.vertebrae if r.get("roi")]
+    found = {lv: [r for r in rows if Roi(**r["roi"]).contains(c, 2.0)] for lv, c in truth.items()}
+    off = None
+    if vertebra_mask is not None:  # rows whose centre is on no labelled vertebra
+        off = 0
+        for r in rows:
+            i, j, k = np.rint(volume.ras_to_ijk_points(np.array([r["roi"]["center_ras"]]))[0]).astype(int)
+            inside = all(0 <= a < n for a, n in zip((k, j, i), vertebra_mask.shape))
+            off += not (inside and vertebra_mask[k, j, i])
+    return {"labelled": len(truth), "found": sum(bool(v) for v in found.values()),
+            "named_right": sum(any(r["level"] == lv for r in v) for lv, v in found.items()),
+            "rows": len(rows), "rows_off_labelled_vertebrae": off,
+            "fractures": [f"{f.level} {f.label}" for f in results.findings if f.kind == "fracture"],
+            "spine_prior": results.spine_prior, "warnings": len(results.warnings)}
+
+
+def real_cases(analyzer) -> dict:
+    out = {}
+    ct = read_volume(ROOT / "totalsegmentator" / "example_ct.nii.gz")
+    seg = read_volume(ROOT / "totalsegmentator" / "example_seg.nii.gz", "labelmap").voxels
+    names = {v: TOTALSEG_NAME[v] for v in (30, 31, 32, 33)}  # L2, L1, T12, T11
+    truth = labelled_bodies(seg, ct.ijk_to_ras, names, first_slice=82)
+    for name, volume in (("example_ct", ct),
+                         ("example_ct LPS", from_sitk(sitk.DICOMOrient(
+                             sitk.ReadImage(str(ROOT / "totalsegmentator" / "example_ct.nii.gz")), "LPS"), "lps"))):
+        volume.modality = "ct"
+        started = time.perf_counter()
+        results = analyzer.analyze(volume)
+        out[name] = {**score(results, truth), "seconds": round(time.perf_counter() - started, 2)}
+    tp = read_volume(ROOT / "tptbox" / "sub-ct_label-22_ct.nii.gz")
+    vert = read_volume(next((ROOT / "tptbox").glob("*seg-vert*msk.nii.gz")), "labelmap").voxels
+    truth = labelled_bodies(vert, tp.ijk_to_ras, {v: VERSE_NAME[v] for v in (21, 22, 23)})
+    out["tptbox"] = score(analyzer.analyze(tp), truth, vert > 0, tp)
+    dicom = read_volume(ROOT / "totalsegmentator" / "example_ct_dicom")
+    out["example_ct_dicom"] = score(analyzer.analyze(dicom), {})
+    return out
+
+
+def phantoms(analyzer, n: int, base: int) -> dict:
+    rng = np.random.default_rng(base)
+    rows, graded = [], {1: [0, 0], 2: [0, 0], 3: [0, 0]}
+    for seed in range(base, base + n):
+        fractures = []
+        if seed % 2:  # half with random fractures
+            level = str(rng.choice(["T6", "T8", "T11", "T12", "L1", "L2", "L3"]))
+            fractures = [f"{level}:{rng.choice(['wedge', 'biconcave', 'crush'])}:{int(rng.integers(1, 4))}"]
+        thickness = float(rng.uniform(1.0, 3.0))
+        case = make_phantom("C1-S1", "ct", fractures, [], seed=seed, spacing=(1.0, 1.0, thickness))
+        results = analyzer.analyze(case.image)
+        truth = {v["level"]: v["center_ras"] for v in case.truth["vertebrae"] if v["has_body"]}
+        row = score(results, truth)
+        true_fx = {v["level"]: v for v in case.truth["vertebrae"] if v["fracture"]}
+        for level, v in true_fx.items():
+            hit = any(f.kind == "fracture" and f.roi.contains(v["center_ras"], 2.0) for f in results.findings)
+            graded[v["grade"]][0] += hit
+            graded[v["grade"]][1] += 1
+        row["false_fractures"] = sum(1 for f in results.findings if f.kind == "fracture" and not any(
+            f.roi.contains(v["center_ras"], 2.0) for v in true_fx.values()))
+        rows.append({"seed": seed, "fractures": fractures, "slice_mm": round(thickness, 2), **row})
+    return {"cases": rows,
+            "bodies_named_right": f"{sum(r['named_right'] for r in rows)}/{sum(r['labelled'] for r in rows)}",
+            "false_fractures": sum(r["false_fractures"] for r in rows),
+            "fractures_found_by_grade": {g: f"{a}/{b}" for g, (a, b) in graded.items()}}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--phantoms", type=int, default=10)
+    parser.add_argument("--seed-base", type=int, default=610000)
+    args = parser.parse_args(argv)
+    analyzer = Analyzer(bundles_for("ct"), "cpu")
+    report = {"real": real_cases(analyzer)}
+    if args.phantoms:
+        report["whole_spine_phantoms"] = phantoms(analyzer, args.phantoms, args.seed_base)
+    print(json.dumps(report, indent=1, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
