@@ -13,9 +13,7 @@ import cv2
 import numpy as np
 
 from ..lumbar_crops import HERNIATION_CLASSES, grow_box, square_crop
-from ..slicing import Intensity, make_stack, sample_labels
-from .lumbar_data import MR_INTENSITY
-from .lumbar_real import exam_levels, exam_split, list_exams, read_exam, slice_targets, structures_head_first
+from .lumbar_real import exam_levels, slice_targets, structures_head_first, training_exams
 
 
 def herniate(crop: np.ndarray, disc_box_in_crop, rng, strength: float | None = None) -> np.ndarray:
@@ -46,15 +44,8 @@ def export_real_disc_crops(root, out_dir, size: int = 256, crop_size: int = 64, 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    intensity = Intensity.from_manifest(MR_INTENSITY)
     images, labels, split, source = [], [], [], []
-    for exam in list_exams(root):
-        part = exam_split(exam)
-        if part == "test":
-            continue
-        image, lab_volume = read_exam(root, exam)
-        stack = make_stack(image, "sagittal", size, intensity)
-        lab = sample_labels(lab_volume, stack)
+    for exam, part, stack, lab in training_exams(root, size):
         area = (lab > 0).sum((1, 2))
         mid = int(np.argmax(area))
         chosen = range(max(0, mid - mid_slices // 2), min(len(stack), mid - mid_slices // 2 + mid_slices))

@@ -109,21 +109,27 @@ def slice_targets(lab: np.ndarray, order: list[int], levels: list[str] | None, k
     return allowed, region, discs
 
 
-def export_real_lumbar(root: str | Path, out_dir: str | Path, size: int = 256, min_area_fraction: float = 0.4,
-                       log=print, seed: int = 0) -> Path:
-    """Train and validation exams -> region / disc YOLO data and segmentation.npz (allowed bits)."""
-    out_dir = Path(out_dir)
-    rng = np.random.default_rng(seed)
+def training_exams(root, size: int):
+    """(exam, split, stack, labels sampled on it) for every training and validation exam, through
+    the slicing inference uses; the test exams are never read."""
     intensity = Intensity.from_manifest(MR_INTENSITY)
-    images, allowed, split_of, cases = [], [], [], []
     for exam in list_exams(root):
         split = exam_split(exam)
         if split == "test":
             continue
         image, labels = read_exam(root, exam)
-        kind = exam.split("_")[0]
         stack = make_stack(image, "sagittal", size, intensity)
-        lab = sample_labels(labels, stack)
+        yield exam, split, stack, sample_labels(labels, stack)
+
+
+def export_real_lumbar(root: str | Path, out_dir: str | Path, size: int = 256, min_area_fraction: float = 0.4,
+                       log=print, seed: int = 0) -> Path:
+    """Train and validation exams -> region / disc YOLO data and segmentation.npz (allowed bits)."""
+    out_dir = Path(out_dir)
+    rng = np.random.default_rng(seed)
+    images, allowed, split_of, cases = [], [], [], []
+    for exam, split, stack, lab in training_exams(root, size):
+        kind = exam.split("_")[0]
         area = (lab > 0).sum((1, 2))
         chosen = np.nonzero(area >= min_area_fraction * area.max())[0]
         order = structures_head_first(lab[chosen])
