@@ -90,11 +90,11 @@ def phantoms(analyzer, n: int, base: int) -> dict:
         true_fx = {v["level"]: v for v in case.truth["vertebrae"] if v["fracture"]}
         for level, v in true_fx.items():
             hit = any(f.kind == "fracture" and f.roi.contains(v["center_ras"], 2.0) for f in results.findings)
-            graded[v["grade"]][0] += hit
-            graded[v["grade"]][1] += 1
+            graded[v["genant_grade"]][0] += hit
+            graded[v["genant_grade"]][1] += 1
         row["false_fractures"] = sum(1 for f in results.findings if f.kind == "fracture" and not any(
             f.roi.contains(v["center_ras"], 2.0) for v in true_fx.values()))
-        rows.append({"seed": seed, "fractures": fractures, "slice_mm": round(thickness, 2), **row})
+        rows.append({"seed": seed, "true_fractures": fractures, "slice_mm": round(thickness, 2), **row})
     return {"cases": rows,
             "bodies_named_right": f"{sum(r['named_right'] for r in rows)}/{sum(r['labelled'] for r in rows)}",
             "false_fractures": sum(r["false_fractures"] for r in rows),
