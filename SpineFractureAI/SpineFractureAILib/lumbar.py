@@ -125,15 +125,20 @@ def run_lumbar_mr(volume, bundle, predictor: LumbarPredictor, results: Results, 
                                [r.center_ras[2] for r in rois],
                                int(m.get("thresholds", {}).get("morphometry_min_grade", 2)))
     order = np.argsort([-r.center_ras[2] for r in rois])  # head first
-    names = None
     if bodies:  # discs named by the bodies below them, themselves counted up from the sacrum
-        names = disc_names_from_bodies([rois[i].center_ras[2] for i in order],
-                                       [b.roi.center_ras[2] for b in bodies])
-    names = names or _disc_names(len(tracks))
+        names = disc_names_from_bodies([rois[i].center_ras[2] for i in order], [b.roi.center_ras[2] for b in bodies],
+                                       [tracks[i].vote(1)[1] for i in order])
+        if None in names:
+            results.warnings.append(f"{bundle.name}: {names.count(None)} disc detection(s) repeating a disc "
+                                    "between the same two bodies were not reported")
+    else:
+        names = _disc_names(len(tracks))
     progress(f"{bundle.name}: herniation", 0.8)
     crop_size = int(stages["herniation"]["input_size"])
     threshold = float(stages["herniation"].get("thresholds", {}).get("herniated", 0.5))
     for rank, idx in enumerate(order):
+        if names[rank] is None:
+            continue
         track, roi = tracks[idx], rois[idx]
         crops = np.stack([square_crop(stack.images[s], grow_box(box), crop_size)[0] for s, box, *_ in track.members])
         p = float(predictor.herniation.predict(crops)[:, 1].mean())

@@ -47,16 +47,22 @@ def names_from_sacrum(n: int) -> list[str]:
     return [LEVELS[last - n + 1 + i] for i in range(n)] if 0 < n <= last + 1 else []
 
 
-def disc_names_from_bodies(disc_heights: list[float], body_heights: list[float]) -> list[str] | None:
-    """Each disc named by the bodies below it (none below: L5-S1); None when names collide."""
+def disc_names_from_bodies(disc_heights: list[float], body_heights: list[float],
+                           scores: list[float]) -> list[str | None]:
+    """Each disc named by the bodies below it (none below: L5-S1). Two detections between the same
+    two bodies are one disc: the surer keeps the name, the other gets None (not reported)."""
     last = LEVELS.index("L5")
-    names = []
+    names: list[str | None] = []
     for s in disc_heights:
         below = sum(1 for b in body_heights if b < s)
-        if last - below < 0:
-            return None
-        names.append(disc_name(LEVELS[last - below]))
-    return names if len(set(names)) == len(names) else None
+        names.append(disc_name(LEVELS[last - below]) if below <= last else None)
+    for name in {n for n in names if n is not None and names.count(n) > 1}:
+        twins = [i for i, n in enumerate(names) if n == name]
+        best = max(twins, key=lambda i: scores[i])
+        for i in twins:
+            if i != best:
+                names[i] = None
+    return names
 
 
 def fluid_sensitive(volume) -> bool | None:
@@ -120,7 +126,8 @@ def add_mr_bodies(volume, stack, class_maps, body_class: int, results: Results, 
     for label, (level, obj) in enumerate(zip(names, objects), start=1):
         m = by_label[label]
         roi = roi_from_mask_slices(volume, obj)
-        row = {"kind": "vertebra", "method": "mask (MR segmentation)", "level_anchor": ANCHOR, **m.to_json()}
+        row = {"kind": "vertebra", "method": "mask (MR segmentation)", "level_anchor": ANCHOR, **m.to_json(),
+               "roi": roi.__dict__}
         body = Body(label, "vertebral body", roi, 0.0, row, level=level)
         if m.status == "measured" and (m.genant_grade or 0) >= min_grade:
             confidence = min(0.99, 0.5 + m.height_loss)

@@ -1,0 +1,73 @@
+"""The shipped lumbar MR bundle on real held-out exams (never trained on): the fastcleverseg copies
+of ivd 11 (five disc masks) and vb2 05 (seven body masks, T11-L5), a cervical MR that must be said
+to be unsupported, and an MR asked for fractures only."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from scipy import ndimage
+
+from SpineFractureAILib.bundles import builtin_bundles
+from SpineFractureAILib.cli import main
+from SpineFractureAILib.results import Roi
+from SpineFractureAILib.training.lumbar_real import exam_split, structures_head_first
+from SpineFractureAILib.volume import read_volume
+
+
+def _analyze(tmp_path, capsys, src, *extra):
+    assert main(["analyze", str(src), "--out", str(tmp_path), *extra]) == 0
+    err = capsys.readouterr().err
+    return json.loads((tmp_path / src.name.replace(".nii.gz", "") / "findings.json").read_text()), err
+
+
+def _centres(label_path):
+    labels = read_volume(label_path, "labelmap")
+    order = structures_head_first(labels.voxels)
+    return [labels.ijk_to_ras_points(np.array(ndimage.center_of_mass(labels.voxels == v))[None, ::-1])[0]
+            for v in order]
+
+
+def test_the_test_exams_were_held_out():
+    bundle = next(b for b in builtin_bundles() if b.task == "lumbar-mr")
+    held_out = bundle.manifest["provenance"]["held_out_exams"]
+    assert {"ivd_11", "vb2_05"} <= set(held_out) and all(exam_split(e) == "test" for e in held_out)
+
+
+def test_real_discs_found_named_and_not_herniated(tmp_path, capsys, realdata):
+    report, _ = _analyze(tmp_path, capsys, realdata / "fastcleverseg" / "fcs_ivd_img.nii.gz")
+    discs = {f["level"]: f for f in report["findings"] if f["kind"] == "disc"}
+    truth = dict(zip(["L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"],
+                     _centres(realdata / "fastcleverseg" / "fcs_ivd_lab.nii.gz")))
+    for level, centre in truth.items():
+        assert level in discs, (level, sorted(discs))
+        assert Roi(**discs[level]["roi"]).contains(centre), level
+    assert sum(d["herniated"] for d in discs.values()) <= 1  # an asymptomatic volunteer
+    assert all("synthetic herniations" in d["herniation_model"] for d in discs.values())
+
+
+def test_real_bodies_found_and_named_from_the_sacrum(tmp_path, capsys, realdata):
+    report, _ = _analyze(tmp_path, capsys, realdata / "fastcleverseg" / "fcs_vb2_05_img.nii.gz")
+    truth = dict(zip(["T11", "T12", "L1", "L2", "L3", "L4", "L5"],
+                     _centres(realdata / "fastcleverseg" / "fcs_vb2_05_vb.nii.gz")))
+    rows = [r for r in report["vertebrae"] if r.get("roi")]
+    found = {level: [r for r in rows if Roi(**r["roi"]).contains(centre, 2.0)] for level, centre in truth.items()}
+    assert sum(bool(h) for h in found.values()) >= 6  # measured: 6 of 7 (L1 partly segmented)
+    for level, holders in found.items():  # never a wrong name: every body found is named right
+        assert all(h["level"] == level and "sacrum" in h["level_anchor"] for h in holders), (level, holders)
+    assert len([f for f in report["findings"] if f["kind"] == "fracture"]) <= 1  # healthy: at most one flag
+
+
+def test_cervical_mr_says_not_supported(tmp_path, capsys, realdata):
+    report, err = _analyze(tmp_path, capsys, realdata / "tptbox" / "sub-mri_label-6_T2w.nii.gz", "--modality", "mr")
+    assert any("not supported by the lumbar model" in w for w in report["warnings"]), report["warnings"]
+    assert "spinefracture: warning:" in err and "not supported" in err
+    assert not [f for f in report["findings"] if f["kind"] == "disc"]
+
+
+def test_mr_asked_for_fractures_runs(tmp_path, capsys, realdata):
+    report, _ = _analyze(tmp_path, capsys, realdata / "fastcleverseg" / "fcs_vb2_05_img.nii.gz",
+                         "--analyses", "fractures,levels")
+    assert [b["task"] for b in report["bundles"]] == ["lumbar-mr"]
+    assert any(r.get("status") == "measured" for r in report["vertebrae"])
+    assert any("levels: asked for, but no bundle for MR" in w for w in report["warnings"])
