@@ -21,7 +21,7 @@ def test_every_widget_the_module_names_is_in_the_ui():
 
 def test_cmake_lists_exist_and_cover_every_script():
     cmake = (REPO / "SpineFractureAI" / "CMakeLists.txt").read_text()
-    listed = set(re.findall(r"^\s+([\w./${}-]+\.(?:py|ui|png|json|pt|csv))\s*$", cmake, re.M))
+    listed = set(re.findall(r"^\s+([\w./${}-]+\.(?:py|ui|png|json|pt|safetensors|csv))\s*$", cmake, re.M))
     listed = {p.replace("${MODULE_NAME}", "SpineFractureAI") for p in listed}
     for rel in listed:
         assert (REPO / "SpineFractureAI" / rel).resolve().is_file(), rel
