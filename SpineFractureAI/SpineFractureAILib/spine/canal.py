@@ -120,7 +120,9 @@ def find_canal(volume, slice_mm: float = 4.0, pixel_mm: float = 1.5, max_size: i
                         for k in (0, volume.shape_ijk[2] - 1)], float)
     span = np.ptp(volume.ijk_to_ras_points(corners)[:, :2], 0).max()
     size = int(min(max_size, np.ceil(span / pixel_mm) + 2))
-    stack = make_stack(volume, "axial", size, WINDOW, slice_mm=slice_mm, pixel_mm=max(pixel_mm, span / max_size))
+    # small batches: each resamples a float32 crop of the volume (memory target: 3x the volume)
+    stack = make_stack(volume, "axial", size, WINDOW, slice_mm=slice_mm, pixel_mm=max(pixel_mm, span / max_size),
+                       batch=4)
     candidates = canal_candidates(stack)
     chain = longest_chain(candidates, stack.pixel_mm, stack.slice_mm)
     if len(chain) < 3:
