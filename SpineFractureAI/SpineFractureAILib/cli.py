@@ -66,7 +66,7 @@ def check_writable(out_dir) -> None:
 
 
 def analyze_paths(inputs, out_dir, modality="auto", bundle_paths=None, device="auto", analyses=None,
-                  mr_sequence: str | None = None) -> list[dict]:
+                  mr_sequence: str | None = None, series: str | None = None) -> list[dict]:
     """Analyse each input (file or DICOM folder) and write its case folder."""
     from .bundles import bundles_for
     from .files import write_case
@@ -78,7 +78,7 @@ def analyze_paths(inputs, out_dir, modality="auto", bundle_paths=None, device="a
     names = case_names(inputs)
     for path in inputs:
         started = time.perf_counter()
-        volume = read_volume(path, modality)
+        volume = read_volume(path, modality, series)
         volume.name = names[str(path)]
         if mr_sequence:
             volume.metadata["mr_sequence"] = mr_sequence
@@ -111,7 +111,7 @@ def analyze_paths(inputs, out_dir, modality="auto", bundle_paths=None, device="a
 def cmd_analyze(args) -> int:
     analyses = parse_analyses(args.analyses) if args.analyses else None
     written = analyze_paths(args.inputs, args.out, args.modality, args.bundle, args.device, analyses,
-                            args.mr_sequence)
+                            args.mr_sequence, args.series)
     print(json.dumps(written, indent=1))
     return 0
 
@@ -291,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--out", required=True)
     an.add_argument("--modality", choices=["auto", "ct", "mr"], default="auto")
     an.add_argument("--bundle", action="append", help="model bundle folder (default: built-in bundles)")
+    an.add_argument("--series", help="a DICOM folder with several series: the Series Instance UID to analyse "
+                                     "(default: the most images; ties: the most coherent slices; recorded and warned)")
     an.add_argument("--mr-sequence", choices=["t1", "t2", "t2fs", "stir", "tirm", "pdfs"],
                     help="MR only: the sequence, where the file does not say (NIfTI); fluid-sensitive ones "
                          "(t2fs, stir, tirm, pdfs) let a fracture's bone-marrow oedema date it (default: from the "

@@ -52,7 +52,11 @@ class Analyzer:
         validate_volume(volume)
         modality_warnings = check_modality(volume)
         results = Results(volume.name, np.zeros(volume.voxels.shape, np.uint8), volume.ijk_to_ras.copy(),
-                          [], [], modality=volume.modality, warnings=modality_warnings)
+                          [], [], modality=volume.modality, warnings=modality_warnings,
+                          dicom_series=volume.metadata.get("dicom_series"))
+        if results.dicom_series:
+            results.warnings.append(f"the DICOM folder holds {1 + len(results.dicom_series['other_series'])} series; "
+                                    f"analysed {results.dicom_series['series_uid']} ({results.dicom_series['rule']})")
         timing = results.timing_s
         if volume.modality == "ct" and any(b.task in PRIOR_TASKS and b.fits("ct") for b in self.bundles):
             started = time.perf_counter()

@@ -81,6 +81,7 @@ class Results:
     levels_check: dict | None = None  # how the level classifier and the body count agreed
     lumbar: dict | None = None  # which sagittal slices the lumbar MR models analysed
     spine_prior: dict | None = None  # the spinal canal found on CT and what it ruled out
+    dicom_series: dict | None = None  # which series of a multi-series DICOM folder was analysed, and why
     # Working state between the stages (not written out): bodies and their instance map on a
     # box of the grid, the axial level profile, findings of a detect-only model.
     bodies: list[Body] = field(default_factory=list, repr=False)
@@ -99,6 +100,7 @@ class Results:
                 **({"levels_check": self.levels_check} if self.levels_check else {}),
                 **({"lumbar": self.lumbar} if self.lumbar else {}),
                 **({"spine_prior": self.spine_prior} if self.spine_prior else {}),
+                **({"dicom_series": self.dicom_series} if self.dicom_series else {}),
                 "segments": [{"value": s.value, "name": s.name} for s in self.segments],
                 "bundles": self.bundles, "warnings": self.warnings,
                 "timing_s": {k: round(float(v), 4) for k, v in self.timing_s.items()}}

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .dicom_series import choose_series
 from .file_checks import check_image_file
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -107,8 +108,9 @@ def case_name(path: str | os.PathLike) -> str:
     return name
 
 
-def read_volume(path: str | os.PathLike, modality: str = "auto") -> Volume:
-    """Read NIfTI / NRRD / MHA / a DICOM file or series folder into a Volume."""
+def read_volume(path: str | os.PathLike, modality: str = "auto", series: str | None = None) -> Volume:
+    """Read NIfTI / NRRD / MHA / a DICOM file or series folder into a Volume (series: the Series
+    Instance UID to read from a folder holding several; default: dicom_series.RULE)."""
     import SimpleITK as sitk
 
     path = Path(path)
@@ -117,7 +119,7 @@ def read_volume(path: str | os.PathLike, modality: str = "auto") -> Volume:
     metadata: dict = {}
     try:
         if path.is_dir():
-            image, metadata = _read_dicom_folder(path)
+            image, metadata = _read_dicom_folder(path, series)
         else:
             check_image_file(path, MAX_VOXELS)  # header size, truncation, NaN: before the voxels are read
             image = sitk.ReadImage(str(path))
@@ -143,14 +145,10 @@ def _dicom_tags(image) -> dict:
     return {name: image.GetMetaData(t).strip() for t, name in TAGS.items() if image.HasMetaDataKey(t)}
 
 
-def _read_dicom_folder(folder: Path):
+def _read_dicom_folder(folder: Path, series: str | None = None):
     import SimpleITK as sitk
 
-    series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
-    if not series:
-        raise VolumeError(f"{folder}: no DICOM series in this folder")
-    # The largest series is the one a user means when pointing at a study folder.
-    files = max((sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), s) for s in series), key=len)
+    files, choice = choose_series(folder, series)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     reader.MetaDataDictionaryArrayUpdateOn()
@@ -162,6 +160,8 @@ def _read_dicom_folder(folder: Path):
     for tag, name in TAGS.items():
         if reader.HasMetaDataKey(0, tag):
             tags[name] = reader.GetMetaData(0, tag).strip()
+    if choice is not None:
+        tags["dicom_series"] = choice
     return image, tags
 
 
