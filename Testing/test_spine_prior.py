@@ -66,3 +66,17 @@ def test_no_rows_or_fractures_off_the_spine_on_real_ct(tmp_path, realdata, capsy
         centres = [r["roi"]["center_ras"] for r in report["vertebrae"] if r.get("roi")]
         assert not any(off_chain(centres, chain)), centres
         assert not [f for f in report["findings"] if f["kind"] == "fracture"]  # no fracture in either scan
+
+
+def test_a_ct_without_a_spine_names_nothing(tmp_path, capsys):
+    from SpineFractureAILib.volume import Volume, write_volume
+
+    rng = np.random.default_rng(0)
+    noise = Volume((rng.random((100, 160, 160)) * 2500 - 1000).astype(np.int16), np.diag([1.0, 1.0, 2.0, 1.0]), "ct")
+    write_volume(noise, tmp_path / "noise.nii.gz")
+    assert main(["analyze", str(tmp_path / "noise.nii.gz"), "--out", str(tmp_path / "out")]) == 0
+    assert "no spine found" in capsys.readouterr().err
+    report = json.loads((tmp_path / "out" / "noise" / "findings.json").read_text())
+    assert report["vertebrae"] == [] and report["findings"] == [] and report["spine_prior"]["spinal_canal"] == "not found"
+    assert any(w.startswith("no spine found") for w in report["warnings"])
+    assert "no spine found" in (tmp_path / "out" / "noise" / "report.html").read_text()

@@ -64,8 +64,8 @@ class Analyzer:
             results.canal = find_canal(volume)
             results.spine_prior = prior_summary(results.canal, 0)
             if results.canal is None:
-                results.warnings.append("spine prior: no spinal canal found; the bodies were not checked "
-                                        "against it (no spine in the image, or too coarse a scan)")
+                results.warnings.append("no spine found: no spinal canal in this CT, so no vertebra is named "
+                                        "and no fracture reported (an image without a spine, or too coarse a scan)")
             timing["spine_prior"] = time.perf_counter() - started
         for bundle in self.bundles:
             if not bundle.fits(volume.modality):
@@ -82,9 +82,19 @@ class Analyzer:
                       "lumbar-mr": run_lumbar_mr}[bundle.task]
             runner(volume, bundle, predictor, results, progress, cancelled)
             results.bundles.append(bundle.summary())
+        if results.spine_prior and results.canal is None:
+            _forget_spine_objects(results)
         progress("fusion", 0.9)
         finish(results)
         return results
+
+
+def _forget_spine_objects(results: Results) -> None:
+    """Without a spinal canal nothing the CT models found can be a vertebra: no bodies, rows, levels
+    or fractures (the segmentation stays empty); the warning says why."""
+    results.bodies, results.body_instances, results.detections, results.vertebrae = [], None, [], []
+    results.level_profile = None
+    results.findings = [f for f in results.findings if f.kind not in ("fracture", "vertebra")]
 
 
 def detect(volume, bundle, predictor, results: Results, progress: Progress, cancelled):
