@@ -9,6 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from . import atomic
 from .bundles import BundleError, analyses_not_run, first_line, parse_analyses
 from .volume import VolumeError
 
@@ -96,9 +97,7 @@ def analyze_paths(inputs, out_dir, modality="auto", bundle_paths=None, device="a
         started = time.perf_counter()
         paths = write_case(results, out_dir, volume)
         results.timing_s["write"] = time.perf_counter() - started
-        tmp = Path(paths["findings"]).with_name(".findings.json.tmp")  # add the write time, atomically
-        tmp.write_text(json.dumps(results.to_json(), indent=1))
-        tmp.replace(paths["findings"])
+        atomic.write_text(paths["findings"], json.dumps(results.to_json(), indent=1))  # with the write time
         for f in results.findings:
             print(f"[{volume.name}] {f.kind}: {f.label} {f.confidence:.2f} at RAS {f.roi.center_ras}",
                   file=sys.stderr)
@@ -163,10 +162,9 @@ def cmd_morphometry(args) -> int:
     measured = measure_labelmap(voxels, labels.ijk_to_ras, names, whole_vertebrae=whole, ct_image=ct_image)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".tmp-{out.name}")
-    tmp.write_text(json.dumps({"labelmap": str(args.labelmap), "labels": args.labels,
-                               "vertebrae": [m.to_json() for m in measured]}, indent=1))
-    tmp.replace(out)
+    atomic.write_text(out, json.dumps({"labelmap": str(args.labelmap), "labels": args.labels,
+                                       "scheme_assumed": args.labels,
+                                       "vertebrae": [m.to_json() for m in measured]}, indent=1))
     for m in measured:
         grade = f"grade {m.genant_grade} {m.type or ''}" if m.status == "measured" else m.status
         print(f"{m.level}: {grade}", file=sys.stderr)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from scipy import ndimage
 
 from .bundles import Bundle, choose_device
 from .fusion import Track, link_detections, track_rois
@@ -24,6 +25,7 @@ SEGMENTS = {
     "spinal canal": ("Spinal canal", (0.55, 0.90, 0.55), ("SpineFractureAI", "spinal-canal", "Spinal canal")),
 }
 ANATOMICAL_STRUCTURE = ("SCT", "123037004", "Anatomical Structure")
+CANAL_REACH_MM = 20.0
 HERNIATION_CAVEAT = ("trained on synthetic herniations only (deformed real disc crops and phantoms): "
                      "no real herniation was seen in training")
 
@@ -176,6 +178,14 @@ def _segment(volume, stack, analysed, predictor, results: Results, stage: dict) 
     probs = predictor.segmentation.predict(stack.images[analysed])
     class_maps = {int(s): p.argmax(0) for s, p in zip(analysed, probs)}
     classes = stage["classes"]
+    if {"spinal canal", "vertebral body"} <= set(classes):
+        # The canal lies right behind the bodies: "canal" further away (fat under the skin: the canal
+        # class was learned from phantoms only) is dropped.
+        canal, body = classes.index("spinal canal"), classes.index("vertebral body")
+        reach = max(1, int(round(CANAL_REACH_MM / stack.pixel_mm)))
+        for cm in class_maps.values():
+            near = ndimage.binary_dilation(cm == body, np.ones((2 * reach + 1, 2 * reach + 1), bool))
+            cm[(cm == canal) & ~near] = 0
     value_of = {}
     for c, name in enumerate(classes):
         if c == 0:

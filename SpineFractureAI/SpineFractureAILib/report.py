@@ -23,7 +23,10 @@ def key_slices(volume: Volume, results: Results, size: int = 384) -> list[tuple[
     m, n, pixel, slice_mm = plan_stack(volume, "sagittal", size, 1.0)
     planned = SliceStack(np.zeros((n, 1, 1), np.uint8), m, "sagittal", pixel, slice_mm)  # geometry only
     labels = Volume(results.labelmap, results.ijk_to_ras)
-    wanted = [(f"{f.label} {f.confidence:.2f}", f.roi.center_ras, f.segment_value) for f in results.findings]
+    wanted = [(f"{f.level or ''} {f.label} {f.confidence:.2f}".strip(), f.roi.center_ras, f.segment_value)
+              for f in results.findings]
+    names = [(r["level"], r["roi"]["center_ras"]) for r in results.vertebrae if r.get("roi") and r.get("level")]
+    names += [(f.level, f.roi.center_ras) for f in results.findings if f.kind == "disc" and f.level]
     if not wanted:
         centre = volume.ijk_to_ras_points(np.array(volume.shape_ijk) / 2)[0]
         wanted = [("mid-sagittal", centre, 0)]
@@ -47,6 +50,11 @@ def key_slices(volume: Volume, results: Results, size: int = 384) -> list[tuple[
             for k in range(3):
                 a, b = px[k, :2].astype(int), px[k + 3, :2].astype(int)
                 cv2.line(img, tuple(a), tuple(b), (255, 200, 0), 1)
+        for name, centre in names:  # level labels in front of (anterior to) each body and disc
+            col, row, depth = stack.from_ras([centre])[0]
+            if abs(depth) * stack.slice_mm <= 15 and 0 <= row < size:
+                cv2.putText(img, name, (int(max(col - 45, 0)), int(row) + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
+                            (0, 255, 255), 1, cv2.LINE_AA)
         images.append((title, img))
     return images
 

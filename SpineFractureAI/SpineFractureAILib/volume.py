@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import staged
 from .dicom_series import choose_series
 from .file_checks import check_image_file
 
@@ -231,6 +232,5 @@ def write_volume(volume: Volume, path: str | os.PathLike) -> None:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    sitk.WriteImage(to_sitk(volume), str(tmp), useCompression=True)
-    os.replace(tmp, path)
+    with staged(path) as tmp:
+        sitk.WriteImage(to_sitk(volume), str(tmp), useCompression=True)

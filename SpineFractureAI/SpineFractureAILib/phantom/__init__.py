@@ -10,6 +10,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..levels import LEVELS, VERSE_ID, disc_name, level_range
+from .. import atomic
 from ..volume import Volume, case_name, write_volume
 from .anatomy import FRACTURE_TYPES, Vertebra, build_spine, canal_size
 from .render import AIR, CANCELLOUS, CORTICAL, INTENSITY, LABEL_CANAL, LABEL_RIBS, arch_label, body_label, render
@@ -171,9 +172,12 @@ def write_phantom(case: PhantomCase, out: str | os.PathLike) -> dict:
     ext = out.name[len(stem):] or ".nii.gz"
     paths = {"image": out.with_name(stem + ext), "labels": out.with_name(stem + ".labels" + ext),
              "truth": out.with_name(stem + ".truth.json")}
-    write_volume(case.image, paths["image"])
-    write_volume(case.labels, paths["labels"])
-    tmp = paths["truth"].with_name(".tmp-" + paths["truth"].name)
-    tmp.write_text(json.dumps(case.truth, indent=1))
-    os.replace(tmp, paths["truth"])
+    try:  # all three or none: a full disk leaves no image without its truth
+        write_volume(case.image, paths["image"])
+        write_volume(case.labels, paths["labels"])
+        atomic.write_text(paths["truth"], json.dumps(case.truth, indent=1))
+    except BaseException:
+        for path in paths.values():
+            Path(path).unlink(missing_ok=True)
+        raise
     return {k: str(p) for k, p in paths.items()}
