@@ -13,8 +13,7 @@ from .lumbar import run_lumbar_mr
 from .fusion import link_detections, track_rois, tracks_to_box
 from .predictors import make_predictor
 from .spine.canal import find_canal
-from .spine.prior import off_chain
-from .spine.prior import summary as prior_summary
+from .spine.prior import off_chain, summary as prior_summary
 from .results import Body, Finding, Results
 from .slicing import Intensity, coarse_stack, make_stack
 from .volume import Volume, check_modality, validate_volume

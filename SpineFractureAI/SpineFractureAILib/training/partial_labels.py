@@ -13,9 +13,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
-
+from .. import atomic
+from ..atomic import staged
 from ..predictors.ensembles import build_member
+from ..safe_weights import load_into, save_state
 
 
 def set_log_likelihood(logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
@@ -98,8 +99,7 @@ def train_partial_segmenter(data: dict, spec: dict, out: str | Path, n_classes: 
         state = json.loads((out / "state.json").read_text())
     train = np.nonzero(data["split"] == "train")[0]
     val = np.nonzero(data["split"] == "val")[0]
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, epochs, last_epoch=state["epoch"] - 1) \
-        if state["epoch"] else torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, epochs)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, epochs, last_epoch=state["epoch"] - 1)
     while state["epoch"] < epochs:
         started = time.time()
         rng = np.random.default_rng(1000 + state["epoch"])
@@ -125,10 +125,10 @@ def train_partial_segmenter(data: dict, spec: dict, out: str | Path, n_classes: 
                                  "val_score": round(score, 4), "seconds": round(time.time() - started, 1)})
         if score > state["best"]:
             state["best"] = score
-            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, out / "best.safetensors")
-        torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict()}, out / "last.pt.tmp")
-        Path(out / "last.pt.tmp").replace(out / "last.pt")
-        (out / "state.json").write_text(json.dumps(state, indent=1))
+            save_state(model.state_dict(), out / "best.safetensors", {"format": "state_dict"})
+        with staged(out / "last.pt") as tmp:  # the run's own resume state (optimiser), never a bundle
+            torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict()}, tmp)
+        atomic.write_text(out / "state.json", json.dumps(state, indent=1))
         log(json.dumps(state["history"][-1]))
-    model.load_state_dict(load_file(out / "best.safetensors"))
+    load_into(model, out / "best.safetensors")
     return {"model": model, "state": state}
