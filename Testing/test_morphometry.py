@@ -113,3 +113,18 @@ def test_morphometry_cli(tmp_path, realdata):
     assert main(["morphometry", str(realdata / "tptbox/sub-ct_seg-vert_label-22_msk.nii.gz"),
                  "--image", str(realdata / "totalsegmentator/example_ct.nii.gz"), "--out", str(tmp_path / "x.json")]) == 2
     assert not (tmp_path / "x.json").exists()
+
+
+def test_heights_carry_their_voxel_uncertainty():
+    from SpineFractureAILib.phantom import make_phantom
+    from SpineFractureAILib.spine_morphometry import measure_labelmap, name_labels
+
+    for slice_mm in (1.0, 1.5):  # coarser than ~1.9 mm a lumbar body is "voxels too coarse" today
+        case = make_phantom("L1-L3", "ct", [], [], seed=21, spacing=(1.0, 1.0, slice_mm))
+        labels = case.labels.voxels.astype(np.int32)
+        labels[labels > 28] = 0  # bodies only
+        rows = measure_labelmap(labels, case.labels.ijk_to_ras, name_labels(labels, case.labels.ijk_to_ras, "verse"))
+        measured = [m for m in rows if m.status == "measured"]
+        assert measured
+        for m in measured:  # about half a voxel per endplate along the (nearly axial) body axis
+            assert np.sqrt(2) / 2 * 0.9 <= m.height_uncertainty_mm / slice_mm <= np.sqrt(2) / 2 * 1.25, m

@@ -28,6 +28,8 @@ class Measurement:
     keypoints_ras: list = field(default_factory=list)
     heights_mm: dict | None = None
     ratios: dict | None = None
+    # Each endplate is placed to about half a voxel along the body's axis: heights are +- this much.
+    height_uncertainty_mm: float | None = None
     height_loss: float | None = None
     genant_grade: int | None = None
     type: str | None = None
@@ -226,6 +228,7 @@ def measure_body(sampler: BodySampler, e_si_hint, level: str, label: int,
     kps += [center + (a_ant + t * depth) * e_ap + bot[pos(t)] * e_si for t in KEYPOINT_T]
     m.keypoints_ras = np.round(kps, 3).tolist()
     m.heights_mm = {k: round(v, 3) for k, v in heights.items()}
+    m.height_uncertainty_mm = round(float(np.sqrt(2) * res / 2), 2)
     m.centroid_ras = np.round(center, 3).tolist()
     m.axes_ras = {"si": np.round(e_si, 5).tolist(), "ap": np.round(e_ap, 5).tolist()}
     return m

@@ -83,6 +83,7 @@ def write_report(volume: Volume, results: Results, path: str | Path) -> Path:
                    for f in results.findings) or "<tr><td colspan=6>no findings</td></tr>"
     vrows = "".join(f"<tr><td>{e(str(v['level']))}</td><td>{e(v['status'])}</td>"
                     + "".join(f"<td>{_mm((v.get('heights_mm') or {}).get(k))}</td>" for k in ("anterior", "middle", "posterior"))
+                    + f"<td>{_mm(v.get('height_uncertainty_mm'))}</td>"
                     + f"<td>{_or_blank(v.get('genant_grade'))}</td><td>{e(str(v.get('type') or ''))}</td>"
                     f"<td>{_or_blank(v.get('fracture_probability'))}</td></tr>"
                     for v in results.vertebrae)
@@ -106,7 +107,7 @@ figure{{display:inline-block;margin:0 1em 1em 0}}.warn{{color:#b00000}}</style><
 {figures}
 <h2>Findings</h2><table><tr><th>kind</th><th>level</th><th>finding</th><th>confidence</th><th>source</th><th>Genant grade</th></tr>{rows}</table>
 {caveats}
-<h2>Vertebrae</h2><table><tr><th>vertebra</th><th>status</th><th>Ha mm</th><th>Hm mm</th><th>Hp mm</th><th>grade</th><th>type</th><th>fracture probability</th></tr>{vrows}</table>
+<h2>Vertebrae</h2><table><tr><th>vertebra</th><th>status</th><th>Ha mm</th><th>Hm mm</th><th>Hp mm</th><th>± mm</th><th>grade</th><th>type</th><th>fracture probability</th></tr>{vrows}</table>
 <h2>Models</h2><ul>{bundles}</ul><p>Timing (s): {e(timing)}</p></body></html>"""
     path = Path(path)
     path.write_text(page)
