@@ -34,7 +34,7 @@ def test_demo_command_finds_the_l1_wedge(tmp_path, capsys):
     image = read_volume(report["phantom"])
     np.testing.assert_allclose(seg.ijk_to_ras, image.ijk_to_ras, atol=1e-5)
     assert seg.voxels.shape == image.voxels.shape
-    page = (tmp_path / "results" / "phantom_L1_wedge" / "report.html").read_text()  # name: phantom_<level>_<type>
+    page = (tmp_path / "results" / "phantom_L1_wedge" / "report.html").read_text(encoding="utf-8")  # name: phantom_<level>_<type>
     assert page.count("data:image/png;base64,") >= 1 and "<td>wedge</td>" in page and "NOT FOR CLINICAL USE" in page
 
 

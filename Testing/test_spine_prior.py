@@ -79,4 +79,4 @@ def test_a_ct_without_a_spine_names_nothing(tmp_path, capsys):
     report = json.loads((tmp_path / "out" / "noise" / "findings.json").read_text())
     assert report["vertebrae"] == [] and report["findings"] == [] and report["spine_prior"]["spinal_canal"] == "not found"
     assert any(w.startswith("no spine found") for w in report["warnings"])
-    assert "no spine found" in (tmp_path / "out" / "noise" / "report.html").read_text()
+    assert "no spine found" in (tmp_path / "out" / "noise" / "report.html").read_text(encoding="utf-8")

@@ -21,4 +21,4 @@ def staged(path: str | os.PathLike):
 
 def write_text(path: str | os.PathLike, text: str) -> None:
     with staged(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")

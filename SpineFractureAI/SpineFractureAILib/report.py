@@ -110,5 +110,5 @@ figure{{display:inline-block;margin:0 1em 1em 0}}.warn{{color:#b00000}}</style><
 <h2>Vertebrae</h2><table><tr><th>vertebra</th><th>status</th><th>Ha mm</th><th>Hm mm</th><th>Hp mm</th><th>± mm</th><th>grade</th><th>type</th><th>fracture probability</th></tr>{vrows}</table>
 <h2>Models</h2><ul>{bundles}</ul><p>Timing (s): {e(timing)}</p></body></html>"""
     path = Path(path)
-    path.write_text(page)
+    path.write_text(page, encoding="utf-8")  # the page declares utf-8; the locale may be ASCII
     return path
