@@ -71,3 +71,18 @@ def test_mr_asked_for_fractures_runs(tmp_path, capsys, realdata):
     assert [b["task"] for b in report["bundles"]] == ["lumbar-mr"]
     assert any(r.get("status") == "measured" for r in report["vertebrae"])
     assert any("levels: asked for, but no bundle for MR" in w for w in report["warnings"])
+
+
+def test_fluid_sensitive_series_from_their_description():
+    from SpineFractureAILib.lumbar_bodies import fluid_sensitive
+    from SpineFractureAILib.volume import Volume
+
+    def series(**meta):
+        return Volume(np.zeros((2, 2, 2)), np.eye(4), "mr", "x", metadata=meta)
+
+    assert fluid_sensitive(series(SeriesDescription="T2 TSE FS sag")) is True
+    assert fluid_sensitive(series(SeriesDescription="sag STIR")) is True
+    assert fluid_sensitive(series(SeriesDescription="T2 FAT SAT")) is True
+    assert fluid_sensitive(series(SeriesDescription="T2 FSE sag")) is False  # fast spin echo, not fat-sat
+    assert fluid_sensitive(series()) is None
+    assert fluid_sensitive(series(SeriesDescription="T1", mr_sequence="stir")) is True  # the flag wins

@@ -15,7 +15,10 @@ from .slicing import stack_labels_to_box
 from .spine_morphometry import measure_labelmap
 
 ANCHOR = "counted up from the sacrum: the lowest body above the lowest disc (L5-S1) is L5"
-FLUID_SENSITIVE = ("STIR", "TIRM", "FAT SAT", "FATSAT", "FS", "SPAIR", "SPIR", "DIXON W", "WATER")
+# Words of a series description that mean fat suppression or inversion recovery (whole words:
+# "FS" is fat-saturated, but "FSE" is a fast spin echo); phrases are matched as they stand.
+FLUID_WORDS = {"STIR", "TIRM", "FATSAT", "FS", "SPAIR", "SPIR", "WATER"}
+FLUID_PHRASES = ("FAT SAT", "DIXON W")
 MIN_LUMBAR_HEIGHT_MM = 17.0  # a lumbar body is 24-30 mm high; a cervical one about 14
 OEDEMA_RATIO = 1.25
 
@@ -33,12 +36,17 @@ def body_instances(volume, stack, class_maps: dict[int, np.ndarray], body_class:
         return parts.astype(np.int32)
     sizes = ndimage.sum(mask, parts, range(1, n + 1))
     keep = [i + 1 for i in range(n) if sizes[i] >= 0.25 * sizes.max()]
-    centres = ndimage.center_of_mass(mask, parts, keep)
-    height = [volume.ijk_to_ras_points(np.array(c[::-1])[None])[0][2] for c in centres]
+    height = heights_s(volume, parts, keep)
     out = np.zeros(parts.shape, np.int32)
     for rank, i in enumerate(np.argsort(height)[::-1]):
         out[parts == keep[i]] = rank + 1
     return out
+
+
+def heights_s(volume, labels: np.ndarray, values) -> list[float]:
+    """The S coordinate (RAS, mm) of each labelled piece's centroid."""
+    centres = ndimage.center_of_mass(labels > 0, labels, list(values))
+    return [float(volume.ijk_to_ras_points(np.array(c[::-1])[None])[0][2]) for c in centres]
 
 
 def names_from_sacrum(n: int) -> list[str]:
@@ -73,7 +81,8 @@ def fluid_sensitive(volume) -> bool | None:
     text = " ".join(str(meta.get(k, "")) for k in ("SeriesDescription", "SequenceName", "ScanOptions")).upper()
     if not text.strip():
         return None
-    return any(word in text.replace("-", " ").split() or word in text for word in FLUID_SENSITIVE)
+    words = set(text.replace("-", " ").replace("_", " ").split())
+    return bool(words & FLUID_WORDS) or any(phrase in text for phrase in FLUID_PHRASES)
 
 
 def _oedema(volume, instances: np.ndarray, label: int, neighbours: list[int]) -> dict:
@@ -92,8 +101,7 @@ def drop_sacrum(volume, instances: np.ndarray, disc_heights: list[float]) -> int
     n = int(instances.max())
     if not disc_heights or n == 0:
         return n
-    centres = ndimage.center_of_mass(instances > 0, instances, range(1, n + 1))
-    heights = [volume.ijk_to_ras_points(np.array(c[::-1])[None])[0][2] for c in centres]
+    heights = heights_s(volume, instances, range(1, n + 1))
     keep = [i + 1 for i, h in enumerate(heights) if h > min(disc_heights)]
     lut = np.zeros(n + 1, instances.dtype)
     lut[keep] = np.arange(1, len(keep) + 1)
@@ -111,7 +119,8 @@ def add_mr_bodies(volume, stack, class_maps, body_class: int, results: Results, 
     if not names:
         return []
     objects = ndimage.find_objects(instances)
-    heights = [float(roi_from_mask_slices(volume, o).extent_ras()[2]) for o in objects]
+    rois = [roi_from_mask_slices(volume, o) for o in objects]
+    heights = [float(r.extent_ras()[2]) for r in rois]
     if np.median(heights) < MIN_LUMBAR_HEIGHT_MM:
         results.warnings.append(f"{source}: the bodies found are {np.median(heights):.0f} mm high, not lumbar: "
                                 "cervical or thoracic MR is not supported by the lumbar model")
@@ -123,9 +132,8 @@ def add_mr_bodies(volume, stack, class_maps, body_class: int, results: Results, 
     by_label = {m.label: m for m in rows}
     fluid = fluid_sensitive(volume)
     bodies = []
-    for label, (level, obj) in enumerate(zip(names, objects), start=1):
+    for label, (level, roi) in enumerate(zip(names, rois), start=1):
         m = by_label[label]
-        roi = roi_from_mask_slices(volume, obj)
         row = {"kind": "vertebra", "method": "mask (MR segmentation)", "level_anchor": ANCHOR, **m.to_json(),
                "roi": roi.__dict__}
         body = Body(label, "vertebral body", roi, 0.0, row, level=level)
