@@ -30,7 +30,7 @@ def cmd_phantom(args) -> int:
 
     case = make_phantom(args.levels, args.modality, args.fracture, args.herniation, args.seed,
                         _spacing(args.spacing), args.orientation)
-    paths = write_phantom(case, args.out)
+    paths = write_phantom(case, args.out, dicom=args.dicom)
     print(json.dumps(paths))
     return 0
 
@@ -282,6 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     ph.add_argument("--seed", type=int, default=0)
     ph.add_argument("--spacing", default="1", help="mm, positive: one value or i,j,k (default 1)")
     ph.add_argument("--orientation", choices=["axial", "sagittal", "coronal", "oblique"], default="axial")
+    ph.add_argument("--dicom", action="store_true", help="write the image as a DICOM series into the folder OUT "
+                                                        "(one file per slice, proper UIDs)")
     ph.set_defaults(func=cmd_phantom)
 
     an = sub.add_parser("analyze", help="analyse image files or DICOM folders")

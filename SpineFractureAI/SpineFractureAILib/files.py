@@ -14,9 +14,11 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from .report import write_report
 from .results import Results
 from .terminology import terminology_entry
 from .volume import LPS_TO_RAS, Volume, to_sitk
+from .writers.dicom_outputs import write_dicom_outputs
 
 MARKUPS_SCHEMA = ("https://raw.githubusercontent.com/slicer/slicer/master/Modules/Loadable/Markups/"
                   "Resources/Schema/markups-schema-v1.0.3.json#")
@@ -77,26 +79,40 @@ def roi_name(finding) -> str:
     return f"{where}{finding.label} {finding.confidence:.2f}"
 
 
-def write_case(results: Results, out_dir: str | os.PathLike, volume: Volume | None = None) -> dict:
+def write_case(results: Results, out_dir: str | os.PathLike, volume: Volume | None = None,
+               dicom: bool = True) -> dict:
     """Write the files of a case into out_dir/<case>/ atomically; returns their paths.
-    With the input volume, an HTML report with key sagittal images is written too."""
+    With the input volume, an HTML report with key sagittal images is written too, and where the
+    volume came from a DICOM series (and `dicom`), a DICOM SEG and SR that reference it."""
     case_dir = Path(out_dir) / results.case
     case_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{results.case}-", dir=case_dir.parent))
     names = {"segmentation": "segmentation.seg.nrrd", "markups": "findings.mrk.json", "findings": "findings.json"}
-    if volume is not None:
-        names["report"] = "report.html"
     try:
+        if dicom and volume is not None and volume.metadata.get("dicom_files"):
+            # First: its warnings (a re-identified copy) belong in findings.json and the report.
+            names.update(write_dicom_outputs(results, volume.metadata["dicom_files"], staging))
         write_seg_nrrd(results, staging / names["segmentation"])
         (staging / names["markups"]).write_text(json.dumps(markups_json(results), indent=1))
-        (staging / names["findings"]).write_text(json.dumps(results.to_json(), indent=1))
+        (staging / names["findings"]).write_text(json.dumps(results.to_json(), indent=1), encoding="utf-8")
         if volume is not None:
-            from .report import write_report
-
+            names["report"] = "report.html"
             write_report(volume, results, staging / names["report"])
         case_dir.mkdir(exist_ok=True)
         for name in names.values():
-            os.replace(staging / name, case_dir / name)
+            _move_into_place(staging / name, case_dir / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return {k: str(case_dir / v) for k, v in names.items()}
+
+
+def _move_into_place(source: Path, target: Path) -> None:
+    """A file replaces its old version in one rename; a folder (the re-identified DICOM copy) is
+    swapped in and its old version removed after."""
+    if source.is_dir() and target.exists():
+        old = target.with_name(f".old-{target.name}-{os.getpid()}")
+        os.replace(target, old)
+        os.replace(source, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(source, target)

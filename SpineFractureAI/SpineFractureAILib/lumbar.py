@@ -16,13 +16,13 @@ from .lumbar_crops import central_slices, crop_to_image, grow_box, square_crop
 from .predictors import SliceDetections
 from .results import Finding, Results, Segment
 from .slicing import Intensity, make_stack, stack_labels_to_box
+from .terminology import INTERVERTEBRAL_DISC, SPINAL_CANAL, VERTEBRA
 
-# Anatomy codes: SNOMED CT where DICOM lists them (disc: CID 7604's parent concept); the others
-# carry this project's scheme until a verified SNOMED code is wired in (docs/decisions.md).
+# Anatomy codes: SNOMED CT, from the list pydicom ships (terminology.py).
 SEGMENTS = {
-    "intervertebral disc": ("Intervertebral disc", (0.35, 0.75, 0.95), ("SCT", "360499006", "Intervertebral disc")),
-    "vertebral body": ("Vertebral body", (0.95, 0.85, 0.57), ("SpineFractureAI", "vertebral-body", "Vertebral body")),
-    "spinal canal": ("Spinal canal", (0.55, 0.90, 0.55), ("SpineFractureAI", "spinal-canal", "Spinal canal")),
+    "intervertebral disc": ("Intervertebral disc", (0.35, 0.75, 0.95), INTERVERTEBRAL_DISC),
+    "vertebral body": ("Vertebral body", (0.95, 0.85, 0.57), VERTEBRA),
+    "spinal canal": ("Spinal canal", (0.55, 0.90, 0.55), SPINAL_CANAL),
 }
 ANATOMICAL_STRUCTURE = ("SCT", "123037004", "Anatomical Structure")
 CANAL_REACH_MM = 20.0

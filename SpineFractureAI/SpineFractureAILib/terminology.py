@@ -7,9 +7,13 @@ _SCT = "SCT"
 # The fracture model's classes (seed 000's EVOSG types and the intact body), in its output order.
 FRACTURE_SEG_CLASSES = ["vertebral body", "wedge", "biconcave", "crush"]
 # name -> (colour, category code, type code); codes as (scheme, value, meaning)
+# Codes are those pydicom ships (pydicom.sr.codedict), so DICOM SEG/SR readers know them.
+VERTEBRA = (_SCT, "51282000", "Vertebra")  # no SNOMED CT "vertebral body" in pydicom's list
+SPINAL_CANAL = (_SCT, "61853006", "Vertebral canal")
+INTERVERTEBRAL_DISC = (_SCT, "360499006", "Intervertebral disc")
 _TABLE = {
-    # Per-level segments (levels known): segment_for_body.
-    "vertebral body": ((0.95, 0.85, 0.57), None, None),
+    # Bodies before their level is known; per-level segments: segment_for_body.
+    "vertebral body": ((0.95, 0.85, 0.57), (_SCT, "123037004", "Anatomical Structure"), VERTEBRA),
     "wedge": ((0.90, 0.45, 0.10), (_SCT, "49755003", "Morphologically Altered Structure"),
               (_SCT, "125605004", "Fracture of bone")),
     "biconcave": ((0.85, 0.20, 0.55), (_SCT, "49755003", "Morphologically Altered Structure"),

@@ -163,6 +163,7 @@ def _read_dicom_folder(folder: Path, series: str | None = None):
             tags[name] = reader.GetMetaData(0, tag).strip()
     if choice is not None:
         tags["dicom_series"] = choice
+    tags["dicom_files"] = list(files)  # slice k's file: the DICOM SEG/SR reference them
     return image, tags
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from scipy import ndimage
 from ..levels import LEVELS, VERSE_ID, disc_name, level_range
 from .. import atomic
 from ..volume import Volume, case_name, write_volume
+from ..writers.dicom_image_series import write_dicom_series
 from .anatomy import FRACTURE_TYPES, Vertebra, build_spine, canal_size
 from .render import AIR, CANCELLOUS, CORTICAL, INTENSITY, LABEL_CANAL, LABEL_RIBS, arch_label, body_label, render
 
@@ -165,19 +167,29 @@ def _truth(spine, disc_centers, herniated, seed, modality, curvature, image) -> 
                          "shape_ijk": list(image.shape_ijk)}}
 
 
-def write_phantom(case: PhantomCase, out: str | os.PathLike) -> dict:
-    """OUT.nii.gz + OUT.labels.nii.gz + OUT.truth.json; returns the paths."""
+def write_phantom(case: PhantomCase, out: str | os.PathLike, dicom: bool = False) -> dict:
+    """OUT.nii.gz + OUT.labels.nii.gz + OUT.truth.json; returns the paths. With `dicom`, the image
+    is the folder OUT/ holding a DICOM series (one file per slice, proper UIDs) and the labels are
+    OUT.labels.nii.gz."""
     out = Path(out)
     stem = case_name(out)
-    ext = out.name[len(stem):] or ".nii.gz"
-    paths = {"image": out.with_name(stem + ext), "labels": out.with_name(stem + ".labels" + ext),
+    ext = ".nii.gz" if dicom else (out.name[len(stem):] or ".nii.gz")
+    paths = {"image": out if dicom else out.with_name(stem + ext), "labels": out.with_name(stem + ".labels" + ext),
              "truth": out.with_name(stem + ".truth.json")}
+    if dicom and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(f"{out}: exists and is not an empty folder (a DICOM series goes in a folder of its own)")
     try:  # all three or none: a full disk leaves no image without its truth
-        write_volume(case.image, paths["image"])
+        if dicom:
+            write_dicom_series(case.image, out, key=f"{stem}|{json.dumps(case.truth, sort_keys=True)[:2000]}")
+        else:
+            write_volume(case.image, paths["image"])
         write_volume(case.labels, paths["labels"])
         atomic.write_text(paths["truth"], json.dumps(case.truth, indent=1))
     except BaseException:
-        for path in paths.values():
-            Path(path).unlink(missing_ok=True)
+        for key, path in paths.items():
+            if key == "image" and dicom:
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                Path(path).unlink(missing_ok=True)
         raise
     return {k: str(p) for k, p in paths.items()}
