@@ -12,7 +12,8 @@ import pytest
 import SimpleITK as sitk
 
 from SpineFractureAILib.bundles import builtin_bundle_dir, load_bundle, sha256_of
-from SpineFractureAILib.cli import case_names, main
+from SpineFractureAILib.case_runner import case_names
+from SpineFractureAILib.cli import main
 from SpineFractureAILib.volume import Volume, write_volume
 
 

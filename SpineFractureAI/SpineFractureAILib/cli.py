@@ -2,16 +2,14 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 from . import atomic
-from .bundles import BundleError, analyses_not_run, first_line, parse_analyses
-from .volume import VolumeError
+from .bundles import BundleError, first_line, parse_analyses
+from .case_runner import analyze_paths
+from .volume import VolumeError, read_volume
 
 
 def _spacing(text: str) -> tuple[float, float, float]:
@@ -35,84 +33,37 @@ def cmd_phantom(args) -> int:
     return 0
 
 
-def _progress(case: str):
-    def report(stage: str, fraction: float) -> None:
-        print(f"[{case}] {stage} {fraction:4.0%}", file=sys.stderr, flush=True)
-    return report
-
-
-def case_names(inputs) -> dict[str, str]:
-    """One case folder per input: the file stem, plus a short hash of the absolute path where two
-    stems clash (the same on every run, so a re-run finds its folders)."""
-    from .volume import case_name
-
-    stems = {str(p): case_name(p) for p in inputs}
-    clash = {s for s in stems.values() if list(stems.values()).count(s) > 1}
-    return {p: (f"{s}-{hashlib.sha1(str(Path(p).resolve()).encode()).hexdigest()[:8]}" if s in clash else s)
-            for p, s in stems.items()}
-
-
-def check_writable(out_dir) -> None:
-    """--out (or the nearest folder above it that exists) takes a file: checked before any work,
-    creating nothing that stays."""
-    out = Path(out_dir).absolute()
-    existing = next(p for p in (out, *out.parents) if p.exists())
-    if not existing.is_dir():
-        raise ValueError(f"--out {out}: {existing} is a file, not a folder")
-    try:
-        with tempfile.NamedTemporaryFile(dir=existing, prefix=".write-test-"):
-            pass
-    except OSError as err:
-        raise ValueError(f"--out {out}: cannot write there ({err.strerror or err})") from None
-
-
-def analyze_paths(inputs, out_dir, modality="auto", bundle_paths=None, device="auto", analyses=None,
-                  mr_sequence: str | None = None, series: str | None = None) -> list[dict]:
-    """Analyse each input (file or DICOM folder) and write its case folder."""
-    from .bundles import bundles_for
-    from .files import write_case
-    from .pipeline import Analyzer
-    from .volume import read_volume
-
-    check_writable(out_dir)  # before any work
-    written, analyzers = [], {}
-    names = case_names(inputs)
-    for path in inputs:
-        started = time.perf_counter()
-        volume = read_volume(path, modality, series)
-        volume.name = names[str(path)]
-        if mr_sequence:
-            volume.metadata["mr_sequence"] = mr_sequence
-        load_s = time.perf_counter() - started
-        key = volume.modality
-        if key not in analyzers:
-            bundles = bundles_for(volume.modality, bundle_paths, analyses)
-            if not bundles:
-                raise BundleError(f"{path}: no model bundle for modality {volume.modality!r}"
-                                  " (pass --modality or --bundle)")
-            analyzers[key] = Analyzer(bundles, device)
-        results = analyzers[key].analyze(volume, _progress(volume.name))
-        results.warnings += analyses_not_run(analyses, analyzers[key].bundles, volume.modality)
-        results.timing_s["load"] = load_s
-        started = time.perf_counter()
-        paths = write_case(results, out_dir, volume)
-        results.timing_s["write"] = time.perf_counter() - started
-        atomic.write_text(paths["findings"], json.dumps(results.to_json(), indent=1))  # with the write time
-        for f in results.findings:
-            print(f"[{volume.name}] {f.kind}: {f.label} {f.confidence:.2f} at RAS {f.roi.center_ras}",
-                  file=sys.stderr)
-        for warning in results.warnings:  # a run that could not analyse something must say so
-            print(f"spinefracture: warning: [{volume.name}] {warning}", file=sys.stderr)
-        written.append(paths)
-    return written
-
-
 def cmd_analyze(args) -> int:
     analyses = parse_analyses(args.analyses) if args.analyses else None
     written = analyze_paths(args.inputs, args.out, args.modality, args.bundle, args.device, analyses,
                             args.mr_sequence, args.series)
     print(json.dumps(written, indent=1))
     return 0
+
+
+def cmd_batch(args) -> int:
+    """Many studies on Dask: files, folders, a list, or a DICOMweb server's studies."""
+    from . import batch, dicomweb  # dask and requests: only this command needs them
+
+    analyses = parse_analyses(args.analyses) if args.analyses else None
+    options = {"bundles": args.bundle, "analyses": analyses, "device": args.device, "modality": args.modality,
+               "threads": args.threads}
+    if args.dicomweb:
+        if args.inputs or args.list:
+            raise ValueError("--dicomweb reads the studies from the server: give no input files with it")
+        options["dicomweb"] = {"url": args.dicomweb, "token": args.token, "user": args.user,
+                               "password": args.password, "ca_bundle": args.ca_bundle}
+        options["push"] = args.push
+        specs = batch.dicomweb_specs(dicomweb.connect(**options["dicomweb"]), args.study)
+    else:
+        if args.push or args.study:
+            raise ValueError("--push and --study need --dicomweb URL")
+        specs = batch.local_specs(batch.collect_inputs(args.inputs, args.list))
+    if not specs:
+        raise ValueError("no cases to analyse")
+    result = batch.run_batch(specs, args.out, options, args.workers, args.scheduler)
+    print(json.dumps(result, indent=1))
+    return 0 if not result["summary"]["failed"] else 1
 
 
 def cmd_demo(args) -> int:
@@ -141,7 +92,7 @@ def cmd_morphometry(args) -> int:
     import numpy as np
 
     from .spine_morphometry import measure_labelmap, name_labels
-    from .volume import read_volume, validate_volume
+    from .volume import validate_volume
 
     labels = read_volume(args.labelmap, modality="labelmap")
     if labels.voxels.ndim != 3 or not labels.voxels.any():
@@ -301,6 +252,26 @@ def build_parser() -> argparse.ArgumentParser:
                                        " built-in bundles that run by default; chosen analyses run opt-in ones too)")
     an.add_argument("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU) | cpu | cuda | cuda:N | mps")
     an.set_defaults(func=cmd_analyze)
+
+    ba = sub.add_parser("batch", help="many studies on Dask: files, folders, a list or a DICOMweb server")
+    ba.add_argument("inputs", nargs="*", help="files, DICOM series folders or folders of them")
+    ba.add_argument("--out", required=True)
+    ba.add_argument("--list", help="a text file with one input path per line")
+    ba.add_argument("--workers", type=int, default=1, help="local Dask worker processes (default 1)")
+    ba.add_argument("--scheduler", help="address of an existing Dask scheduler (instead of a local cluster)")
+    ba.add_argument("--threads", type=int, help="torch threads per worker (default: cores / workers)")
+    ba.add_argument("--dicomweb", metavar="URL", help="read the studies from this DICOMweb server")
+    ba.add_argument("--study", action="append", help="with --dicomweb: only this Study Instance UID (repeatable)")
+    ba.add_argument("--push", action="store_true", help="with --dicomweb: store the DICOM SEG and SR back in the study")
+    ba.add_argument("--token", help="DICOMweb bearer token")
+    ba.add_argument("--user", help="DICOMweb basic-auth user")
+    ba.add_argument("--password", help="DICOMweb basic-auth password")
+    ba.add_argument("--ca-bundle", help="CA certificate file for a TLS server")
+    ba.add_argument("--modality", choices=["auto", "ct", "mr"], default="auto")
+    ba.add_argument("--bundle", action="append")
+    ba.add_argument("--analyses")
+    ba.add_argument("--device", default="auto")
+    ba.set_defaults(func=cmd_batch)
 
     de = sub.add_parser("demo", help="phantom with an L1 wedge fracture, analysed with the demo bundle")
     de.add_argument("--out", default="demo_output")

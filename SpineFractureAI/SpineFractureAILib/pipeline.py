@@ -39,6 +39,11 @@ class Analyzer:
         self.device = device
         self._predictors: dict = {}
 
+    @property
+    def loaded(self) -> list[str]:
+        """The bundles whose weights this analyzer has loaded so far."""
+        return list(self._predictors)
+
     def predictor(self, bundle: Bundle):
         if bundle.name not in self._predictors:
             self._predictors[bundle.name] = make_predictor(bundle, self.device)
