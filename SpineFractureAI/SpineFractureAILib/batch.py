@@ -24,7 +24,7 @@ from .case_runner import analyze_one, case_names, check_writable
 from .cohort import summarise, write_cohort
 from .model_host import ModelHost
 
-SKIPPED_NAMES = (".labels.", ".seg.", "_seg", "_msk", ".truth.")  # label files beside images
+SKIPPED_NAMES = (".labels.", ".seg.", "_seg", "_msk", "_lab.", "_vb.", ".truth.")  # label files beside images
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
 _HOSTS: dict = {}  # one per worker process and option set
 
