@@ -37,6 +37,12 @@ class SpineFractureAIWidget(ScriptedLoadableModuleWidget):
         self.panel.cleanup()
 
 
+def _dicom_file_for(sop_instance_uid: str) -> str:
+    """The file of a DICOM instance in Slicer's DICOM database ("" without one)."""
+    database = getattr(slicer, "dicomDatabase", None)
+    return database.fileForInstance(sop_instance_uid) if database else ""
+
+
 class SpineFractureAILogic(ScriptedLoadableModuleLogic):
     """Slicer's logic object around the library's (imported late: torch may not be installed yet)."""
 
@@ -44,7 +50,8 @@ class SpineFractureAILogic(ScriptedLoadableModuleLogic):
         ScriptedLoadableModuleLogic.__init__(self)
         from SpineFractureAILib.logic import SpineFractureLogic
 
-        self.core = SpineFractureLogic(slicer.mrmlScene, bundle_paths, device, thresholds, extra_tasks, analyses)
+        self.core = SpineFractureLogic(slicer.mrmlScene, bundle_paths, device, thresholds, extra_tasks, analyses,
+                                       dicom_file_for=_dicom_file_for)
 
     def __getattr__(self, name):
         return getattr(self.core, name)

@@ -9,10 +9,13 @@ import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
+import slicer
 from pydicom.sr.codedict import codes
 from pydicom.uid import UID
 
 from SpineFractureAILib.cli import main
+from SpineFractureAILib.logic import SpineFractureLogic
+from SpineFractureAILib.scene import add_volume_node
 from SpineFractureAILib.volume import LPS_TO_RAS, read_volume
 from SpineFractureAILib.writers.dicom_uids import derived_uid, missing_uids
 
@@ -161,3 +164,22 @@ def test_phantom_dicom_refuses_a_folder_that_holds_files(tmp_path):
     assert main(["phantom", str(tmp_path / "busy"), "--dicom"]) == 2
     assert (tmp_path / "busy" / "keep.txt").read_text() == "mine"
     shutil.rmtree(tmp_path / "busy")
+
+
+def test_slicer_report_of_a_volume_loaded_from_dicom_includes_seg_and_sr(analysed_dicom_phantom, tmp_path):
+    """The panel's Save report on a node with Slicer's DICOM.instanceUIDs: SEG + SR reference its series."""
+    root, _ = analysed_dicom_phantom
+    files = {pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID: str(f) for f in (root / "series").iterdir()}
+    scene = slicer.vtkMRMLScene()
+    node = add_volume_node(scene, read_volume(root / "series"))
+    node.SetAttribute("DICOM.instanceUIDs", " ".join(files))
+    logic = SpineFractureLogic(scene, dicom_file_for=files.get)
+    _, results = logic.analyze(node)
+    paths = logic.save_report(node, results, str(tmp_path))
+    seg = hd.seg.segread(paths["dicom_seg"])
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == pydicom.dcmread(next(iter(files.values()))).SeriesInstanceUID
+    assert hd.sr.srread(paths["dicom_sr"]).content.get_image_measurement_groups()
+    # A node that did not come from DICOM: no SEG/SR, and nothing pretends otherwise.
+    node.RemoveAttribute("DICOM.instanceUIDs")
+    plain = logic.save_report(node, results, str(tmp_path / "plain"))
+    assert "dicom_seg" not in plain and not (tmp_path / "plain" / results.case / "segmentation.seg.dcm").exists()

@@ -9,16 +9,20 @@ from __future__ import annotations
 import json
 
 from .bundles import bundles_for, parse_analyses
+from .files import write_case
 from .pipeline import Analyzer
-from .scene import remove_previous_results, volume_from_node, write_results_to_scene
+from .scene import dicom_source_files, remove_previous_results, volume_from_node, write_results_to_scene
 
 
 class SpineFractureLogic:
     def __init__(self, scene, bundle_paths: list[str] | None = None, device: str = "auto",
                  thresholds: dict | None = None, extra_tasks: tuple[str, ...] = (),
-                 analyses: tuple[str, ...] | None = None):
+                 analyses: tuple[str, ...] | None = None, dicom_file_for=None):
         """extra_tasks: opt-in built-in analyses to add (e.g. "vertebra-pose" keypoint morphometry);
-        analyses: keep only these (keys of ANALYSES; None: all that fit)."""
+        analyses: keep only these (keys of ANALYSES; None: all that fit); dicom_file_for: SOP
+        Instance UID -> file (Slicer: slicer.dicomDatabase.fileForInstance), so a report of a
+        volume loaded from DICOM includes a DICOM SEG and SR that reference its series."""
+        self.dicom_file_for = dicom_file_for
         self.analyses = parse_analyses(analyses) if analyses is not None else None
         self.scene = scene
         self.bundle_paths = bundle_paths
@@ -53,10 +57,13 @@ class SpineFractureLogic:
         return run
 
     def save_report(self, volume_node, results, folder: str) -> dict:
-        """findings.json, markups, segmentation and the HTML report of the last analysis."""
-        from .files import write_case
-
-        return write_case(results, folder, volume_from_node(volume_node))
+        """findings.json, markups, segmentation and the HTML report of the last analysis; for a
+        volume loaded from DICOM also the DICOM SEG and SR (for the PACS)."""
+        volume = volume_from_node(volume_node)
+        files = dicom_source_files(volume_node, self.dicom_file_for)
+        if files:
+            volume.metadata["dicom_files"] = files
+        return write_case(results, folder, volume)
 
     def export_training_labels(self, volume_node, seg_node, out_dir: str) -> dict:
         """Researchers' correction loop: the current (edited) segments + this volume as training data

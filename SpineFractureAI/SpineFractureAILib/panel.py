@@ -131,7 +131,8 @@ class Panel:
         if folder and self.run is not None and self.run.status.state.value == "done":
             with slicer.util.tryWithErrorDisplay("Could not save the report."):
                 paths = self.logic.save_report(self.params.input_volume, self.run.status.result[1], folder)
-                self.ui.statusLabel.text = f"Report: {paths['report']}"
+                dicom = " + DICOM SEG and SR" if "dicom_seg" in paths else ""
+                self.ui.statusLabel.text = f"Report: {paths['report']}{dicom}"
 
     def onExport(self):
         folder = qt.QFileDialog.getExistingDirectory(None, "Append training labels to dataset folder")

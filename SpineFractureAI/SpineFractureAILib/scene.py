@@ -5,6 +5,7 @@ Uses only MRML classes (no slicer.app, no Qt), so the same code runs in Slicer a
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -59,6 +60,17 @@ def volume_from_node(node, modality: str = "auto") -> Volume:
     volume = Volume(voxels, _numpy_matrix(m), "unknown", node.GetName())
     volume.modality = detect_modality(volume) if modality == "auto" else modality
     return volume
+
+
+def dicom_source_files(node, file_for_instance) -> list[str]:
+    """The DICOM files a volume node was loaded from (Slicer's "DICOM.instanceUIDs" attribute, looked
+    up with e.g. slicer.dicomDatabase.fileForInstance), or [] when it did not come from DICOM or a
+    file is gone (then no DICOM SEG/SR can reference it)."""
+    uids = (node.GetAttribute("DICOM.instanceUIDs") or "").split()
+    if not uids or file_for_instance is None:
+        return []
+    files = [file_for_instance(uid) or "" for uid in uids]
+    return files if all(f and os.path.isfile(f) for f in files) else []
 
 
 def add_volume_node(scene, volume: Volume, labelmap: bool = False):
