@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from dask.distributed import Client, LocalCluster
 
 from SpineFractureAILib.batch import collect_inputs, local_specs
 from SpineFractureAILib.phantom import make_phantom, write_phantom
@@ -88,3 +89,20 @@ def test_batch_survives_a_killed_worker_and_a_rerun_skips_everything(phantom_fol
     stdout, stderr = again.communicate(timeout=300)
     assert again.returncode == 0, stderr[-3000:]
     assert json.loads(stdout)["summary"]["skipped"] == len(cases)
+
+
+def test_batch_runs_on_an_existing_dask_scheduler(phantom_folder, tmp_path):
+    """--scheduler ADDRESS: the same code on a cluster someone else started (here: a LocalCluster)."""
+    out = tmp_path / "out"
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with Client(cluster) as client:
+            worker_pid = set(client.run(os.getpid).values())
+        run = _batch([str(phantom_folder / "phantom01.nii.gz"), str(phantom_folder / "phantom02.nii.gz"),
+                      "--out", str(out), "--scheduler", cluster.scheduler_address])
+        stdout, stderr = run.communicate(timeout=600)
+    assert run.returncode == 0, stderr[-3000:]
+    summary = json.loads(stdout)["summary"]
+    assert summary["workers"] == cluster.scheduler_address and summary["analysed"] == 2
+    log = json.loads((out / "batch.json").read_text())["cases"]
+    assert {r["worker_pid"] for r in log} == worker_pid  # the cluster's own worker did the work
+    assert summary["weight_loads"] == 3

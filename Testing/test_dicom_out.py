@@ -15,6 +15,7 @@ from pydicom.uid import UID
 
 from SpineFractureAILib.cli import main
 from SpineFractureAILib.logic import SpineFractureLogic
+from SpineFractureAILib.phantom import make_phantom, write_phantom
 from SpineFractureAILib.scene import add_volume_node
 from SpineFractureAILib.volume import LPS_TO_RAS, read_volume
 from SpineFractureAILib.writers.dicom_uids import derived_uid, missing_uids
@@ -183,3 +184,22 @@ def test_slicer_report_of_a_volume_loaded_from_dicom_includes_seg_and_sr(analyse
     node.RemoveAttribute("DICOM.instanceUIDs")
     plain = logic.save_report(node, results, str(tmp_path / "plain"))
     assert "dicom_seg" not in plain and not (tmp_path / "plain" / results.case / "segmentation.seg.dcm").exists()
+
+
+def test_nifti_with_its_reference_series_gets_seg_and_sr_and_a_wrong_one_a_warning(tmp_path):
+    case = make_phantom("T12-L2", "ct", ["L1:crush:3"], [], seed=61, spacing=(1.5, 1.5, 1.5))
+    write_phantom(case, tmp_path / "series", dicom=True)
+    write_phantom(case, tmp_path / "converted.nii.gz")
+    assert main(["analyze", str(tmp_path / "converted.nii.gz"), "--reference-series", str(tmp_path / "series"),
+                 "--out", str(tmp_path / "out")]) == 0
+    seg = hd.seg.segread(tmp_path / "out" / "converted" / "segmentation.seg.dcm")
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == \
+        pydicom.dcmread(next((tmp_path / "series").iterdir())).SeriesInstanceUID
+    # A reference series on another grid: no SEG/SR that would point at the wrong images, and a warning.
+    other = make_phantom("T12-L2", "ct", [], [], seed=62, spacing=(2.0, 2.0, 2.0))
+    write_phantom(other, tmp_path / "other", dicom=True)
+    assert main(["analyze", str(tmp_path / "converted.nii.gz"), "--reference-series", str(tmp_path / "other"),
+                 "--out", str(tmp_path / "wrong")]) == 0
+    findings = json.loads((tmp_path / "wrong" / "converted" / "findings.json").read_text())
+    assert any(w.startswith("no DICOM SEG/SR:") for w in findings["warnings"])
+    assert not (tmp_path / "wrong" / "converted" / "segmentation.seg.dcm").exists()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from . import atomic
 from .bundles import analyses_not_run
+from .dicom_series import choose_series
 from .files import write_case
 from .model_host import ModelHost
 from .results import Results
@@ -47,13 +48,17 @@ def check_writable(out_dir) -> None:
 
 
 def analyze_one(path, out_dir, host, name: str, modality="auto", mr_sequence: str | None = None,
-                series: str | None = None, progress=None) -> tuple[dict, Results]:
-    """Read, analyse and write one case with the host's models; returns (paths, results)."""
+                series: str | None = None, progress=None, reference_series: str | None = None) -> tuple[dict, Results]:
+    """Read, analyse and write one case with the host's models; returns (paths, results).
+    reference_series: for a non-DICOM input, the DICOM series folder it was made from (same grid),
+    so a DICOM SEG and SR can reference it."""
     started = time.perf_counter()
     volume = read_volume(path, modality, series)
     volume.name = name
     if mr_sequence:
         volume.metadata["mr_sequence"] = mr_sequence
+    if reference_series and not volume.metadata.get("dicom_files"):
+        volume.metadata["dicom_files"] = choose_series(Path(reference_series))[0]
     load_s = time.perf_counter() - started
     analyzer = host.analyzer(volume.modality, str(path))
     results = analyzer.analyze(volume, progress or _progress(volume.name))
@@ -67,14 +72,16 @@ def analyze_one(path, out_dir, host, name: str, modality="auto", mr_sequence: st
 
 
 def analyze_paths(inputs, out_dir, modality="auto", bundle_paths=None, device="auto", analyses=None,
-                  mr_sequence: str | None = None, series: str | None = None) -> list[dict]:
+                  mr_sequence: str | None = None, series: str | None = None,
+                  reference_series: str | None = None) -> list[dict]:
     """Analyse each input (file or DICOM folder) and write its case folder."""
     check_writable(out_dir)  # before any work
     host = ModelHost(bundle_paths, analyses, device)
     written = []
     names = case_names(inputs)
     for path in inputs:
-        paths, results = analyze_one(path, out_dir, host, names[str(path)], modality, mr_sequence, series)
+        paths, results = analyze_one(path, out_dir, host, names[str(path)], modality, mr_sequence, series,
+                                     reference_series=reference_series)
         for f in results.findings:
             print(f"[{results.case}] {f.kind}: {f.label} {f.confidence:.2f} at RAS {f.roi.center_ras}",
                   file=sys.stderr)

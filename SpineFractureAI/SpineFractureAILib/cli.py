@@ -36,7 +36,7 @@ def cmd_phantom(args) -> int:
 def cmd_analyze(args) -> int:
     analyses = parse_analyses(args.analyses) if args.analyses else None
     written = analyze_paths(args.inputs, args.out, args.modality, args.bundle, args.device, analyses,
-                            args.mr_sequence, args.series)
+                            args.mr_sequence, args.series, args.reference_series)
     print(json.dumps(written, indent=1))
     return 0
 
@@ -244,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--bundle", action="append", help="model bundle folder (default: built-in bundles)")
     an.add_argument("--series", help="a DICOM folder with several series: the Series Instance UID to analyse "
                                      "(default: the most images; ties: the most coherent slices; recorded and warned)")
+    an.add_argument("--reference-series", metavar="DICOM_FOLDER",
+                    help="for a NIfTI/NRRD input: the DICOM series it was converted from (same grid); the case "
+                         "then gets a DICOM SEG and SR that reference it (DICOM inputs get them always)")
     an.add_argument("--mr-sequence", choices=["t1", "t2", "t2fs", "stir", "tirm", "pdfs"],
                     help="MR only: the sequence, where the file does not say (NIfTI); fluid-sensitive ones "
                          "(t2fs, stir, tirm, pdfs) let a fracture's bone-marrow oedema date it (default: from the "

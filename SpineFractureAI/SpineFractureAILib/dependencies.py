@@ -10,7 +10,8 @@ from importlib import metadata
 REQUIREMENTS = [
     "torch==2.13.0", "torchvision==0.28.0", "ultralytics==8.4.190", "timm==1.0.22",
     "segmentation-models-pytorch==0.5.0", "numpy>=1.26,<3", "SimpleITK==2.5.2", "pydicom==3.0.2",
-    "scipy>=1.13", "opencv-python-headless>=4.10",
+    "scipy>=1.13", "opencv-python-headless>=4.10", "highdicom==0.28.2", "dicomweb-client==0.61.2",
+    "dask[distributed]==2026.8.0", "pyarrow==26.0.1",
 ]
 TORCH_PACKAGES = ("torch", "torchvision")
 
@@ -18,7 +19,7 @@ TORCH_PACKAGES = ("torch", "torchvision")
 def _name(requirement: str) -> str:
     for sep in ("==", ">=", "<", ">", "~="):
         requirement = requirement.split(sep)[0]
-    return requirement.split(",")[0].strip()
+    return requirement.split(",")[0].split("[")[0].strip()  # "dask[distributed]" is installed as "dask"
 
 
 def installed_version(name: str) -> str | None:
