@@ -25,7 +25,7 @@ REAL_IMAGES = {"example_ct", "example_ct_sm", "example_mr_sm", "example_ct_dicom
 
 def _batch(args, **kwargs):
     return subprocess.Popen([sys.executable, "-m", "SpineFractureAILib.cli", "batch", *args], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8",
                             env={**os.environ, "PYTHONPATH": str(REPO / "SpineFractureAI")}, **kwargs)
 
 

@@ -36,7 +36,7 @@ def test_batch_reads_a_study_from_orthanc_and_pushes_seg_and_sr_back(tmp_path):
         out = tmp_path / "out"
         run = subprocess.run([sys.executable, "-m", "SpineFractureAILib.cli", "batch", "--dicomweb", dicomweb,
                               "--user", auth[0], "--password", auth[1], "--push", "--out", str(out)],
-                             capture_output=True, text=True, timeout=600, cwd=REPO,
+                             capture_output=True, text=True, encoding="utf-8", timeout=600, cwd=REPO,
                              env={**os.environ, "PYTHONPATH": str(REPO / "SpineFractureAI")})
         assert run.returncode == 0, run.stderr[-3000:]
         case = out / source.StudyInstanceUID
@@ -66,7 +66,7 @@ def test_batch_reads_a_study_from_orthanc_and_pushes_seg_and_sr_back(tmp_path):
         # A second run skips the finished study and stores nothing twice.
         again = subprocess.run([sys.executable, "-m", "SpineFractureAILib.cli", "batch", "--dicomweb", dicomweb,
                                 "--user", auth[0], "--password", auth[1], "--push", "--out", str(out)],
-                               capture_output=True, text=True, timeout=600, cwd=REPO,
+                               capture_output=True, text=True, encoding="utf-8", timeout=600, cwd=REPO,
                                env={**os.environ, "PYTHONPATH": str(REPO / "SpineFractureAI")})
         assert again.returncode == 0, again.stderr[-3000:]
         assert json.loads((out / "summary.json").read_text())["skipped"] == 1

@@ -25,7 +25,7 @@ def _open(report: Path, tmp: Path) -> tuple[str, np.ndarray]:
     """(the DOM after rendering, a full-page screenshot as BGR)."""
     flags = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
              f"--user-data-dir={tmp / 'chromium-profile'}", "--window-size=1400,5000"]
-    dom = subprocess.run([_chromium(), *flags, "--dump-dom", report.as_uri()], capture_output=True, text=True,
+    dom = subprocess.run([_chromium(), *flags, "--dump-dom", report.as_uri()], capture_output=True, text=True, encoding="utf-8",
                          timeout=120, check=True).stdout
     shot = tmp / f"{report.parent.name}.png"
     subprocess.run([_chromium(), *flags, f"--screenshot={shot}", report.as_uri()], capture_output=True,
