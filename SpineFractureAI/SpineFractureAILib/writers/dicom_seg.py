@@ -40,8 +40,13 @@ def research_or_product(bundles: list[dict]) -> hd.ContentQualificationValues:
     return hd.ContentQualificationValues.RESEARCH if not_for_clinical_use(bundles) else hd.ContentQualificationValues.PRODUCT
 
 
+def bundle_names(bundles: list[dict]) -> str:
+    """"name version, ..." of the bundles that ran (the algorithm's name in the SEG and the SR)."""
+    return ", ".join(f"{b['name']} {b.get('version', '')}".strip() for b in bundles) or MANUFACTURER
+
+
 def algorithm(bundles: list[dict]) -> hd.AlgorithmIdentificationSequence:
-    names = ", ".join(f"{b['name']} {b.get('version', '')}".strip() for b in bundles) or "SpineFractureAI"
+    names = bundle_names(bundles)
     return hd.AlgorithmIdentificationSequence(
         name=names[:64], version=SOFTWARE_VERSION, family=codes.cid7162.ArtificialIntelligence,
         source=MANUFACTURER, parameters={b["name"][:64]: str(b.get("clinical_use", ""))[:64] for b in bundles} or None)

@@ -11,8 +11,8 @@ from pydicom.sr.codedict import codes
 from ..results import Finding, Results
 from ..terminology import FRACTURE_CODES, VERTEBRA_CODE, vertebra_code
 from ..volume import LPS_TO_RAS
-from .dicom_seg import (MANUFACTURER, PRIVATE_SCHEME, PRIVATE_SCHEME_ITEM, SOFTWARE_VERSION, bundles_key, coded,
-                        not_for_clinical_use, research_or_product)
+from .dicom_seg import (MANUFACTURER, PRIVATE_SCHEME, PRIVATE_SCHEME_ITEM, SOFTWARE_VERSION, bundle_names,
+                        bundles_key, coded, not_for_clinical_use, research_or_product)
 from .dicom_uids import derived_uid
 
 # Private codes (scheme 99SPINEAI) where DICOM and pydicom's SNOMED CT list have none.
@@ -113,7 +113,7 @@ def build_sr(results: Results, sources, seg=None) -> hd.sr.Comprehensive3DSR:
     """`sources`: the analysed series' datasets; `seg`: the DICOM SEG of the same results."""
     series_uid, frame_uid = str(sources[0].SeriesInstanceUID), str(sources[0].FrameOfReferenceUID)
     key = bundles_key(results.bundles)
-    names = ", ".join(f"{b['name']} {b.get('version', '')}".strip() for b in results.bundles) or MANUFACTURER
+    names = bundle_names(results.bundles)
     algorithm_id = hd.sr.AlgorithmIdentification(
         name=names[:64], version=SOFTWARE_VERSION,
         parameters=[str(b.get("clinical_use", ""))[:64] for b in results.bundles if b.get("clinical_use")] or None)
