@@ -63,7 +63,7 @@ def test_4d_and_2d_images_are_refused(tmp_path, capsys, fake_bundle):
     sitk.WriteImage(sitk.GetImageFromArray(np.random.rand(32, 32).astype(np.float32)), str(tmp_path / "xray.nii.gz"))
     code, line = _run(capsys, "analyze", str(tmp_path / "xray.nii.gz"), "--out", str(tmp_path / "o"),
                       "--bundle", str(fake_bundle))
-    assert code == 2 and "radiographs are not supported yet" in line
+    assert code == 2 and "too small to show vertebrae" in line  # a 2D image is a radiograph now
     assert not (tmp_path / "o").exists()
 
 

@@ -143,8 +143,10 @@ def select_bundles(modality: str, paths: list[str] | None = None) -> list[Bundle
 # The analyses a user picks (panel, --analyses) and the bundle tasks that make them; each runs where
 # its bundle fits the modality.
 # On MR the lumbar bundle makes the fractures too (six-point morphometry on its body segmentation).
-ANALYSES = {"fractures": ("fracture-seg", "fracture-detect", "lumbar-mr"), "levels": ("vertebra-levels",),
-            "lumbar": ("lumbar-mr",), "keypoints": ("vertebra-pose",)}
+# On a radiograph one bundle makes fractures (with their age), levels and keypoints.
+ANALYSES = {"fractures": ("fracture-seg", "fracture-detect", "lumbar-mr", "radiograph-fracture"),
+            "levels": ("vertebra-levels", "radiograph-fracture"), "lumbar": ("lumbar-mr",),
+            "keypoints": ("vertebra-pose", "radiograph-fracture")}
 
 
 def parse_analyses(analyses) -> tuple[str, ...]:

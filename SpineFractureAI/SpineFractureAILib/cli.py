@@ -25,7 +25,13 @@ def _spacing(text: str) -> tuple[float, float, float]:
 
 def cmd_phantom(args) -> int:
     from .phantom import make_phantom, write_phantom
+    from .radiograph.phantom import make_radiograph, write_radiograph
 
+    if args.modality == "xr":  # a lateral (or AP) radiograph: OUT.png or OUT.dcm
+        spacing = _spacing(args.spacing)[0]
+        case = make_radiograph(args.levels, args.fracture, args.seed, args.view, spacing)
+        print(json.dumps(write_radiograph(case, args.out, args.monochrome1)))
+        return 0
     case = make_phantom(args.levels, args.modality, args.fracture, args.herniation, args.seed,
                         _spacing(args.spacing), args.orientation)
     paths = write_phantom(case, args.out, dicom=args.dicom)
@@ -149,6 +155,13 @@ def cmd_train(args) -> int:
 
     if args.task == "lumbar-mr":  # seed 004: two detectors and two ensembles from one dataset
         return _train_lumbar(args)
+    if args.task == "radiograph-fracture":  # seed 002: pose model + fresh/old ensemble
+        from .training.radiograph_train import train_radiograph
+
+        yolo = {k: v for k, v in {"epochs": args.epochs, "imgsz": args.imgsz, "batch": args.batch}.items() if v}
+        print(json.dumps(train_radiograph(args.data, args.out, args.phantoms, args.val_phantoms, args.stage,
+                                          args.device, args.resume, args.member_epochs, **yolo), default=str))
+        return 0
     export, train, model = {
         "fracture-seg": (fracture_seg.export_phantom_dataset, fracture_seg.train_fracture_seg, "yolov8n-seg.yaml"),
         "vertebra-pose": (vertebra_pose.export_pose_dataset, vertebra_pose.train_vertebra_pose, "yolov8n-pose.yaml"),
@@ -203,13 +216,17 @@ def cmd_bundle(args) -> int:
     from .training.packaging import package_bundle, staged_folder
 
     name = args.name or f"{args.task}-demo"
-    if args.task == "lumbar-mr" and not args.data:
-        raise ValueError("bundle lumbar-mr needs --data (the dataset the run was trained on)")
+    if args.task in ("lumbar-mr", "radiograph-fracture") and not args.data:
+        raise ValueError(f"bundle {args.task} needs --data (the dataset the run was trained on)")
     with staged_folder(args.out) as staging:
         if args.task == "lumbar-mr":
             from .training.lumbar_bundle import package_lumbar_bundle
 
             package_lumbar_bundle(args.run, args.data, staging, name, args.version)
+        elif args.task == "radiograph-fracture":
+            from .training.radiograph_train import package_radiograph_bundle
+
+            package_radiograph_bundle(args.run, args.data, staging, name, args.version)
         elif args.task == "vertebra-levels":
             from .training.level_classifier import package_level_bundle
 
@@ -226,9 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     ph = sub.add_parser("phantom", help="write a synthetic spine volume, its labelmap and truth.json")
     ph.add_argument("out")
-    ph.add_argument("--modality", choices=["ct", "mr"], default="ct")
+    ph.add_argument("--modality", choices=["ct", "mr", "xr"], default="ct")
     ph.add_argument("--levels", default="T10-L3")
-    ph.add_argument("--fracture", action="append", default=[], help="LEVEL:wedge|biconcave|crush:GRADE")
+    ph.add_argument("--fracture", action="append", default=[],
+                    help="LEVEL:wedge|biconcave|crush:GRADE (xr: and :fresh|old)")
+    ph.add_argument("--view", choices=["lateral", "ap"], default="lateral", help="xr: the projection")
+    ph.add_argument("--monochrome1", action="store_true", help="xr .dcm: store MONOCHROME1 (inverted) pixels")
     ph.add_argument("--herniation", action="append", default=[], help="disc, e.g. L4-L5")
     ph.add_argument("--seed", type=int, default=0)
     ph.add_argument("--spacing", default="1", help="mm, positive: one value or i,j,k (default 1)")
@@ -240,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     an = sub.add_parser("analyze", help="analyse image files or DICOM folders")
     an.add_argument("inputs", nargs="+")
     an.add_argument("--out", required=True)
-    an.add_argument("--modality", choices=["auto", "ct", "mr"], default="auto")
+    an.add_argument("--modality", choices=["auto", "ct", "mr", "xr"], default="auto")
     an.add_argument("--bundle", action="append", help="model bundle folder (default: built-in bundles)")
     an.add_argument("--series", help="a DICOM folder with several series: the Series Instance UID to analyse "
                                      "(default: the most images; ties: the most coherent slices; recorded and warned)")
@@ -270,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--user", help="DICOMweb basic-auth user")
     ba.add_argument("--password", help="DICOMweb basic-auth password")
     ba.add_argument("--ca-bundle", help="CA certificate file for a TLS server")
-    ba.add_argument("--modality", choices=["auto", "ct", "mr"], default="auto")
+    ba.add_argument("--modality", choices=["auto", "ct", "mr", "xr"], default="auto")
     ba.add_argument("--bundle", action="append")
     ba.add_argument("--analyses")
     ba.add_argument("--device", default="auto")
@@ -298,7 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser("train", help="train a model (seed paper recipes are the defaults)")
     tr.add_argument("task", choices=["fracture-seg", "vertebra-pose", "vertebra-levels", "fracture-detect",
-                                     "lumbar-mr"])
+                                     "lumbar-mr", "radiograph-fracture"])
+    tr.add_argument("--stage", choices=["all", "pose", "age"], default="all",
+                    help="radiograph-fracture: train the pose model, the age ensemble or both")
     tr.add_argument("--data", required=True, help="YOLO dataset folder (data.yaml), or where to export one")
     tr.add_argument("--phantoms", type=int, default=0, help="export this many training phantoms first")
     tr.add_argument("--val-phantoms", type=int, default=8)
@@ -328,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bu = sub.add_parser("bundle", help="package a training run as a model bundle (fp16 + manifest)")
     bu.add_argument("task", choices=["fracture-seg", "vertebra-pose", "fracture-detect", "vertebra-levels",
-                                     "lumbar-mr"])
+                                     "lumbar-mr", "radiograph-fracture"])
     bu.add_argument("--data", help="lumbar-mr: the dataset folder of the run")
     bu.add_argument("--opt-in", action="store_true", help="vertebra-levels: run only when asked for")
     bu.add_argument("run")

@@ -7,7 +7,7 @@ import qt
 import slicer
 
 from .dependencies import install_in_slicer, missing_requirements
-from .parameters import PanelParameters
+from .parameters import MODALITIES, PanelParameters
 from .table_model import COLUMNS, ResultsTable
 
 
@@ -16,7 +16,7 @@ class Panel:
         """ui: the .ui file's widgets by name; make_logic(bundle_paths, device) -> the module logic."""
         self.ui, self.make_logic = ui, make_logic
         self.ui.deviceComboBox.addItems(["auto", "cpu", "cuda"])
-        self.ui.modalityComboBox.addItems(["auto", "ct", "mr"])
+        self.ui.modalityComboBox.addItems(list(MODALITIES))
         self.ui.resultsTable.connect("cellClicked(int,int)", self.onRowClicked)
         self.ui.acceptButton.connect("clicked(bool)", lambda: self.onReview("accepted"))
         self.ui.rejectButton.connect("clicked(bool)", lambda: self.onReview("rejected"))

@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields
 
 NODE_NAME = "SpineFractureAI"
 DEVICES = ("auto", "cpu", "cuda", "mps")
-MODALITIES = ("auto", "ct", "mr")
+MODALITIES = ("auto", "ct", "mr", "xr")
 REFERENCES = {"input_volume": "InputVolume", "segmentation": "ResultSegmentation", "table": "ResultTable"}
 
 

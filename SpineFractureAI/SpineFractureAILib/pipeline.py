@@ -14,6 +14,7 @@ from .fusion import link_detections, track_rois, tracks_to_box
 from .predictors import make_predictor
 from .spine.canal import find_canal
 from .spine.prior import off_chain, summary as prior_summary
+from .tasks import TASKS
 from .results import Body, Finding, Results
 from .slicing import Intensity, coarse_stack, make_stack
 from .volume import Volume, check_modality, validate_volume
@@ -46,7 +47,8 @@ class Analyzer:
 
     def predictor(self, bundle: Bundle):
         if bundle.name not in self._predictors:
-            self._predictors[bundle.name] = make_predictor(bundle, self.device)
+            build = TASKS[bundle.task].make_predictor if bundle.task in TASKS else make_predictor
+            self._predictors[bundle.name] = build(bundle, self.device)
         return self._predictors[bundle.name]
 
     def analyze(self, volume: Volume, progress: Progress | None = None,
@@ -83,7 +85,7 @@ class Analyzer:
             timing["model_load"] = timing.get("model_load", 0) + time.perf_counter() - started
             runner = {"fracture-seg": run_fracture_seg, "vertebra-pose": run_vertebra_pose,
                       "vertebra-levels": run_vertebra_levels, "fracture-detect": run_fracture_detect,
-                      "lumbar-mr": run_lumbar_mr}[bundle.task]
+                      "lumbar-mr": run_lumbar_mr, **{t: m.run for t, m in TASKS.items()}}[bundle.task]
             runner(volume, bundle, predictor, results, progress, cancelled)
             results.bundles.append(bundle.summary())
         if results.spine_prior and results.canal is None:

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from .bundles import NOT_CLINICAL
+from .radiograph.report_image import radiograph_figure
 from .results import Results
 from .slicing import Intensity, SliceStack, make_stack, plan_stack, sample_labels
 from .volume import Volume
@@ -70,6 +71,11 @@ def _or_blank(value) -> str:
     return "" if value is None else str(value)
 
 
+def _age(extra: dict) -> str:
+    """A radiograph fracture's age call and its probability of being fresh (blank elsewhere)."""
+    return f"{extra['age']} ({extra['age_probability']:.2f})" if extra.get("age") else ""
+
+
 def _png(img: np.ndarray) -> str:
     ok, buf = cv2.imencode(".png", img)
     return base64.b64encode(buf.tobytes()).decode()
@@ -79,16 +85,18 @@ def write_report(volume: Volume, results: Results, path: str | Path) -> Path:
     e = html.escape
     rows = "".join(f"<tr><td>{e(f.kind)}</td><td>{e(f.level or '')}</td><td>{e(f.label)}</td>"
                    f"<td>{f.confidence:.2f}</td><td>{e(', '.join(f.source))}</td>"
-                   f"<td>{e(str(f.extra.get('morphometry', {}).get('genant_grade', '')))}</td></tr>"
-                   for f in results.findings) or "<tr><td colspan=6>no findings</td></tr>"
-    vrows = "".join(f"<tr><td>{e(str(v['level']))}</td><td>{e(v['status'])}</td>"
+                   f"<td>{e(str(f.extra.get('morphometry', {}).get('genant_grade', '')))}</td>"
+                   f"<td>{e(_age(f.extra))}</td></tr>"
+                   for f in results.findings) or "<tr><td colspan=7>no findings</td></tr>"
+    vrows = "".join(f"<tr><td>{e(str(v['level'] or '#' + str(v.get('position', ''))))}</td><td>{e(v['status'])}</td>"
                     + "".join(f"<td>{_mm((v.get('heights_mm') or {}).get(k))}</td>" for k in ("anterior", "middle", "posterior"))
                     + f"<td>{_mm(v.get('height_uncertainty_mm'))}</td>"
                     + f"<td>{_or_blank(v.get('genant_grade'))}</td><td>{e(str(v.get('type') or ''))}</td>"
                     f"<td>{_or_blank(v.get('fracture_probability'))}</td></tr>"
                     for v in results.vertebrae)
     figures = "".join(f"<figure><img src='data:image/png;base64,{_png(img)}'><figcaption>{e(t)}</figcaption></figure>"
-                      for t, img in key_slices(volume, results))
+                      for t, img in (radiograph_figure(volume, results) if volume.modality == "xr"
+                                     else key_slices(volume, results)))
     bundles = "".join(f"<li>{e(b['name'])} {e(b['version'])}: {e(b.get('clinical_use', ''))}</li>" for b in results.bundles)
     timing = ", ".join(f"{k} {v:.2f}" for k, v in results.timing_s.items() if k not in COUNTS)
     demo = any(NOT_CLINICAL in b.get("clinical_use", "") for b in results.bundles)
@@ -105,7 +113,7 @@ figure{{display:inline-block;margin:0 1em 1em 0}}.warn{{color:#b00000}}</style><
 {warnings}
 <p><b>Decision support only.</b> Findings outlined in red, other vertebral bodies in green, the six-point heights in blue.</p>
 {figures}
-<h2>Findings</h2><table><tr><th>kind</th><th>level</th><th>finding</th><th>confidence</th><th>source</th><th>Genant grade</th></tr>{rows}</table>
+<h2>Findings</h2><table><tr><th>kind</th><th>level</th><th>finding</th><th>confidence</th><th>source</th><th>Genant grade</th><th>age (p fresh)</th></tr>{rows}</table>
 {caveats}
 <h2>Vertebrae</h2><table><tr><th>vertebra</th><th>status</th><th>Ha mm</th><th>Hm mm</th><th>Hp mm</th><th>± mm</th><th>grade</th><th>type</th><th>fracture probability</th></tr>{vrows}</table>
 <h2>Models</h2><ul>{bundles}</ul><p>Timing (s): {e(timing)}</p></body></html>"""

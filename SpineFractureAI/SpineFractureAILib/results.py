@@ -82,6 +82,7 @@ class Results:
     lumbar: dict | None = None  # which sagittal slices the lumbar MR models analysed
     spine_prior: dict | None = None  # the spinal canal found on CT and what it ruled out
     dicom_series: dict | None = None  # which series of a multi-series DICOM folder was analysed, and why
+    radiograph: dict | None = None  # a radiograph's spacing, view, how its levels were named
     # Working state between the stages (not written out): bodies and their instance map on a
     # box of the grid, the axial level profile, findings of a detect-only model.
     bodies: list[Body] = field(default_factory=list, repr=False)
@@ -101,6 +102,7 @@ class Results:
                 **({"lumbar": self.lumbar} if self.lumbar else {}),
                 **({"spine_prior": self.spine_prior} if self.spine_prior else {}),
                 **({"dicom_series": self.dicom_series} if self.dicom_series else {}),
+                **({"radiograph": self.radiograph} if self.radiograph else {}),
                 "segments": [{"value": s.value, "name": s.name} for s in self.segments],
                 "bundles": self.bundles, "warnings": self.warnings,
                 "timing_s": {k: round(float(v), 4) for k, v in self.timing_s.items()}}

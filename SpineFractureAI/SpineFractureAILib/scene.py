@@ -58,6 +58,9 @@ def volume_from_node(node, modality: str = "auto") -> Volume:
     m = vtk.vtkMatrix4x4()
     node.GetIJKToRASMatrix(m)
     volume = Volume(voxels, _numpy_matrix(m), "unknown", node.GetName())
+    if voxels.shape[0] == 1:  # a single-slice node: a radiograph, its spacing as Slicer holds it
+        volume.metadata.update({"pixel_spacing_mm": float(node.GetSpacing()[0]),
+                                "spacing_source": "the volume node's spacing"})
     volume.modality = detect_modality(volume) if modality == "auto" else modality
     return volume
 

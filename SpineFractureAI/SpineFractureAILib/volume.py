@@ -15,6 +15,8 @@ import numpy as np
 from .atomic import staged
 from .dicom_series import choose_series
 from .file_checks import check_image_file
+from .radiograph.frame import default_plane
+from .radiograph.io import MIN_SIDE, RadiographError, is_projection_file, read_projection
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -88,8 +90,12 @@ def to_sitk(volume: Volume):
 def from_sitk(image, name: str = "volume", modality: str = "unknown") -> Volume:
     import SimpleITK as sitk
 
-    if image.GetDimension() == 2:
-        raise VolumeError("a 2D image (radiograph or single slice): radiographs are not supported yet")
+    if image.GetDimension() == 2 and image.GetNumberOfComponentsPerPixel() == 1:
+        spacing = image.GetSpacing()
+        if abs(spacing[0] - spacing[1]) > 1e-3:
+            raise VolumeError(f"a 2D image with non-square pixels ({spacing[0]} x {spacing[1]} mm): not supported")
+        return Volume(sitk.GetArrayFromImage(image)[None].astype(np.float32), default_plane(spacing[0]), "xr", name,
+                      {"pixel_spacing_mm": spacing[0], "spacing_source": "the image file's spacing"})
     if image.GetDimension() != 3:
         raise VolumeError(f"a {image.GetDimension()}D image: only 3D volumes can be analysed")
     if image.GetNumberOfComponentsPerPixel() != 1:
@@ -103,7 +109,8 @@ def from_sitk(image, name: str = "volume", modality: str = "unknown") -> Volume:
 
 def case_name(path: str | os.PathLike) -> str:
     name = Path(path).name
-    for ext in (".nii.gz", ".seg.nrrd", ".nii", ".nrrd", ".mha", ".mhd", ".dcm"):
+    for ext in (".nii.gz", ".seg.nrrd", ".nii", ".nrrd", ".mha", ".mhd", ".dcm", ".png", ".jpg", ".jpeg",
+                ".tiff", ".tif"):
         if name.lower().endswith(ext):
             return name[: -len(ext)]
     return name
@@ -118,6 +125,14 @@ def read_volume(path: str | os.PathLike, modality: str = "auto", series: str | N
     if not path.exists():
         raise VolumeError(f"{path}: no such file or folder")
     metadata: dict = {}
+    if is_projection_file(path):  # a radiograph: PNG/JPEG/TIFF or DICOM CR/DX
+        try:
+            pixels, spacing, metadata = read_projection(path)
+        except RadiographError as err:
+            raise VolumeError(str(err)) from None
+        metadata.update({"pixel_spacing_mm": spacing})
+        return Volume(pixels[None], default_plane(spacing or 1.0), "xr" if modality == "auto" else modality,
+                      case_name(path), metadata)
     try:
         if path.is_dir():
             image, metadata = _read_dicom_folder(path, series)
@@ -172,8 +187,8 @@ def detect_modality(volume: Volume) -> str:
     tag = str(volume.metadata.get("Modality", "")).upper()
     if tag in ("CT", "MR"):
         return tag.lower()
-    if tag in ("CR", "DX", "MG", "RF", "XA"):
-        return "radiograph"
+    if tag in ("CR", "DX", "MG", "RF", "XA") or volume.voxels.shape[0] == 1:
+        return "xr"
     sample = volume.voxels[::4, ::4, ::4].astype(np.float32)
     sample = sample[np.isfinite(sample)]
     if sample.size == 0:
@@ -192,6 +207,8 @@ def _percentiles(volume: Volume, q) -> np.ndarray:
 def check_modality(volume: Volume) -> list[str]:
     """The intensities against the modality: a "CT" without Hounsfield units (no fat or air below
     -150, no bone above +150) is refused; an "MR" with them is warned about."""
+    if volume.modality == "xr":
+        return []
     low, high = _percentiles(volume, [1, 99.9])
     hounsfield = low < -150 and high > 150
     if volume.modality == "ct" and not hounsfield:
@@ -211,8 +228,14 @@ def validate_volume(volume: Volume, max_voxels: int = MAX_VOXELS) -> None:
         raise VolumeError(f"expected a 3D volume, got {v.ndim} dimensions")
     if v.size == 0:
         raise VolumeError("the volume is empty (no voxels)")
-    if min(v.shape) < 2 and max(v.shape) > 1:
-        raise VolumeError("a 2D image (radiograph or single slice): radiographs are not supported yet")
+    if volume.modality == "xr" and v.shape[0] != 1:
+        raise VolumeError(f"analysed as a radiograph (xr), but it has {v.shape[0]} slices: pass --modality ct or mr")
+    if volume.modality == "xr" and min(v.shape[1:]) < MIN_SIDE:
+        raise VolumeError(f"a {v.shape[2]}x{v.shape[1]} pixel image is too small to show vertebrae "
+                          f"(at least {MIN_SIDE} pixels on each side)")
+    if volume.modality != "xr" and min(v.shape) < 2 and max(v.shape) > 1:
+        raise VolumeError(f"a 2D image (one slice) analysed as {volume.modality}: a radiograph is analysed as "
+                          "xr (--modality xr); the CT and MR models need a volume")
     if v.size > max_voxels:
         raise VolumeError(f"the volume is too large ({v.size} voxels; at most {max_voxels})")
     if not np.all(np.isfinite(volume.ijk_to_ras)) or abs(np.linalg.det(volume.ijk_to_ras[:3, :3])) < 1e-9:
@@ -223,8 +246,6 @@ def validate_volume(volume: Volume, max_voxels: int = MAX_VOXELS) -> None:
             raise VolumeError(f"the volume has {int((~finite).sum())} NaN or infinite voxels")
     if v.max() == v.min():
         raise VolumeError(f"the volume is constant (every voxel is {v.flat[0]}): nothing to analyse")
-    if volume.modality == "radiograph":
-        raise VolumeError("radiographs are not supported yet")
 
 
 def write_volume(volume: Volume, path: str | os.PathLike) -> None:

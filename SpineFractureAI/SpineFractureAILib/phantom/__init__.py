@@ -30,6 +30,7 @@ class PhantomCase:
     image: Volume
     labels: Volume
     truth: dict
+    spine: list = None  # the Vertebra objects (local frames, sizes): radiographs draw on them
 
 
 def parse_fracture(spec: str) -> tuple[str, str, int]:
@@ -110,7 +111,7 @@ def make_phantom(levels="T10-L3", modality="ct", fractures=(), herniations=(), s
     image = Volume(voxels, affine, modality, name, {"phantom": True})
     labels = Volume(canvas.labels, affine.copy(), modality, name + "_labels")
     truth = _truth(spine, disc_centers, herniated, seed, modality, curvature, image)
-    return PhantomCase(image, labels, truth)
+    return PhantomCase(image, labels, truth, spine)
 
 
 def _intensities(canvas, spine, affine, modality, rng, spacing):

@@ -13,24 +13,29 @@ from .offline_ultralytics import ultralytics_offline
 
 
 class YoloPredictor:
-    def __init__(self, bundle: Bundle, device: str = "auto"):
+    def __init__(self, bundle: Bundle, device: str = "auto", weights=None, classes: list[str] | None = None,
+                 size: int | None = None):
+        """weights, classes, size: one model of a bundle that holds several (default: the bundle's only
+        weight file, its classes and input_size)."""
         ultralytics_offline()
         self.bundle = bundle
         self.device = choose_device(device)
-        (weights,) = bundle.weight_files()  # safetensors, inside the bundle, sha256 verified
+        self.classes = list(classes or bundle.classes)
+        if weights is None:
+            (weights,) = bundle.weight_files()  # safetensors, inside the bundle, sha256 verified
         try:
             model = load_yolo(weights).to(self.device)
         except Exception as err:  # a corrupt or foreign file: say so in one line
             raise BundleError(f"bundle {bundle.name}: {weights.name} is not a loadable YOLO model ({first_line(err)})") from None
-        if len(model.names) != len(bundle.classes):
+        if len(model.names) != len(self.classes):
             raise BundleError(f"bundle {bundle.name}: model has {len(model.names)} classes, "
-                              f"manifest lists {len(bundle.classes)}")
+                              f"manifest lists {len(self.classes)}")
         self.task = getattr(model, "task", "segment")
         if self.task not in ("segment", "pose", "detect"):
             raise BundleError(f"bundle {bundle.name}: a YOLO {self.task} model; expected segment, pose or detect")
         self.half = self.device.type == "cuda"
         self.model = model.half() if self.half else model.float()
-        self.size = int(bundle.manifest["input_size"])
+        self.size = int(size or bundle.manifest["input_size"])
         t = bundle.thresholds
         self.conf, self.iou = float(t.get("confidence", 0.25)), float(t.get("iou", 0.5))
         self.batch = int(bundle.manifest.get("batch", 16))
@@ -56,7 +61,7 @@ class YoloPredictor:
             # eval output: ((y, protos), extras) in ultralytics 8.4; (y, protos) in older releases
             protos = (preds[0][1] if isinstance(preds[0], tuple) else preds[1]) if self.task == "segment" else None
             dets = non_max_suppression(preds[0], self.conf, self.iou, agnostic=True,
-                                       nc=len(self.bundle.classes), max_det=100)
+                                       nc=len(self.classes), max_det=100)
             for n, det in enumerate(dets):
                 idx = first_index + b + n
                 boxes = det[:, :4].float().cpu().numpy()

@@ -21,6 +21,10 @@ SEG_NAME, SR_NAME, COPY_NAME = "segmentation.seg.dcm", "findings.sr.dcm", "sourc
 def write_dicom_outputs(results: Results, files: list[str], folder: Path) -> dict[str, str]:
     """Writes SEG, SR (and the re-identified copy where needed) into `folder`; returns
     {key: name in folder}. What could not be written is said in results.warnings."""
+    if results.modality == "xr":  # a projection has no frame of reference for our SEG/SR writers yet
+        results.warnings.append("no DICOM SEG/SR for a radiograph (not written yet): findings.json, "
+                                "segmentation.seg.nrrd and the report hold the results")
+        return {}
     try:
         sources = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
     except (OSError, pydicom.errors.InvalidDicomError) as err:

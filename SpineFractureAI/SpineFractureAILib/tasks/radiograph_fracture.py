@@ -1,0 +1,195 @@
+"""Seed 002 on a lateral radiograph: find each vertebral body with its six endplate points (YOLOv8-pose),
+name the levels from the lowest rib-bearing body (T12), measure Ha/Hm/Hp and grade (Genant), and say
+whether each fractured body's fracture is fresh or old (EfficientNet + MobileNet + MnasNet, soft vote).
+
+The volume is a radiograph as the library stores one: [1, rows, cols] in radiograph.frame's frame.
+"""
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+
+from ..bundles import Bundle
+from ..levels import LEVELS
+from ..morphometry import Measurement, grade, heights_from_points
+from ..predictors.ensembles import Ensemble
+from ..predictors.yolo import YoloPredictor
+from ..radiograph.model_input import crop_for_age, to_uint8
+from ..results import Finding, Results, Roi
+from ..terminology import segment_for_body, segment_for_class
+from ..volume import Volume
+
+WORK_MM = 1.0  # the models were trained on 0.8-1.25 mm pixels: a known spacing is resampled to this
+MAX_UNKNOWN_SIDE = 700  # a bitmap without spacing larger than this is shrunk (ratios do not change)
+AP_CLASS, RIB_CLASS = 2, 1
+
+
+class RadiographPredictor:
+    """The pose model and the age ensemble of a radiograph-fracture bundle, loaded once."""
+
+    def __init__(self, bundle: Bundle, device: str = "auto"):
+        pose = bundle.manifest["pose"]
+        self.pose = YoloPredictor(bundle, device, bundle.weight_path(pose["file"]), pose["classes"], pose["input_size"])
+        age = bundle.manifest["age"]
+        self.age = Ensemble(age, bundle.weight_path, self.pose.device, self.pose.half)
+        self.age_size = int(age["input_size"])
+
+    @property
+    def forward_seconds(self) -> float:
+        return self.pose.forward_seconds + self.age.forward_seconds
+
+
+def make_predictor(bundle: Bundle, device: str = "auto") -> RadiographPredictor:
+    return RadiographPredictor(bundle, device)
+
+
+def _working_image(volume: Volume):
+    """The image at the models' scale: (uint8 image, scale = working pixels per input pixel, spacing mm
+    or None)."""
+    pixels = volume.voxels[0].astype(np.float32)
+    spacing = volume.metadata.get("pixel_spacing_mm")
+    if spacing:
+        scale = float(spacing) / WORK_MM
+    else:
+        scale = min(1.0, MAX_UNKNOWN_SIDE / max(pixels.shape))
+    if abs(scale - 1) > 0.02:
+        size = (max(1, round(pixels.shape[1] * scale)), max(1, round(pixels.shape[0] * scale)))
+        pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    return to_uint8(pixels), scale, (float(spacing) if spacing else None)
+
+
+def _letterbox(image8: np.ndarray, size: int):
+    """As ultralytics letterboxes: scaled to fit, centred on grey 114."""
+    h, w = image8.shape
+    r = size / max(h, w)
+    nh, nw = round(h * r), round(w * r)
+    canvas = np.full((size, size), 114, np.uint8)
+    top, left = (size - nh) // 2, (size - nw) // 2
+    canvas[top:top + nh, left:left + nw] = cv2.resize(image8, (nw, nh), interpolation=cv2.INTER_AREA if r < 1 else cv2.INTER_LINEAR)
+    return canvas, r, left, top
+
+
+def detect_bodies(predictor: RadiographPredictor, image8: np.ndarray):
+    """(boxes [N, 4], classes, scores, keypoints [N, 6, 3]) in working pixels, top to bottom."""
+    canvas, r, left, top = _letterbox(image8, predictor.pose.size)
+    (det,) = predictor.pose.predict(canvas[None])
+    boxes = (det.boxes - [left, top, left, top]) / r
+    kp = det.keypoints.copy() if det.keypoints is not None and det.keypoints.size else np.zeros((len(boxes), 6, 3))
+    kp[..., 0], kp[..., 1] = (kp[..., 0] - left) / r, (kp[..., 1] - top) / r
+    order = np.argsort((boxes[:, 1] + boxes[:, 3]) / 2) if len(boxes) else np.zeros(0, int)
+    return boxes[order], det.classes[order], det.scores[order], kp[order]
+
+
+def name_levels(rib_bearing: list[bool]) -> tuple[list[str | None], str]:
+    """Levels top to bottom from the lowest rib-bearing body (T12), when the ribs say so plainly:
+    rib-bearing bodies above, none below, at least one of each. Otherwise no level (uncertain)."""
+    n = len(rib_bearing)
+    if not n or not any(rib_bearing) or all(rib_bearing):
+        return [None] * n, "uncertain: no transition from rib-bearing to lumbar bodies in view"
+    last = max(i for i, r in enumerate(rib_bearing) if r)
+    if not all(rib_bearing[:last + 1]) or any(rib_bearing[last + 1:]):
+        return [None] * n, "uncertain: rib-bearing and lumbar bodies alternate"
+    t12 = LEVELS.index("T12")
+    names = [LEVELS[t12 - last + i] if 0 <= t12 - last + i < LEVELS.index("S1") else None for i in range(n)]
+    return names, "anchored on the lowest rib-bearing body (T12)"
+
+
+def run(volume: Volume, bundle: Bundle, predictor: RadiographPredictor, results: Results, progress, cancelled) -> None:
+    started = time.perf_counter()
+    progress("radiograph: vertebral bodies", 0.2)
+    image8, scale, spacing = _working_image(volume)
+    boxes, classes, scores, kp = detect_bodies(predictor, image8)
+    results.timing_s["radiograph_pose"] = time.perf_counter() - started
+    results.radiograph = {"pixel_spacing_mm": spacing, "spacing_source": volume.metadata.get("spacing_source"),
+                          "working_scale": round(scale, 4), "bodies_detected": int(len(boxes))}
+    if spacing is None:
+        results.warnings.append("pixel spacing unknown (no DICOM spacing): positions assume 1 mm per pixel; "
+                                "heights are reported as ratios, not millimetres")
+    ap = int(np.sum(classes == AP_CLASS))
+    if ap and ap >= len(boxes) - ap:
+        results.warnings.append(f"this looks like an AP (frontal) view ({ap} of {len(boxes)} bodies seen face-on): "
+                                "the radiograph models read lateral views, so nothing was measured or graded")
+        results.radiograph["view"] = "ap"
+        return
+    keep = classes != AP_CLASS
+    boxes, classes, scores, kp = boxes[keep], classes[keep], scores[keep], kp[keep]
+    if not len(boxes):
+        results.warnings.append("no vertebral body found on this radiograph: not analysed (is it a lateral spine view?)")
+        return
+    names, anchor = name_levels([c == RIB_CLASS for c in classes])
+    results.radiograph.update({"view": "lateral", "levels": anchor})
+    if names[0] is None:
+        results.warnings.append(f"levels {anchor}; bodies are numbered from the top instead")
+    mm = (spacing or WORK_MM * scale) / scale  # mm per working pixel (1 mm per input pixel when unknown)
+    rows = _measure(kp, names, mm, spacing is not None)
+    _age(predictor, image8, boxes, rows, bundle)
+    _write(results, volume, boxes, scores, kp, rows, scale, classes, bundle.name)
+    results.timing_s["radiograph"] = time.perf_counter() - started
+
+
+def _measure(kp, names, mm: float, known: bool) -> list[Measurement]:
+    rows = []
+    for n, points in enumerate(kp):
+        m = Measurement(names[n] or f"#{n + 1}", n + 1)
+        pts = np.concatenate([points[:, :2] * mm, np.zeros((6, 1))], 1)
+        m.heights_mm = {k: round(v, 2) for k, v in heights_from_points(pts).items()}
+        m.height_uncertainty_mm = round(float(np.sqrt(2) * mm), 2)  # a keypoint is placed to about a pixel
+        rows.append(m)
+    for n, m in enumerate(rows):
+        neighbours = [rows[i].heights_mm["posterior"] for i in (n - 1, n + 1) if 0 <= i < len(rows)]
+        grade(m, neighbours)
+        if not known:
+            m.status = "ratios only (pixel spacing unknown)"
+    return rows
+
+
+def _age(predictor, image8, boxes, rows, bundle) -> None:
+    threshold = float(bundle.thresholds.get("fresh", 0.5))
+    fractured = [n for n, m in enumerate(rows) if m.genant_grade]
+    if not fractured:
+        return
+    crops = np.stack([crop_for_age(image8, boxes[n], predictor.age_size) for n in fractured])
+    p_fresh = predictor.age.predict(crops)[:, 1]
+    for n, p in zip(fractured, p_fresh):
+        rows[n].age_probability = round(float(p), 4)
+        rows[n].age = "fresh" if p >= threshold else "old"
+
+
+def _write(results: Results, volume: Volume, boxes, scores, kp, rows, scale, classes, source: str) -> None:
+    """Rows, ROIs, findings and a body segmentation (the six points' hexagon) in the input frame."""
+    plane = volume.ijk_to_ras
+    axes = [list(plane[:3, d] / np.linalg.norm(plane[:3, d])) for d in range(3)]
+    px = np.linalg.norm(plane[:3, :2], axis=0)
+    for n, m in enumerate(rows):
+        box = boxes[n] / scale
+        centre = plane[:3, :3] @ [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2, 0] + plane[:3, 3]
+        roi = Roi(np.round(centre, 3).tolist(), [float((box[2] - box[0]) * px[0]), float((box[3] - box[1]) * px[1]), 1.0], axes)
+        points = kp[n, :, :2] / scale
+        m.keypoints_ras = np.round(points @ plane[:3, :2].T + plane[:3, 3], 3).tolist()
+        m.centroid_ras = roi.center_ras
+        level = m.level if not m.level.startswith("#") else None
+        label = m.type or "vertebral body"
+        seg = segment_for_body(level, label, len(results.segments) + 1) if level else \
+            segment_for_class(label, len(results.segments) + 1)
+        if not level:  # one segment per body all the same: its position names it
+            seg.name = f"{seg.name} {m.level}"
+        results.segments.append(seg)
+        hexagon = points[[0, 1, 2, 5, 4, 3]].round().astype(np.int32)
+        layer = np.ascontiguousarray(results.labelmap[0])
+        cv2.fillPoly(layer, [hexagon], int(seg.value))
+        results.labelmap[0] = layer
+        row = {**m.to_json(), "level": level, "position": n + 1, "segment_value": seg.value, "center_ras": roi.center_ras,
+               "detection_score": round(float(scores[n]), 4), "rib_bearing": bool(classes[n] == RIB_CLASS)}
+        if getattr(m, "age", None):
+            row.update({"age": m.age, "age_probability": m.age_probability})
+        results.vertebrae.append(row)
+        if m.genant_grade:
+            results.findings.append(Finding(
+                "fracture", m.type, float(scores[n]), roi, level, seg.value, [source],
+                extra={"age": m.age, "age_probability": m.age_probability, "genant_grade": m.genant_grade,
+                       "morphometry": {"heights_mm": m.heights_mm, "ratios": m.ratios, "height_loss": m.height_loss,
+                                       "height_uncertainty_mm": m.height_uncertainty_mm, "status": m.status,
+                                       "genant_grade": m.genant_grade}}))
+

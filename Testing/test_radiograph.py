@@ -1,0 +1,160 @@
+"""Radiographs (seed 002): phantom files in two formats, 2D input everywhere a volume goes, bad 2D input
+refused, and the demo bundle on held-out phantoms (fresh and old), the same film as MONOCHROME1 DICOM,
+an AP view, and a radiograph rendered from a real CT."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pydicom
+import pytest
+
+from SpineFractureAILib.bundles import load_bundle
+from SpineFractureAILib.cli import main
+from SpineFractureAILib.pipeline import Analyzer
+from SpineFractureAILib.radiograph.drr import expose, project, radiograph_volume
+from SpineFractureAILib.results import Roi
+from SpineFractureAILib.spine.canal import find_canal
+from SpineFractureAILib.tasks.radiograph_fracture import name_levels
+from SpineFractureAILib.volume import read_volume
+
+from conftest import REPO
+
+BUNDLE = REPO / "Resources" / "Models" / "radiograph-fracture-demo"
+
+
+def _run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, (captured.err.strip().splitlines() or [""])[-1]
+
+
+def test_png_and_monochrome1_dicom_phantoms_hold_the_same_film(tmp_path, capsys):
+    spec = ["--modality", "xr", "--levels", "T11-L2", "--fracture", "L1:crush:2:old", "--seed", "7"]
+    assert _run(capsys, "phantom", tmp_path / "x.png", *spec)[0] == 0
+    png_truth = json.loads((tmp_path / "x.truth.json").read_text(encoding="utf-8"))
+    assert _run(capsys, "phantom", tmp_path / "x.dcm", *spec, "--spacing", "0.8", "--monochrome1")[0] == 0
+    dcm_truth = json.loads((tmp_path / "x.truth.json").read_text(encoding="utf-8"))
+    ds = pydicom.dcmread(tmp_path / "x.dcm")
+    assert (ds.Modality, ds.PhotometricInterpretation, float(ds.PixelSpacing[0])) == ("DX", "MONOCHROME1", 0.8)
+    png, dcm = read_volume(tmp_path / "x.png"), read_volume(tmp_path / "x.dcm")
+    assert png.modality == dcm.modality == "xr" and png.voxels.shape[0] == 1
+    assert png.metadata["pixel_spacing_mm"] is None and dcm.metadata["pixel_spacing_mm"] == 0.8
+    # MONOCHROME1 is inverted back: bone is bright in both (the PNG is the 1.0 mm render, the DICOM 0.8 mm)
+    l1_png = next(v for v in png_truth["vertebrae"] if v["level"] == "L1")
+    l1_dcm = next(v for v in dcm_truth["vertebrae"] if v["level"] == "L1")
+    for volume, row in ((png, l1_png), (dcm, l1_dcm)):
+        c1, r1, c2, r2 = np.round(row["box_px"]).astype(int)
+        body = volume.voxels[0, r1 + 2:r2 - 2, c1 + 2:c2 - 2].mean()
+        assert body > np.percentile(volume.voxels, 60), "the vertebral body is not brighter than most of the film"
+        # the truth's RAS centre is the box centre in the file's frame (columns posterior, rows inferior)
+        ijk = np.linalg.inv(volume.ijk_to_ras) @ [*row["center_ras"], 1]
+        assert c1 <= ijk[0] <= c2 and r1 <= ijk[1] <= r2 and abs(ijk[2]) < 1e-6
+    assert l1_png["age"] == l1_dcm["age"] == "old" and l1_png["fracture"] == "crush"
+
+
+@pytest.mark.parametrize("kind,expected", [("colour", "a colour image"), ("tiny", "too small"),
+                                           ("flat", "nothing to analyse")])
+def test_bad_2d_images_get_one_line(tmp_path, capsys, kind, expected):
+    rng = np.random.default_rng(0)
+    image = {"colour": rng.integers(0, 255, (300, 300, 3)).astype(np.uint8),
+             "tiny": rng.integers(0, 255, (60, 400)).astype(np.uint8),
+             "flat": np.full((300, 300), 90, np.uint8)}[kind]
+    cv2.imwrite(str(tmp_path / f"{kind}.png"), image)
+    code, _, line = _run(capsys, "analyze", tmp_path / f"{kind}.png", "--out", tmp_path / "out", "--bundle", BUNDLE)
+    assert code == 2 and line.startswith("spinefracture: error:") and expected in line
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_levels_follow_the_lowest_rib_bearing_body_or_stay_uncertain():
+    names, how = name_levels([True, True, True, False, False, False])
+    assert names == ["T10", "T11", "T12", "L1", "L2", "L3"] and "T12" in how
+    assert name_levels([True, True, True])[0] == [None] * 3  # no lumbar body in view: no anchor
+    assert name_levels([False, False])[0] == [None] * 2
+    assert name_levels([True, False, True, False])[0] == [None] * 4  # alternating: not trusted
+
+
+@pytest.fixture(scope="module")
+def analyzer():
+    return Analyzer([load_bundle(BUNDLE)], "cpu")
+
+
+def _l1_finding(out_dir, name):
+    found = json.loads((out_dir / name / "findings.json").read_text(encoding="utf-8"))
+    return found, [f for f in found["findings"] if f["kind"] == "fracture"]
+
+
+@pytest.mark.parametrize("seed,age", [(61, "fresh"), (62, "old"), (63, "fresh"), (64, "old")])
+def test_l1_wedge_is_found_named_and_dated(tmp_path, capsys, seed, age):
+    image = tmp_path / f"x{seed}.png"
+    assert _run(capsys, "phantom", image, "--modality", "xr", "--levels", "T10-L3",
+                "--fracture", f"L1:wedge:3:{age}", "--seed", seed)[0] == 0
+    truth = json.loads((tmp_path / f"x{seed}.truth.json").read_text(encoding="utf-8"))
+    l1 = next(v for v in truth["vertebrae"] if v["level"] == "L1")
+    assert _run(capsys, "analyze", image, "--out", tmp_path / "out", "--bundle", BUNDLE)[0] == 0
+    found, fractures = _l1_finding(tmp_path / "out", f"x{seed}")
+    assert len(fractures) == 1, fractures
+    f = fractures[0]
+    assert f["level"] == "L1" and f["label"] == "wedge" and f["age"] == age, f
+    assert Roi(**f["roi"]).contains(l1["center_ras"]), (f["roi"], l1["center_ras"])
+    named = {r["level"] for r in found["vertebrae"]}
+    assert named == {"T10", "T11", "T12", "L1", "L2", "L3"}, named
+
+
+def test_monochrome1_dicom_gives_the_same_result_as_the_png(tmp_path, capsys):
+    spec = ["--modality", "xr", "--levels", "T10-L3", "--fracture", "L1:wedge:3:fresh", "--seed", "65"]
+    assert _run(capsys, "phantom", tmp_path / "film.png", *spec)[0] == 0
+    assert _run(capsys, "phantom", tmp_path / "film.dcm", *spec, "--monochrome1")[0] == 0
+    for name in ("film.png", "film.dcm"):
+        assert _run(capsys, "analyze", tmp_path / name, "--out", tmp_path / name.replace(".", "_"), "--bundle", BUNDLE)[0] == 0
+    png = json.loads((tmp_path / "film_png" / "film" / "findings.json").read_text(encoding="utf-8"))
+    dcm = json.loads((tmp_path / "film_dcm" / "film" / "findings.json").read_text(encoding="utf-8"))
+    assert [(f["level"], f["label"], f["age"]) for f in png["findings"]] == \
+        [(f["level"], f["label"], f["age"]) for f in dcm["findings"]] == [("L1", "wedge", "fresh")]
+    assert [r["level"] for r in png["vertebrae"]] == [r["level"] for r in dcm["vertebrae"]]
+    assert dcm["radiograph"]["pixel_spacing_mm"] == 1.0 and png["radiograph"]["pixel_spacing_mm"] is None
+
+
+def test_an_ap_view_is_refused_with_a_warning(tmp_path, capsys):
+    assert _run(capsys, "phantom", tmp_path / "ap.png", "--modality", "xr", "--view", "ap", "--levels", "T10-L3",
+                "--seed", "66")[0] == 0
+    assert _run(capsys, "analyze", tmp_path / "ap.png", "--out", tmp_path / "out", "--bundle", BUNDLE)[0] == 0
+    found = json.loads((tmp_path / "out" / "ap" / "findings.json").read_text(encoding="utf-8"))
+    assert any("AP (frontal)" in w for w in found["warnings"]) and not found["findings"] and not found["vertebrae"]
+
+
+def test_radiograph_of_a_real_ct_finds_bodies_on_the_spine_only(realdata, analyzer):
+    ct = read_volume(realdata / "totalsegmentator" / "example_ct.nii.gz")
+    canal = find_canal(ct)
+    line, plane = project(ct, "lateral", spacing=1.0, beam_mm=1.5)
+    film = radiograph_volume(expose(line, None).astype(np.float32), plane, "real_ct_drr", {"pixel_spacing_mm": 1.0})
+    results = analyzer.analyze(film)
+    assert len(results.vertebrae) >= 3, results.warnings
+    for row in results.vertebrae:  # every body sits just in front of the spinal canal at its height
+        y, s = row["center_ras"][1], row["center_ras"][2]
+        centre = canal.centre_at(s)
+        assert centre is not None, f"a body at S {s:.0f} where the CT has no spinal canal (pelvis?)"
+        assert 8 <= y - centre[1] <= 45, f"a body {y - centre[1]:.0f} mm in front of the canal: not a vertebral body"
+
+
+def test_slicer_single_slice_node_gets_rois_and_rows_on_the_film(tmp_path, capsys):
+    """A radiograph loaded into Slicer is a one-slice volume node: Analyze puts one ROI per finding on it."""
+    import slicer
+
+    from SpineFractureAILib.logic import SpineFractureLogic
+    from SpineFractureAILib.scene import add_volume_node
+
+    assert _run(capsys, "phantom", tmp_path / "s.dcm", "--modality", "xr", "--levels", "T10-L3",
+                "--fracture", "L1:wedge:3:old", "--seed", "67", "--spacing", "0.9")[0] == 0
+    truth = json.loads((tmp_path / "s.truth.json").read_text(encoding="utf-8"))
+    scene = slicer.vtkMRMLScene()
+    node = add_volume_node(scene, read_volume(tmp_path / "s.dcm"))
+    outputs, results = SpineFractureLogic(scene, [str(BUNDLE)]).analyze(node)
+    assert results.modality == "xr" and len(outputs.rois) == len(results.findings) == 1
+    centre = next(v["center_ras"] for v in truth["vertebrae"] if v["level"] == "L1")
+    roi = outputs.rois[0]
+    bounds = [0.0] * 6
+    roi.GetRASBounds(bounds)
+    assert all(bounds[2 * d] - 0.5 <= centre[d] <= bounds[2 * d + 1] + 0.5 for d in range(3)), (bounds, centre)
+    assert results.findings[0].level == "L1" and results.findings[0].extra["age"] == "old"
