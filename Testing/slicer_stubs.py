@@ -69,6 +69,9 @@ class FakeWidget:
     def setMRMLScene(self, scene):
         self.scene = scene
 
+    def setStyleSheet(self, sheet):
+        self.styleSheet = sheet
+
     # QTableWidget
     def setColumnCount(self, n):
         self.columns = n
@@ -94,7 +97,10 @@ class FakeWidget:
 
 class QTableWidgetItem:
     def __init__(self, text):
-        self.text = text
+        self.text, self.foreground = text, None
+
+    def setForeground(self, brush):
+        self.foreground = brush
 
 
 class MarkupsLogic:
@@ -151,6 +157,8 @@ def install(scene):
     qt = types.ModuleType("qt")
     qt.QTimer = QTimer
     qt.QTableWidgetItem = QTableWidgetItem
+    qt.QColor = lambda name: name
+    qt.QBrush = lambda colour: ("brush", colour)
     qt.QFileDialog = types.SimpleNamespace(getExistingDirectory=lambda *a: created.get("_folder", ""))
     slicer.modules = types.SimpleNamespace(markups=types.SimpleNamespace(logic=lambda: MarkupsLogic()))
     slm = types.ModuleType("slicer.ScriptedLoadableModule")

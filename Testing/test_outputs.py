@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import slicer
 
 from conftest import results_from_truth
@@ -123,6 +124,25 @@ def test_results_table_rows_targets_and_reviews(wedge_phantom):
     assert roi is outputs.rois[0] and Roi(**results.findings[0].roi.__dict__).contains(centre)
     table.set_review(0, "rejected")
     assert outputs.rois[0].GetAttribute("SpineFractureAI.Review") == "rejected" and table.cell(0, 5) == "rejected"
+
+
+def test_warnings_come_first_in_the_table_and_the_status_line(wedge_phantom):
+    """A run that could not do all it was asked must not read as a clean scan in the panel either."""
+    from SpineFractureAILib.table_model import COLUMNS, ResultsTable, status_text
+
+    scene = slicer.vtkMRMLScene()
+    volume_node = add_volume_node(scene, wedge_phantom.image)
+    results = results_from_truth(wedge_phantom)
+    results.warnings = ["no spine found: no spinal canal in this CT", "levels: not run"]
+    table = ResultsTable(write_results_to_scene(scene, volume_node, results), results)
+    assert [r.kind for r in table.rows] == ["warning", "warning", "fracture"]
+    assert table.cell(0, COLUMNS.index("finding")) == "warning: no spine found: no spinal canal in this CT"
+    assert table.target(0) == (None, None)
+    with pytest.raises(ValueError):
+        table.set_review(0, "accepted")  # a warning is not a finding to review
+    line = status_text(results, 2.0)
+    assert line.startswith("1 finding(s) in 2.0 s; 2 warning(s), read them first: no spine found")
+    assert status_text(results_from_truth(wedge_phantom), 2.0) == "1 finding(s) in 2.0 s"
 
 
 def test_panel_parameters_survive_saving_and_reloading_the_scene(tmp_path, wedge_phantom):

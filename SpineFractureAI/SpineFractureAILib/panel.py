@@ -8,7 +8,7 @@ import slicer
 
 from .dependencies import install_in_slicer, missing_requirements
 from .parameters import MODALITIES, PanelParameters
-from .table_model import COLUMNS, ResultsTable
+from .table_model import COLUMNS, ResultsTable, status_text
 
 
 class Panel:
@@ -95,7 +95,8 @@ class Panel:
         self.timer.stop()
         if status.state.value == "done":
             outputs, results = status.result
-            self.ui.statusLabel.text = f"{len(results.findings)} finding(s) in {status.elapsed_s:.1f} s"
+            self.ui.statusLabel.text = status_text(results, status.elapsed_s)
+            self.ui.statusLabel.setStyleSheet("color: #b00000" if results.warnings else "")
             self.showTable(ResultsTable(outputs, results))
             self.params.segmentation, self.params.table = outputs.segmentation, outputs.table
             self.params.save(slicer.mrmlScene)
@@ -103,13 +104,17 @@ class Panel:
             slicer.util.errorDisplay(f"Spine analysis failed: {status.message}")
 
     def showTable(self, table):
+        """Warning rows (first, red) and then findings and vertebrae."""
         self.table, widget = table, self.ui.resultsTable
         widget.setColumnCount(len(COLUMNS))
         widget.setHorizontalHeaderLabels(list(COLUMNS))
         widget.setRowCount(len(table.rows))
         for r in range(len(table.rows)):
             for c in range(len(COLUMNS)):
-                widget.setItem(r, c, qt.QTableWidgetItem(table.cell(r, c)))
+                item = qt.QTableWidgetItem(table.cell(r, c))
+                if table.rows[r].kind == "warning":
+                    item.setForeground(qt.QBrush(qt.QColor("#b00000")))
+                widget.setItem(r, c, item)
 
     def onRowClicked(self, row, column=0):
         centre, roi = self.table.target(row)

@@ -28,7 +28,8 @@ class Row:
 
 class ResultsTable:
     def __init__(self, outputs, results):
-        self.rows: list[Row] = []
+        # Warnings first: a run that could not analyse what was asked must not read as a clean scan.
+        self.rows: list[Row] = [Row("warning", "", f"warning: {w}", "", "", "", None) for w in results.warnings]
         for finding, roi in zip(results.findings, outputs.rois):
             if finding.kind == "disc":  # lumbar MR: herniated or not, with its probability
                 self.rows.append(Row("disc", finding.level or "", finding.label, "", "",
@@ -36,7 +37,9 @@ class ResultsTable:
                                      finding.roi.center_ras, roi))
                 continue
             morph = finding.extra.get("morphometry") or {}
-            self.rows.append(Row("fracture", finding.level or "", f"{finding.label} fracture", morph.get("type") or "",
+            age = f" ({finding.extra['age']}, p fresh {finding.extra['age_probability']:.2f})" \
+                if finding.extra.get("age") else ""  # a radiograph's fracture age
+            self.rows.append(Row("fracture", finding.level or "", f"{finding.label} fracture{age}", morph.get("type") or "",
                                  "" if morph.get("genant_grade") is None else str(morph["genant_grade"]),
                                  f"{finding.confidence:.2f}", finding.roi.center_ras, roi))
         for v in results.vertebrae:
@@ -45,7 +48,7 @@ class ResultsTable:
                                                                  if kps else None)
             finding = "measured" if v["status"] == "measured" else v["status"]
             p = v.get("fracture_probability")  # seed 001's per-vertebra output, when levels ran
-            self.rows.append(Row("vertebra", str(v["level"]), finding, v.get("type") or "",
+            self.rows.append(Row("vertebra", str(v["level"] or f"#{v.get('position', '')}"), finding, v.get("type") or "",
                                  "" if v.get("genant_grade") is None else str(v["genant_grade"]),
                                  "" if p is None else f"{p:.2f}", centre))
 
@@ -63,3 +66,11 @@ class ResultsTable:
         if self.rows[r].roi_node is None:
             raise ValueError("only findings can be accepted or rejected")
         self.rows[r].roi_node.SetAttribute(REVIEW_ATTRIBUTE, choice)
+
+
+def status_text(results, elapsed_s: float) -> str:
+    """The panel's one line after a run: the findings and, when any, that warnings need reading."""
+    text = f"{len(results.findings)} finding(s) in {elapsed_s:.1f} s"
+    if results.warnings:
+        text += f"; {len(results.warnings)} warning(s), read them first: {results.warnings[0]}"
+    return text
