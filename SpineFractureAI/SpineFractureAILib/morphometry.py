@@ -17,7 +17,10 @@ from scipy import ndimage
 from .phantom.anatomy import KEYPOINT_T, genant_grade
 
 STEP_A, STEP_Z = 0.5, 0.25  # mm: resampling of the mid-sagittal profile
-MIN_VOXELS_PER_HEIGHT = 12
+# Below this many voxels across a body's height its endplates cannot be told from its neighbours'
+# discs; above it, coarse voxels widen the heights' uncertainty (reported) instead of hiding them.
+MIN_VOXELS_PER_HEIGHT = 6
+COARSE_UNCERTAINTY_MM = 1.3  # half-voxel endplate errors of ~1.9 mm voxels: the coarse regime above
 
 
 @dataclass
@@ -32,6 +35,7 @@ class Measurement:
     height_uncertainty_mm: float | None = None
     height_loss: float | None = None
     genant_grade: int | None = None
+    genant_grade_range: list | None = None  # the grades the height uncertainty allows, when it allows two
     type: str | None = None
     centroid_ras: list | None = None
     axes_ras: dict | None = None
@@ -255,4 +259,11 @@ def grade(m: Measurement, neighbour_posterior: list[float]) -> None:
     kind = max(losses, key=losses.get)
     m.height_loss = round(max(0.0, losses[kind]), 4)
     m.genant_grade = genant_grade(m.height_loss)
+    if m.height_uncertainty_mm:  # a loss of (h1 - h2) / h2 moves by about sqrt(2) x the height error / h2
+        spread = float(np.sqrt(2) * m.height_uncertainty_mm / h["posterior"])
+        low, high = genant_grade(max(0.0, losses[kind] - spread)), genant_grade(losses[kind] + spread)
+        if low != high:
+            m.genant_grade_range = [low, high]
+            if m.height_uncertainty_mm > COARSE_UNCERTAINTY_MM:  # coarse voxels: the least the heights show
+                m.genant_grade = low
     m.type = kind if m.genant_grade > 0 else None

@@ -71,6 +71,12 @@ def _or_blank(value) -> str:
     return "" if value is None else str(value)
 
 
+def _grade(row: dict) -> str:
+    """The Genant grade, and the grades its height uncertainty allows when they differ (coarse voxels)."""
+    grade, allowed = row.get("genant_grade"), row.get("genant_grade_range")
+    return _or_blank(grade) + (f" (could be {allowed[0]}-{allowed[1]})" if allowed else "")
+
+
 def _age(extra: dict) -> str:
     """A radiograph fracture's age call and its probability of being fresh (blank elsewhere)."""
     return f"{extra['age']} ({extra['age_probability']:.2f})" if extra.get("age") else ""
@@ -91,7 +97,7 @@ def write_report(volume: Volume, results: Results, path: str | Path) -> Path:
     vrows = "".join(f"<tr><td>{e(str(v['level'] or '#' + str(v.get('position', ''))))}</td><td>{e(v['status'])}</td>"
                     + "".join(f"<td>{_mm((v.get('heights_mm') or {}).get(k))}</td>" for k in ("anterior", "middle", "posterior"))
                     + f"<td>{_mm(v.get('height_uncertainty_mm'))}</td>"
-                    + f"<td>{_or_blank(v.get('genant_grade'))}</td><td>{e(str(v.get('type') or ''))}</td>"
+                    + f"<td>{e(_grade(v))}</td><td>{e(str(v.get('type') or ''))}</td>"
                     f"<td>{_or_blank(v.get('fracture_probability'))}</td></tr>"
                     for v in results.vertebrae)
     figures = "".join(f"<figure><img src='data:image/png;base64,{_png(img)}'><figcaption>{e(t)}</figcaption></figure>"
