@@ -4,12 +4,14 @@ that is a file, and a `bundle` that fails over an existing bundle."""
 from __future__ import annotations
 
 import gzip
+import json
 import shutil
 import struct
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from scipy import ndimage
 
 from SpineFractureAILib.bundles import builtin_bundle_dir, load_bundle, sha256_of
 from SpineFractureAILib.case_runner import case_names
@@ -118,3 +120,17 @@ def test_a_forced_wrong_modality_is_refused_or_warned(tmp_path, capsys, realdata
     assert "look like CT Hounsfield units" in check_modality(ct)[0]
     ct.modality = "ct"
     assert check_modality(ct) == []  # a tight crop with no air still has fat and bone
+
+
+def test_an_mr_without_a_spine_says_no_spine_found(tmp_path, capsys):
+    """A brain-like blob analysed as MR: no vertebra named, no finding, and the reason on stderr."""
+    rng = np.random.default_rng(0)
+    k, j, i = np.indices((40, 200, 200))
+    blob = (((i - 100) / 70.0) ** 2 + ((j - 100) / 85.0) ** 2 + ((k - 20) / 18.0) ** 2 < 1) * 600.0
+    voxels = ndimage.gaussian_filter(blob + rng.normal(0, 40, blob.shape), 1.5) + 50
+    write_volume(Volume(voxels.astype(np.float32), np.diag([1.0, 1.0, 4.0, 1.0]), "mr"), tmp_path / "blob.nii.gz")
+    assert main(["analyze", str(tmp_path / "blob.nii.gz"), "--out", str(tmp_path / "out"), "--modality", "mr"]) == 0
+    assert "no spine found" in capsys.readouterr().err
+    found = json.loads((tmp_path / "out" / "blob" / "findings.json").read_text(encoding="utf-8"))
+    assert not found["findings"] and not found["vertebrae"]
+    assert any(w.startswith("no spine found") for w in found["warnings"])

@@ -82,9 +82,9 @@ def run_lumbar_mr(volume, bundle, predictor: LumbarPredictor, results: Results, 
     found = predictor.detectors["region"].predict(stack.images[candidates])
     scores = np.array([_best_box(d)[1] for d in found])
     if not len(scores) or scores.max() == 0:
-        results.warnings.append(f"{bundle.name}: no lumbar region found on the central sagittal slices "
-                                "(cervical or thoracic MR is not supported by the lumbar model): discs, bodies "
-                                "and MR fractures were not analysed")
+        results.warnings.append(f"no spine found: {bundle.name} found no lumbar region on the central sagittal "
+                                "slices (an image without a lumbar spine; cervical or thoracic MR is not supported "
+                                "by the lumbar model): discs, bodies and MR fractures were not analysed")
         return
     # The region shows on every slice through the vertebral bodies; their middle is the midline
     # (the surest single slice may sit anywhere across the bodies' width).
