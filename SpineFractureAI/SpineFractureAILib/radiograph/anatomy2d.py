@@ -82,7 +82,8 @@ def ribs(plane: Plane, spine, rng: np.random.Generator, extra_above: int = 3) ->
     for v in thoracic + ghosts:
         length = {18: 0.28, 17: 0.5}.get(v.index, 0.78)
         for side in (-1, 1):
-            pts, mass = _tube(rib_points(v, side, rng, length), radius=rng.uniform(4.0, 6.0))
+            # thin cortex round marrow: a rib is faint on a lateral film beside a vertebral body
+            pts, mass = _tube(rib_points(v, side, rng, length), radius=rng.uniform(4.0, 6.0), density=rng.uniform(0.15, 0.35))
             magnify = 1 + side * 0.04 * np.ones(len(pts))  # the two sides' ribs separate slightly
             out += plane.splat(pts, mass, 2.0, magnify)
     return out
@@ -134,27 +135,31 @@ def arms(plane: Plane, rng: np.random.Generator, anterior_y: float, count: int) 
 
 
 def trunk(plane: Plane, grid_width_mm: float, posterior_y: float, rng: np.random.Generator,
-          diaphragm_z: float | None) -> np.ndarray:
+          diaphragm_z: float | None, depth: float) -> np.ndarray:
     """Soft tissue beyond the CT grid's width (the trunk is wider than the spine), lungs above the
     diaphragm (less attenuating than soft tissue), and bowel gas below it."""
     y, z = plane.coords()
-    depth = rng.uniform(210, 300)
     half_width = rng.uniform(130, 180)
     mid = posterior_y + depth / 2
     u = np.clip(np.abs(y - mid) / (depth / 2), 0, 1)
     chord = 2 * half_width * (1 - u ** 4) ** 0.25
-    inside = (y <= posterior_y) & (y >= posterior_y - depth)
+    forward = y - posterior_y  # mm in front of the back's skin
+    inside = (forward >= 0) & (forward <= depth)
     out = MU_WATER * np.clip(chord - grid_width_mm, 0, None) * inside + np.zeros(plane.shape)
     if diaphragm_z is not None:  # the dome rises anteriorly
-        dome = diaphragm_z + 25 * np.clip((posterior_y - 40 - y) / depth, 0, 1)
-        lung = (z > dome) & (y < posterior_y - 25) & (y > posterior_y - depth + 20)
+        dome = diaphragm_z + 25 * np.clip((forward - 40) / depth, 0, 1)
+        lung = (z > dome) & (forward > 25) & (forward < depth - 20)
         out -= MU_WATER * 0.7 * lung * np.clip(chord - 80, 0, 120) * rng.uniform(0.25, 0.5)
         out = ndimage.gaussian_filter(out, 3.0 / plane.spacing)
     gas = np.zeros(plane.shape)
     for _ in range(int(rng.integers(0, 7))):
-        gy, gz = posterior_y - rng.uniform(40, depth - 30), rng.uniform(z.min(), z.max())
+        gy, gz = posterior_y + rng.uniform(40, depth - 30), rng.uniform(z.min(), z.max())
         if diaphragm_z is not None and gz > diaphragm_z:
             continue
         r = rng.uniform(8, 25)
         gas += np.clip(1 - ((y - gy) ** 2 + (z - gz) ** 2) / r ** 2, 0, None) ** 0.5 * 2 * r
-    return out - MU_WATER * 0.9 * gas * inside
+    # bowel: mottled gas and contents below the diaphragm, in front of the spine
+    mottle = ndimage.gaussian_filter(rng.normal(size=plane.shape), 5.0 / plane.spacing)
+    mottle *= rng.uniform(0.0, 0.3) / max(mottle.std(), 1e-6)
+    belly = inside & (forward > 60) & ((z < diaphragm_z) if diaphragm_z is not None else True)
+    return out - MU_WATER * 0.9 * gas * inside + mottle * belly

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 from .. import atomic
 from ..levels import LEVELS, level_range
@@ -61,8 +62,10 @@ def make_radiograph(levels="T10-L3", fractures=(), seed: int = 0, view: str = "l
     if view == "lateral":
         line, objects, plane = _lateral_surroundings(case, line, plane_affine, objects, spacing, grid_width,
                                                      skin_y, rng, arms_count)
-    image = expose(line, rng, photons=float(rng.uniform(3e5, 3e6)), scatter=float(rng.uniform(0.2, 1.0)),
-                   spacing=spacing, unsharp=float(rng.uniform(0.5, 3.0)))
+    # focal spot, detector and (for a CT-derived film) slice blur; then the exposure and processing
+    line = ndimage.gaussian_filter(line, float(rng.uniform(0.3, 2.0)) / spacing)
+    image = expose(line, rng, photons=float(rng.uniform(1e5, 3e6)), scatter=float(rng.uniform(0.2, 1.2)),
+                   spacing=spacing, unsharp=float(rng.uniform(0.0, 3.0)))
     truth = _truth(case, objects, ages, strength, seed, view, spacing, image.shape)
     return RadiographCase(image, spacing, truth, objects)
 
@@ -108,7 +111,8 @@ def _lateral_surroundings(case, line, plane_affine, objects, spacing, grid_width
     """Pad the projection anteriorly to the belly's skin and add the trunk, ribs, pelvis and arms."""
     spine = case.spine
     y0 = plane_affine[1, 3]  # column 0 (the grid's anterior edge); columns run posteriorly
-    pad = int(max(0, np.ceil((rng.uniform(230, 300) - (y0 - posterior_y)) / spacing)))
+    depth = rng.uniform(210, 300)  # the trunk's AP depth; the film shows its anterior skin most often
+    pad = int(max(0, np.ceil((depth + rng.uniform(-20, 60) - (y0 - posterior_y)) / spacing)))
     line = np.pad(line, ((0, 0), (pad, 0)), mode="edge")
     plane = Plane(line.shape, y0 + pad * spacing, plane_affine[2, 3], spacing)
     thoracic = [v for v in spine if 7 <= v.index <= 18]
@@ -116,7 +120,9 @@ def _lateral_surroundings(case, line, plane_affine, objects, spacing, grid_width
     if thoracic:
         lowest = thoracic[-1]
         diaphragm = float(lowest.center[2] + (18 - lowest.index) * 22.0 + rng.uniform(-15, 15))
-    extra = trunk(plane, grid_width, posterior_y, rng, diaphragm)
+    y, _ = plane.coords()
+    line = line * (y <= posterior_y + depth)  # air in front of the belly's skin (the grid's tissue ends there)
+    extra = trunk(plane, grid_width, posterior_y, rng, diaphragm, depth)
     extra += ribs(plane, spine, rng) + pelvis(plane, spine, rng)
     if arms_count is None:
         arms_count = int(rng.integers(0, 3)) if thoracic and rng.random() < 0.5 else 0
