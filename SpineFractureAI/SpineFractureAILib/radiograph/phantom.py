@@ -62,6 +62,8 @@ def make_radiograph(levels="T10-L3", fractures=(), seed: int = 0, view: str = "l
     if view == "lateral":
         line, objects, plane = _lateral_surroundings(case, line, plane_affine, objects, spacing, grid_width,
                                                      skin_y, rng, arms_count)
+    else:
+        line = _ap_surroundings(line, objects, spacing, rng)
     # focal spot, detector and (for a CT-derived film) slice blur; then the exposure and processing
     line = ndimage.gaussian_filter(line, float(rng.uniform(0.3, 2.0)) / spacing)
     image = expose(line, rng, photons=float(rng.uniform(1e5, 3e6)), scatter=float(rng.uniform(0.2, 1.2)),
@@ -134,6 +136,19 @@ def _lateral_surroundings(case, line, plane_affine, objects, spacing, grid_width
         obj["box"][2] += pad
         obj["keypoints"] = [[c + pad, r] for c, r in obj["keypoints"]]
     return np.clip(line + extra, 0, None), objects, plane
+
+
+def _ap_surroundings(line, objects, spacing, rng) -> np.ndarray:
+    """An AP film as wide as the trunk: the CT grid's columns continued sideways to the flanks."""
+    half = rng.uniform(130, 180)
+    pad = int(max(0, np.ceil((half + 20) / spacing - line.shape[1] / 2)))
+    line = np.pad(line, ((0, 0), (pad, pad)), mode="edge")
+    x = (np.arange(line.shape[1]) - line.shape[1] / 2) * spacing
+    line = line * (np.abs(x) <= half)[None, :]
+    for obj in objects:
+        obj["box"][0] += pad
+        obj["box"][2] += pad
+    return line
 
 
 def _truth(case, objects, ages, strength, seed, view, spacing, shape) -> dict:
