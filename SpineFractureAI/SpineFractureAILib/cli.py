@@ -160,7 +160,8 @@ def cmd_train(args) -> int:
 
         yolo = {k: v for k, v in {"epochs": args.epochs, "imgsz": args.imgsz, "batch": args.batch}.items() if v}
         print(json.dumps(train_radiograph(args.data, args.out, args.phantoms, args.val_phantoms, args.stage,
-                                          args.device, args.resume, args.member_epochs, **yolo), default=str))
+                                          args.device, args.resume, args.member_epochs,
+                                          args.model or "yolov8n-pose.yaml", **yolo), default=str))
         return 0
     export, train, model = {
         "fracture-seg": (fracture_seg.export_phantom_dataset, fracture_seg.train_fracture_seg, "yolov8n-seg.yaml"),

@@ -25,7 +25,8 @@ SYNTHETIC_NOTE = ("synthetic lateral radiographs rendered from SpineFractureAI C
 
 def train_radiograph(data, out, phantoms: int = 0, val_phantoms: int = 120, stage: str = "all",
                      device: str = "cpu", resume: bool = False, member_epochs: int | None = None,
-                     **yolo_overrides) -> dict:
+                     model: str = "yolov8n-pose.yaml", **yolo_overrides) -> dict:
+    """model: a yaml (random init) or one of our own runs' .pt checkpoints to continue from."""
     data, out = Path(data), Path(out)
     if not (data / "data.yaml").exists():
         if not phantoms:
@@ -34,7 +35,7 @@ def train_radiograph(data, out, phantoms: int = 0, val_phantoms: int = 120, stag
     done = {}
     if stage in ("all", "pose"):
         last = out / "pose" / "weights" / "last.pt"
-        done["pose"] = str(train_yolo(data / "data.yaml", out / "pose", "yolov8n-pose.yaml", XR_POSE_RECIPE, device,
+        done["pose"] = str(train_yolo(data / "data.yaml", out / "pose", model, XR_POSE_RECIPE, device,
                                       resume and last.exists(), **yolo_overrides))
     if stage in ("all", "age"):
         extra = {"epochs": member_epochs} if member_epochs else {}
