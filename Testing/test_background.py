@@ -9,7 +9,7 @@ import slicer
 from SpineFractureAILib.background import BackgroundRun, State
 from SpineFractureAILib.logic import SpineFractureLogic
 from SpineFractureAILib.phantom import make_phantom
-from SpineFractureAILib.pipeline import Cancelled
+from SpineFractureAILib.progress import Cancelled
 from SpineFractureAILib.scene import add_volume_node
 
 

@@ -92,7 +92,7 @@ def test_logic_on_a_slicer_scene_matches_truth():
 
 
 def test_cancelled_run_leaves_the_scene_as_it_was():
-    from SpineFractureAILib.pipeline import Cancelled
+    from SpineFractureAILib.progress import Cancelled
 
     scene = slicer.vtkMRMLScene()
     node = add_volume_node(scene, make_phantom("L1-L2", "ct", [], [], seed=5).image)

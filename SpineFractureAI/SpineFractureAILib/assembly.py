@@ -12,6 +12,8 @@ from .level_assignment import LevelProfile, assign_body_levels, axial_metadata
 from .levels import LEVELS
 from .results import Finding, Results
 from .spine.prior import off_chain
+from .progress import Cancelled
+from .slice_detection import detect, tracks
 from .slicing import Intensity, make_stack
 from .terminology import FRACTURE_SEG_CLASSES, segment_for_body, segment_for_class
 
@@ -20,8 +22,6 @@ CERVICAL = [f"C{i}" for i in range(1, 8)]
 
 def run_vertebra_levels(volume, bundle, predictor, results: Results, progress, cancelled) -> None:
     """Seed 001's classifier on axial slices, whatever the acquisition plane (docs/decisions.md)."""
-    from .pipeline import Cancelled
-
     m = bundle.manifest
     if m.get("plane", "axial") != "axial":
         raise BundleError(f"bundle {bundle.name}: the level classifier's metadata is a position along an "
@@ -48,18 +48,16 @@ def run_vertebra_levels(volume, bundle, predictor, results: Results, progress, c
 
 def run_fracture_detect(volume, bundle, predictor, results: Results, progress, cancelled) -> None:
     """Seed 001's one-class detector: 3D findings from linked boxes, fused later with the bodies."""
-    from .pipeline import _tracks, detect
-
     stack, detections = detect(volume, bundle, predictor, results, progress, cancelled)
-    tracks = _tracks(detections, bundle.thresholds)
+    found = tracks(detections, bundle.thresholds)
     min_conf = float(bundle.thresholds.get("fracture_confidence", 0.25))
-    rois = track_rois(volume, stack, tracks, None, None)
+    rois = track_rois(volume, stack, found, None, None)
     off = off_chain([r.center_ras for r in rois], results.canal)
     if any(off):
         results.warnings.append(f"spine prior: {sum(map(bool, off))} {bundle.name} finding(s) off the spinal "
                                 "canal chain ignored")
         results.spine_prior["objects_dropped"] += sum(map(bool, off))
-    for track, roi, bad in zip(tracks, rois, off):
+    for track, roi, bad in zip(found, rois, off):
         _, confidence = track.vote(1)
         if confidence >= min_conf and not bad:
             finding = Finding("fracture", "fracture", confidence, roi, source=[bundle.name], slices=track.slices())

@@ -14,6 +14,9 @@ from .levels import LEVELS, disc_name
 from .lumbar_bodies import add_mr_bodies, disc_names_from_bodies
 from .lumbar_crops import central_slices, crop_to_image, grow_box, square_crop
 from .predictors import SliceDetections
+from .predictors.ensembles import Ensemble
+from .predictors.yolo import YoloPredictor
+from .progress import Cancelled
 from .results import Finding, Results, Segment
 from .slicing import Intensity, make_stack, stack_labels_to_box
 from .terminology import INTERVERTEBRAL_DISC, SPINAL_CANAL, VERTEBRA
@@ -34,9 +37,6 @@ class LumbarPredictor:
     """All four models of a "lumbar-mr" bundle, every file sha256-checked before loading."""
 
     def __init__(self, bundle: Bundle, device: str = "auto"):
-        from .predictors.ensembles import Ensemble
-        from .predictors.yolo import YoloPredictor
-
         bundle.weight_files()  # verifies every file of every stage
         self.bundle, self.device = bundle, choose_device(device)
         stages = bundle.manifest["stages"]
@@ -67,8 +67,6 @@ def _best_box(det: SliceDetections):
 
 
 def run_lumbar_mr(volume, bundle, predictor: LumbarPredictor, results: Results, progress, cancelled) -> None:
-    from .pipeline import Cancelled
-
     m, stages = bundle.manifest, bundle.manifest["stages"]
     size = int(stages["region"]["input_size"])
     progress(f"{bundle.name}: sagittal slices", 0.1)

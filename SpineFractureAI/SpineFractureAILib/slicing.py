@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .progress import Cancelled
 from .volume import Volume
 
 # (column axis, row axis, slice axis) in RAS. Sagittal: anterior on the left, head up.
@@ -115,8 +116,6 @@ def make_stack(volume: Volume, plane: str = "sagittal", size: int = 256,
     fill = np.arange(len(chosen)) if only is None else np.asarray(sorted(only), int)
     for b in range(0, len(fill), batch):
         if cancelled is not None and cancelled():
-            from .pipeline import Cancelled
-
             raise Cancelled()
         part = fill[b:b + batch]
         images[part] = _sample(volume, m, np.array([chosen[i] for i in part]), size, lo, hi)

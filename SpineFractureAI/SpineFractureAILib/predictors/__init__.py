@@ -1,4 +1,5 @@
-"""Predictors: SliceStack in, per-slice outputs out. One module per model family."""
+"""Predictors: SliceStack in, per-slice outputs out. One module per model family; `factory.make_predictor`
+builds the one a bundle asks for."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,21 +16,3 @@ class SliceDetections:
     scores: np.ndarray  # [N] float
     masks: np.ndarray  # [N, S, S] bool
     keypoints: np.ndarray | None = None  # [N, K, 3] (x, y, visibility) for pose models
-
-
-def make_predictor(bundle, device: str = "auto"):
-    """The predictor a bundle's manifest asks for."""
-    family = bundle.manifest.get("framework", "ultralytics")
-    if bundle.task in ("fracture-seg", "vertebra-pose", "fracture-detect") and family == "ultralytics":
-        from .yolo import YoloPredictor
-
-        return YoloPredictor(bundle, device)
-    if bundle.task == "lumbar-mr":
-        from ..lumbar import LumbarPredictor
-
-        return LumbarPredictor(bundle, device)
-    if bundle.task == "vertebra-levels" and family == "torch":
-        from .level_net import LevelPredictor
-
-        return LevelPredictor(bundle, device)
-    raise ValueError(f"bundle {bundle.name}: no predictor for task {bundle.task!r} ({family})")

@@ -1,0 +1,67 @@
+"""A sliced model's run over a volume: slice as the manifest says, skip slices without bone, run the
+model in batches between cancel checks (timing recorded), and link its per-slice detections into tracks."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .fusion import link_detections
+from .progress import Cancelled, Progress
+from .results import Results
+from .slicing import Intensity, coarse_stack, make_stack
+
+
+def detect(volume, bundle, predictor, results: Results, progress: Progress, cancelled):
+    """Slice as the manifest says, skip slices without bone, run the model in batches."""
+    m, timing = bundle.manifest, results.timing_s
+    progress(f"{bundle.name}: slicing", 0.1)
+    started = time.perf_counter()
+    size, intensity = int(m["input_size"]), Intensity.from_manifest(m["preprocessing"])
+    # Slices with no bone-bright pixels cannot hold a vertebral body: find them on a quarter-size
+    # pass, then resample (and run the model on) only the others.
+    bright = int(m.get("thresholds", {}).get("min_bright_pixels", 0))
+    level = int(m.get("thresholds", {}).get("bright_level", 110))
+    # Models that slice alike (fracture-seg and the cervical detector) share one stack.
+    key = (m["plane"], size, repr(intensity), m.get("slice_mm"), bright, level)
+    if key in results.stacks:
+        stack, keep = results.stacks[key]
+    else:
+        keep = None
+        if bright:
+            coarse = coarse_stack(volume, m["plane"], size, intensity, m.get("slice_mm"), cancelled=cancelled)
+            keep = np.flatnonzero((coarse.images >= level).sum((1, 2)) >= max(1, bright // 16))
+        stack = make_stack(volume, m["plane"], size, intensity, slice_mm=m.get("slice_mm"), cancelled=cancelled,
+                           only=keep)
+        if bright:  # confirm at full size
+            keep = keep[(stack.images[keep] >= level).sum((1, 2)) >= bright]
+        else:
+            keep = np.arange(len(stack))
+        results.stacks[key] = (stack, keep)
+    timing["slice"] = timing.get("slice", 0) + time.perf_counter() - started
+    if cancelled():
+        raise Cancelled()
+    started = time.perf_counter()
+    forward_before = predictor.forward_seconds
+    detections = []
+    step = int(getattr(predictor, "batch", 16))  # one model batch between cancel checks
+    for b in range(0, len(keep), step):
+        part = keep[b:b + step]
+        found = predictor.predict(stack.images[part])
+        for d, s in zip(found, part):
+            d.slice_index = int(s)
+        detections += found
+        progress(f"{bundle.name}: model", 0.3 + 0.5 * (b + len(part)) / max(len(keep), 1))
+        if cancelled():
+            raise Cancelled()
+    forward = predictor.forward_seconds - forward_before
+    timing["model_forward"] = timing.get("model_forward", 0) + forward
+    timing["model_postprocess"] = timing.get("model_postprocess", 0) + time.perf_counter() - started - forward
+    timing["slices"] = timing.get("slices", 0) + len(keep)
+    return stack, detections
+
+
+def tracks(detections, thresholds: dict):
+    """Detections linked across slices; tracks shorter than min_slices are noise."""
+    return [tr for tr in link_detections(detections, float(thresholds.get("link_iou", 0.3)))
+            if len(tr.members) >= int(thresholds.get("min_slices", 2))]
