@@ -42,7 +42,9 @@ def parse_xr_fracture(spec: str) -> tuple[str, str, int, str]:
 
 
 def make_radiograph(levels="T10-L3", fractures=(), seed: int = 0, view: str = "lateral",
-                    spacing: float = 1.0, arms_count: int | None = None) -> RadiographCase:
+                    spacing: float = 1.0, arms_count: int | None = None, blur_mm: float | None = None) -> RadiographCase:
+    """blur_mm: the film's unsharpness (focal spot + detector), default 0.2-1.0 mm as a radiograph's;
+    training also uses more, as a film rendered from thick CT slices shows."""
     names = level_range(levels) if isinstance(levels, str) else list(levels)
     specs = [parse_xr_fracture(f) if isinstance(f, str) else tuple(f) for f in fractures]
     rng = np.random.default_rng([seed, 2])
@@ -65,7 +67,8 @@ def make_radiograph(levels="T10-L3", fractures=(), seed: int = 0, view: str = "l
     else:
         line = _ap_surroundings(line, objects, spacing, rng)
     # focal spot, detector and (for a CT-derived film) slice blur; then the exposure and processing
-    line = ndimage.gaussian_filter(line, float(rng.uniform(0.3, 2.0)) / spacing)
+    blur = float(rng.uniform(0.2, 1.0)) if blur_mm is None else float(blur_mm)
+    line = ndimage.gaussian_filter(line, blur / spacing)
     image = expose(line, rng, photons=float(rng.uniform(1e5, 3e6)), scatter=float(rng.uniform(0.2, 1.2)),
                    spacing=spacing, unsharp=float(rng.uniform(0.0, 3.0)))
     truth = _truth(case, objects, ages, strength, seed, view, spacing, image.shape)
