@@ -16,7 +16,7 @@ from SpineFractureAILib.pipeline import Analyzer
 from SpineFractureAILib.radiograph.drr import expose, project, radiograph_volume
 from SpineFractureAILib.results import Roi
 from SpineFractureAILib.spine.canal import find_canal
-from SpineFractureAILib.tasks.radiograph_fracture import name_levels
+from SpineFractureAILib.radiograph.chain import level_steps, name_levels, on_chain
 from SpineFractureAILib.volume import read_volume
 
 from conftest import REPO
@@ -73,6 +73,19 @@ def test_levels_follow_the_lowest_rib_bearing_body_or_stay_uncertain():
     assert name_levels([True, True, True])[0] == [None] * 3  # no lumbar body in view: no anchor
     assert name_levels([False, False])[0] == [None] * 2
     assert name_levels([True, False, True, False])[0] == [None] * 4  # alternating: not trusted
+    # a body missing between L1 and L3 (a gap twice the usual): counted across, not shifted
+    assert name_levels([True, True, False, False], [1, 1, 2])[0] == ["T11", "T12", "L1", "L3"]
+
+
+def test_detections_off_the_spine_chain_are_dropped_and_gaps_counted():
+    rows = np.array([0, 35, 70, 105, 175, 210], float)  # one body missing between the 4th and 5th
+    boxes = np.stack([100 + 0.2 * rows - 18, rows - 14, 100 + 0.2 * rows + 18, rows + 14], 1)
+    gas = np.array([[160, 40, 196, 68]], float)  # something round in front of the spine
+    both = np.concatenate([boxes, gas])
+    order = np.argsort((both[:, 1] + both[:, 3]) / 2)
+    keep = on_chain(both[order])
+    assert keep.sum() == 6 and not keep[list(order).index(6)]
+    assert level_steps(boxes) == [1, 1, 1, 2, 1]
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,10 @@ import numpy as np
 from scipy import ndimage
 
 from ..bundles import Bundle
-from ..levels import LEVELS
 from ..morphometry import Measurement, grade, heights_from_points
 from ..predictors.ensembles import Ensemble
 from ..predictors.yolo import YoloPredictor
+from ..radiograph.chain import level_steps, name_levels, on_chain
 from ..radiograph.model_input import crop_for_age, to_uint8
 from ..results import Finding, Results, Roi
 from ..terminology import segment_for_body, segment_for_class
@@ -111,20 +111,6 @@ def refine_endplates(image8: np.ndarray, kp: np.ndarray, reach: float = 0.35, pr
     return out
 
 
-def name_levels(rib_bearing: list[bool]) -> tuple[list[str | None], str]:
-    """Levels top to bottom from the lowest rib-bearing body (T12), when the ribs say so plainly:
-    rib-bearing bodies above, none below, at least one of each. Otherwise no level (uncertain)."""
-    n = len(rib_bearing)
-    if not n or not any(rib_bearing) or all(rib_bearing):
-        return [None] * n, "uncertain: no transition from rib-bearing to lumbar bodies in view"
-    last = max(i for i, r in enumerate(rib_bearing) if r)
-    if not all(rib_bearing[:last + 1]) or any(rib_bearing[last + 1:]):
-        return [None] * n, "uncertain: rib-bearing and lumbar bodies alternate"
-    t12 = LEVELS.index("T12")
-    names = [LEVELS[t12 - last + i] if 0 <= t12 - last + i < LEVELS.index("S1") else None for i in range(n)]
-    return names, "anchored on the lowest rib-bearing body (T12)"
-
-
 def run(volume: Volume, bundle: Bundle, predictor: RadiographPredictor, results: Results, progress, cancelled) -> None:
     started = time.perf_counter()
     progress("radiograph: vertebral bodies", 0.2)
@@ -147,7 +133,12 @@ def run(volume: Volume, bundle: Bundle, predictor: RadiographPredictor, results:
     if not len(boxes):
         results.warnings.append("no vertebral body found on this radiograph: not analysed (is it a lateral spine view?)")
         return
-    names, anchor = name_levels([c == RIB_CLASS for c in classes])
+    chain = on_chain(boxes)
+    if not chain.all():
+        results.warnings.append(f"{int((~chain).sum())} detection(s) off the spine's chain of bodies ignored "
+                                "(bowel gas, an iliac crest or a rib crossing, most likely)")
+        boxes, classes, scores, kp = boxes[chain], classes[chain], scores[chain], kp[chain]
+    names, anchor = name_levels([c == RIB_CLASS for c in classes], level_steps(boxes))
     results.radiograph.update({"view": "lateral", "levels": anchor,
                                "keypoints": "pose model, each moved to the nearest endplate edge on the film"})
     if names[0] is None:
