@@ -145,22 +145,38 @@ def run(volume: Volume, bundle: Bundle, predictor: RadiographPredictor, results:
         results.warnings.append(f"levels {anchor}; bodies are numbered from the top instead")
     points = refine_endplates(image8, kp)
     mm = (spacing or WORK_MM * scale) / scale  # mm per working pixel (1 mm per input pixel when unknown)
-    rows = _measure(points, names, mm, spacing is not None)
+    rows = _measure(points, names, mm, spacing is not None, _cut_by_edge(boxes, image8.shape))
     _age(predictor, image8, boxes, rows, bundle)
     _write(results, volume, boxes, scores, points, rows, scale, classes, bundle.name)
     results.timing_s["radiograph"] = time.perf_counter() - started
 
 
-def _measure(points_px, names, mm: float, known: bool) -> list[Measurement]:
+def _cut_by_edge(boxes, shape) -> np.ndarray:
+    """Bodies whose box reaches the film's edge (within 15 % of a body's height): part of them may be off
+    the film, so they cannot be measured."""
+    rows, cols = shape
+    margin = max(2.0, 0.15 * float(np.median(boxes[:, 3] - boxes[:, 1]))) if len(boxes) else 2.0
+    return (boxes[:, 0] <= margin) | (boxes[:, 1] <= margin) | (boxes[:, 2] >= cols - 1 - margin) | \
+        (boxes[:, 3] >= rows - 1 - margin)
+
+
+def _measure(points_px, names, mm: float, known: bool, cut) -> list[Measurement]:
     rows = []
     for n, points in enumerate(points_px):
         m = Measurement(names[n] or f"#{n + 1}", n + 1)
+        if cut[n]:
+            m.status = "unmeasurable: cut by the film's edge"
+            rows.append(m)
+            continue
         pts = np.concatenate([points * mm, np.zeros((6, 1))], 1)
         m.heights_mm = {k: round(v, 2) for k, v in heights_from_points(pts).items()}
         m.height_uncertainty_mm = round(float(np.sqrt(2) * mm), 2)  # a keypoint is placed to about a pixel
         rows.append(m)
     for n, m in enumerate(rows):
-        neighbours = [rows[i].heights_mm["posterior"] for i in (n - 1, n + 1) if 0 <= i < len(rows)]
+        if m.heights_mm is None:
+            continue
+        neighbours = [rows[i].heights_mm["posterior"] for i in (n - 1, n + 1)
+                      if 0 <= i < len(rows) and rows[i].heights_mm is not None]
         grade(m, neighbours)
         if not known:
             m.status = "ratios only (pixel spacing unknown)"
