@@ -170,7 +170,8 @@ def _measure(points_px, names, mm: float, known: bool, cut) -> list[Measurement]
             continue
         pts = np.concatenate([points * mm, np.zeros((6, 1))], 1)
         m.heights_mm = {k: round(v, 2) for k, v in heights_from_points(pts).items()}
-        m.height_uncertainty_mm = round(float(np.sqrt(2) * mm), 2)  # a keypoint is placed to about a pixel
+        # each endplate point is placed on an edge to about half a pixel (the edge search's step)
+        m.height_uncertainty_mm = round(float(np.sqrt(2) * mm / 2), 2)
         rows.append(m)
     for n, m in enumerate(rows):
         if m.heights_mm is None:
