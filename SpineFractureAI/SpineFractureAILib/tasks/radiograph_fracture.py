@@ -73,17 +73,43 @@ def _letterbox(image8: np.ndarray, size: int):
 
 
 def detect_bodies(predictor: RadiographPredictor, image8: np.ndarray):
-    """(boxes [N, 4], classes, scores, keypoints [N, 6, 3]) in working pixels, top to bottom."""
+    """(boxes [N, 4], classes, scores, keypoints [N, 6, 3]) in working pixels, top to bottom. The film
+    is also read mirrored (a patient facing the other way): where the two readings of a body disagree on
+    its class (rib-bearing or not, which names the levels), the more confident one wins."""
+    boxes, classes, scores, kp = _detect_once(predictor, image8)
+    m_boxes, m_classes, m_scores, _ = _detect_once(predictor, np.ascontiguousarray(image8[:, ::-1]))
+    width = image8.shape[1]
+    m_boxes = np.stack([width - m_boxes[:, 2], m_boxes[:, 1], width - m_boxes[:, 0], m_boxes[:, 3]], 1) \
+        if len(m_boxes) else m_boxes
+    for n, box in enumerate(boxes):
+        if not len(m_boxes):
+            break
+        overlap = _iou(box, m_boxes)
+        j = int(np.argmax(overlap))
+        if overlap[j] >= 0.5 and m_classes[j] != classes[n] and m_scores[j] > scores[n]:
+            classes[n] = m_classes[j]
+    return boxes, classes, scores, kp
+
+
+def _iou(box, boxes) -> np.ndarray:
+    x1, y1 = np.maximum(box[0], boxes[:, 0]), np.maximum(box[1], boxes[:, 1])
+    x2, y2 = np.minimum(box[2], boxes[:, 2]), np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
+    return inter / np.maximum(area(box) + area(boxes) - inter, 1e-6)
+
+
+def _detect_once(predictor: RadiographPredictor, image8: np.ndarray):
     canvas, r, left, top = _letterbox(image8, predictor.pose.size)
     (det,) = predictor.pose.predict(canvas[None])
     boxes = (det.boxes - [left, top, left, top]) / r
     kp = det.keypoints.copy() if det.keypoints is not None and det.keypoints.size else np.zeros((len(boxes), 6, 3))
     kp[..., 0], kp[..., 1] = (kp[..., 0] - left) / r, (kp[..., 1] - top) / r
     order = np.argsort((boxes[:, 1] + boxes[:, 3]) / 2) if len(boxes) else np.zeros(0, int)
-    return boxes[order], det.classes[order], det.scores[order], kp[order]
+    return boxes[order], det.classes[order].copy(), det.scores[order], kp[order]
 
 
-def refine_endplates(image8: np.ndarray, kp: np.ndarray, reach: float = 0.35, prior: float = 0.15) -> np.ndarray:
+def refine_endplates(image8: np.ndarray, kp: np.ndarray, reach: float = 0.45, prior: float = 0.25) -> np.ndarray:
     """Each of the six points moved along its body's axis to the strongest edge of the right sign
     near it (disc above -> bright body for a superior point; body -> disc below for an inferior one),
     within `reach` x the body's height: the pose model places points on the typical body, the film
