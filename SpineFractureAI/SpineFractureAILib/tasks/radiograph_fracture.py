@@ -10,6 +10,7 @@ import time
 
 import cv2
 import numpy as np
+import torch
 from scipy import ndimage
 
 from ..bundles import Bundle
@@ -19,6 +20,8 @@ from ..predictors.yolo import YoloPredictor
 from ..radiograph.chain import level_steps, name_levels, on_chain
 from ..radiograph.model_input import crop_for_age, to_uint8
 from ..results import Finding, Results, Roi
+from ..safe_weights import load_into
+from ..training.radiograph_keypoints import build_keypoint_net, crop_input, from_crop
 from ..terminology import segment_for_body, segment_for_class
 from ..volume import Volume
 
@@ -36,10 +39,28 @@ class RadiographPredictor:
         age = bundle.manifest["age"]
         self.age = Ensemble(age, bundle.weight_path, self.pose.device, self.pose.half)
         self.age_size = int(age["input_size"])
+        stage = bundle.manifest.get("keypoints")  # seed 003's second stage, when the bundle has one
+        self.keypoints, self.keypoint_size = None, 0
+        if stage:
+            net = load_into(build_keypoint_net(), bundle.weight_path(stage["file"]))
+            self.keypoints = (net.half() if self.pose.half else net.float()).to(self.pose.device).eval()
+            self.keypoint_size = int(stage["input_size"])
+        self.keypoint_seconds = 0.0
+
+    @torch.inference_mode()
+    def regress_points(self, image8: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """[N, 6, 2] working pixels from the keypoint network on each body's crop."""
+        crops = np.stack([crop_input(image8, b, self.keypoint_size) for b in boxes])
+        x = torch.from_numpy(crops).to(self.pose.device)
+        x = (x.half() if self.pose.half else x.float()).div_(255).unsqueeze(1)
+        started = time.perf_counter()
+        values = self.keypoints(x).float().cpu().numpy().reshape(len(boxes), 6, 2)
+        self.keypoint_seconds += time.perf_counter() - started
+        return np.stack([from_crop(v, b, self.keypoint_size) for v, b in zip(values, boxes)])
 
     @property
     def forward_seconds(self) -> float:
-        return self.pose.forward_seconds + self.age.forward_seconds
+        return self.pose.forward_seconds + self.age.forward_seconds + self.keypoint_seconds
 
 
 def make_predictor(bundle: Bundle, device: str = "auto") -> RadiographPredictor:
@@ -165,11 +186,15 @@ def run(volume: Volume, bundle: Bundle, predictor: RadiographPredictor, results:
                                 "(bowel gas, an iliac crest or a rib crossing, most likely)")
         boxes, classes, scores, kp = boxes[chain], classes[chain], scores[chain], kp[chain]
     names, anchor = name_levels([c == RIB_CLASS for c in classes], level_steps(boxes))
-    results.radiograph.update({"view": "lateral", "levels": anchor,
-                               "keypoints": "pose model, each moved to the nearest endplate edge on the film"})
+    results.radiograph.update({"view": "lateral", "levels": anchor})
     if names[0] is None:
         results.warnings.append(f"levels {anchor}; bodies are numbered from the top instead")
-    points = refine_endplates(image8, kp)
+    if predictor.keypoints is not None:  # seed 003's second stage measures the collapse
+        points = predictor.regress_points(image8, boxes)
+        how = "six points regressed from each body's crop (second stage)"
+    else:
+        points, how = refine_endplates(image8, kp), "pose model, each moved to the nearest endplate edge on the film"
+    results.radiograph["keypoints"] = how
     mm = (spacing or WORK_MM * scale) / scale  # mm per working pixel (1 mm per input pixel when unknown)
     rows = _measure(points, names, mm, spacing is not None, _cut_by_edge(boxes, image8.shape))
     _age(predictor, image8, boxes, rows, bundle)

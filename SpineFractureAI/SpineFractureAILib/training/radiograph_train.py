@@ -57,6 +57,15 @@ def package_radiograph_bundle(run, data, out, name: str = "radiograph-fracture-d
         files.append(dst)
         members.append({"architecture": spec["architecture"], "paper_name": spec["paper_name"], "file": dst.name,
                         "weight": weight, "val_auc": round(float(spec["val_auc"]), 4), "epochs_run": spec["epochs_run"]})
+    stage = None
+    if (run / "keypoints" / "best.safetensors").exists():  # seed 003's second stage
+        tensors, header = load_state(run / "keypoints" / "best.safetensors")
+        dst = save_state(tensors, out / "keypoints.safetensors", header, half=True)
+        files.append(dst)
+        info = json.loads((run / "keypoints" / "keypoints.json").read_text(encoding="utf-8"))
+        stage = {"file": dst.name, "architecture": info["architecture"], "input_size": int(info["recipe"]["input_size"]),
+                 "val_mean_abs_error_crop_px": round(float(info["val_mean_abs_error_crop_px"]), 3),
+                 "recipe": info["recipe"]}
     counts = {s: sum(c["split"] == s for c in dataset["cases"]) for s in ("train", "val")}
     manifest = {
         "name": name, "version": version, "task": "radiograph-fracture", "framework": "ultralytics+torch",
@@ -68,6 +77,7 @@ def package_radiograph_bundle(run, data, out, name: str = "radiograph-fracture-d
                  "keypoints": ["superior anterior", "superior middle", "superior posterior",
                                "inferior anterior", "inferior middle", "inferior posterior"]},
         "age": {"members": members, "classes": AGE_CLASSES, "input_size": int(summary["recipe"]["input_size"])},
+        **({"keypoints": stage} if stage else {}),
         "thresholds": {"confidence": 0.35, "iou": 0.5, "fresh": 0.5},
         "weights": [{"file": f.name, "sha256": sha256_of(f), "precision": "fp16"} for f in files],
         "clinical_use": f"{NOT_CLINICAL}: demo weights trained on synthetic radiographs only; the fresh/old "
