@@ -39,11 +39,12 @@ def _pipeline_scores(analyzer, seed, args, case) -> dict:
     results = analyzer.analyze(volume)
     truth = [v for v in case.truth["vertebrae"] if v.get("center_ras") and v["has_body"]]
     rows = results.vertebrae
-    found = named = 0
+    found = named = wrong = 0
     for v in truth:
         near = [r for r in rows if np.linalg.norm(np.subtract(r["center_ras"], v["center_ras"])) < 12]
         found += bool(near)
         named += bool(near) and near[0]["level"] == v["level"]
+        wrong += bool(near) and near[0]["level"] is not None and near[0]["level"] != v["level"]
     fractures = [v for v in truth if v["fracture"] and v["genant_grade"] >= 2]
     hit = age_right = 0
     for v in fractures:
@@ -52,7 +53,8 @@ def _pipeline_scores(analyzer, seed, args, case) -> dict:
         age_right += f is not None and f.extra.get("age") == v["age"]
     false = sum(1 for f in results.findings if not any(f.roi.contains(v["center_ras"], 2.0)
                                                        for v in truth if v["fracture"]))
-    return {"view": args["view"], "bodies": len(truth), "found": found, "named": named,
+    return {"view": args["view"], "bodies": len(truth), "found": found, "named": named, "named_wrong": wrong,
+            "anchor": bool(results.radiograph and str(results.radiograph.get("levels", "")).startswith("anchored")),
             "fractures_g2": len(fractures), "fractures_found": hit, "age_right": age_right, "false_findings": false,
             "ap_refused": any("AP (frontal)" in w for w in results.warnings)}
 
@@ -90,7 +92,8 @@ def main() -> None:
     emit({"held_out_seeds": [SEED_BASE, SEED_BASE + args.cases - 1], "fracture_crops": int(len(y)),
           "fresh": int(y.sum()), "age_classifier": table, "paper_seed_002": PAPER, "roc_png": args.roc,
           "pipeline": {"lateral_images": len(lateral), "bodies": total("bodies"), "found": total("found"),
-                       "named_right": total("named"), "fractures_grade2plus": total("fractures_g2"),
+                       "named_right": total("named"), "named_wrong": total("named_wrong"),
+                       "films_with_the_t12_anchor": total("anchor"), "fractures_grade2plus": total("fractures_g2"),
                        "found_fractures": total("fractures_found"), "age_right": total("age_right"),
                        "false_findings": total("false_findings"),
                        "ap_images": len(cases) - len(lateral),
