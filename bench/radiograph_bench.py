@@ -20,7 +20,7 @@ from SpineFractureAILib.pipeline import Analyzer
 from SpineFractureAILib.predictors.ensembles import weighted_average
 from SpineFractureAILib.radiograph.drr import radiograph_volume
 from SpineFractureAILib.radiograph.frame import default_plane
-from SpineFractureAILib.radiograph.model_input import crop_for_age, to_uint8
+from SpineFractureAILib.radiograph.model_input import crop_resized, to_uint8
 from SpineFractureAILib.training.radiograph_data import AGE_CLASSES, render_case
 
 SEED_BASE = 95_000
@@ -76,7 +76,7 @@ def main() -> None:
         for v in case.truth["vertebrae"]:
             # the classifier is judged on the films it is meant for (radiograph sharpness, as it was trained)
             if v["age"] and rargs["view"] == "lateral" and rargs["blur_mm"] <= 1.0 and v["level"] in by_level:
-                crops.append(crop_for_age(image8, by_level[v["level"]]["box"], predictor.age_size))
+                crops.append(crop_resized(image8, by_level[v["level"]]["box"], predictor.age_size))
                 ages.append(AGE_CLASSES.index(v["age"]))
         cases.append(_pipeline_scores(analyzer, seed, rargs, case))
     x, y = np.stack(crops), np.array(ages)

@@ -29,7 +29,7 @@ def crop_body(image8: np.ndarray, box, size: int = CROP_SIZE) -> np.ndarray:
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-def crop_for_age(image8: np.ndarray, box, size: int) -> np.ndarray:
-    """The age classifier's input: the CROP_SIZE crop (as the training data stores it) resized to size."""
+def crop_resized(image8: np.ndarray, box, size: int) -> np.ndarray:
+    """A model's input: the CROP_SIZE crop (as the training data stores it) resized to size."""
     crop = crop_body(image8, box)
     return crop if size == CROP_SIZE else cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)

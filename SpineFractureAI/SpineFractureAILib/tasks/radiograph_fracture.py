@@ -14,14 +14,15 @@ import torch
 from scipy import ndimage
 
 from ..bundles import Bundle
+from ..fusion import box_iou
 from ..morphometry import Measurement, grade, heights_from_points
 from ..predictors.ensembles import Ensemble
 from ..predictors.yolo import YoloPredictor
 from ..radiograph.chain import level_steps, name_levels, on_chain
-from ..radiograph.model_input import crop_for_age, to_uint8
+from ..radiograph.model_input import crop_resized, to_uint8
 from ..results import Finding, Results, Roi
 from ..safe_weights import load_into
-from ..training.radiograph_keypoints import build_keypoint_net, crop_input, from_crop
+from ..training.radiograph_keypoints import build_keypoint_net, from_crop
 from ..terminology import segment_for_body, segment_for_class
 from ..volume import Volume
 
@@ -50,7 +51,7 @@ class RadiographPredictor:
     @torch.inference_mode()
     def regress_points(self, image8: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """[N, 6, 2] working pixels from the keypoint network on each body's crop."""
-        crops = np.stack([crop_input(image8, b, self.keypoint_size) for b in boxes])
+        crops = np.stack([crop_resized(image8, b, self.keypoint_size) for b in boxes])
         x = torch.from_numpy(crops).to(self.pose.device)
         x = (x.half() if self.pose.half else x.float()).div_(255).unsqueeze(1)
         started = time.perf_counter()
@@ -105,19 +106,11 @@ def detect_bodies(predictor: RadiographPredictor, image8: np.ndarray):
     for n, box in enumerate(boxes):
         if not len(m_boxes):
             break
-        overlap = _iou(box, m_boxes)
+        overlap = np.array([box_iou(box, other) for other in m_boxes])
         j = int(np.argmax(overlap))
         if overlap[j] >= 0.5 and m_classes[j] != classes[n] and m_scores[j] > scores[n]:
             classes[n] = m_classes[j]
     return boxes, classes, scores, kp
-
-
-def _iou(box, boxes) -> np.ndarray:
-    x1, y1 = np.maximum(box[0], boxes[:, 0]), np.maximum(box[1], boxes[:, 1])
-    x2, y2 = np.minimum(box[2], boxes[:, 2]), np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
-    return inter / np.maximum(area(box) + area(boxes) - inter, 1e-6)
 
 
 def _detect_once(predictor: RadiographPredictor, image8: np.ndarray):
@@ -240,7 +233,7 @@ def _age(predictor, image8, boxes, rows, bundle) -> None:
     fractured = [n for n, m in enumerate(rows) if m.genant_grade]
     if not fractured:
         return
-    crops = np.stack([crop_for_age(image8, boxes[n], predictor.age_size) for n in fractured])
+    crops = np.stack([crop_resized(image8, boxes[n], predictor.age_size) for n in fractured])
     p_fresh = predictor.age.predict(crops)[:, 1]
     for n, p in zip(fractured, p_fresh):
         rows[n].age_probability = round(float(p), 4)

@@ -43,7 +43,7 @@ def augment(crops: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def _load(path, size: int) -> dict:
-    """Crops resized to the members' input size exactly as inference resizes them (crop_for_age)."""
+    """Crops resized to the members' input size exactly as inference resizes them (crop_resized)."""
     data = np.load(path)
     crops = data["crops"]
     if crops.shape[-1] != size:

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..radiograph.model_input import CROP_CONTEXT, CROP_SIZE, crop_body
+from ..radiograph.model_input import CROP_CONTEXT, crop_resized
 from ..safe_weights import save_state
 from .radiograph_data import FLIP_IDX
 
@@ -38,11 +38,6 @@ def from_crop(values, box, size: int) -> np.ndarray:
     return (np.asarray(values, float) - 0.5) * size * scale + centre
 
 
-def crop_input(image8, box, size: int) -> np.ndarray:
-    crop = crop_body(image8, box)
-    return crop if size == CROP_SIZE else cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
-
-
 def export_keypoint_crops(data_dir, split: str, size: int, jitter: float, copies: int, seed: int = 0):
     """Every lateral body with visible points in data_dir's YOLO-pose labels -> crops and targets."""
     rng = np.random.default_rng(seed)
@@ -60,7 +55,7 @@ def export_keypoint_crops(data_dir, split: str, size: int, jitter: float, copies
             for n in range(copies):
                 d = rng.normal(0, jitter, 4) * [w, h, w, h] if n else np.zeros(4)
                 box = [cx - w / 2 + d[0], cy - h / 2 + d[1], cx + w / 2 + d[2], cy + h / 2 + d[3]]
-                crops.append(crop_input(image, box, size))
+                crops.append(crop_resized(image, box, size))
                 targets.append(to_crop(points, box, size))
     return np.array(crops, np.uint8), np.array(targets, np.float32)
 
