@@ -183,3 +183,24 @@ def test_slicer_single_slice_node_gets_rois_and_rows_on_the_film(tmp_path, capsy
     assert all(bounds[2 * d] - 0.5 <= centre[d] <= bounds[2 * d + 1] + 0.5 for d in range(3)), (bounds, centre)
     assert results.findings[0].level == "L1" and results.findings[0].label == "wedge"
     assert results.findings[0].extra["age"] in ("fresh", "old")  # dated (how well: the test above)
+
+
+def test_train_bundle_and_analyze_a_tiny_radiograph_model(tmp_path, capsys):
+    """`train radiograph-fracture` (all three stages, one epoch each) -> `bundle` -> `analyze`: the chain
+    works end to end and the bundle holds only safetensors with their sha256."""
+    data, run, bundle = tmp_path / "data", tmp_path / "run", tmp_path / "bundle"
+    code, out, err = _run(capsys, "train", "radiograph-fracture", "--data", data, "--phantoms", "8", "--val-phantoms",
+                          "4", "--out", run, "--epochs", "1", "--imgsz", "128", "--batch", "4", "--member-epochs", "1")
+    assert code == 0, err
+    assert set(json.loads(out.strip().splitlines()[-1])) == {"pose", "age", "keypoints"}
+    assert _run(capsys, "bundle", "radiograph-fracture", run, "--data", data, "--out", bundle)[0] == 0
+    manifest = load_bundle(bundle).manifest
+    assert {w["file"] for w in manifest["weights"]} == {
+        "pose.safetensors", "keypoints.safetensors", "age_efficientnet_b0.safetensors",
+        "age_mobilenetv2_100.safetensors", "age_mnasnet_100.safetensors"}
+    assert "NOT FOR CLINICAL USE" in manifest["clinical_use"] and manifest["modalities"] == ["xr"]
+    assert _run(capsys, "phantom", tmp_path / "f.png", "--modality", "xr", "--seed", "69")[0] == 0
+    assert _run(capsys, "analyze", tmp_path / "f.png", "--out", tmp_path / "out", "--bundle", bundle)[0] == 0
+    found = json.loads((tmp_path / "out" / "f" / "findings.json").read_text(encoding="utf-8"))
+    assert found["modality"] == "xr" and found["radiograph"]["pixel_spacing_mm"] is None
+    assert found["bundles"][0]["name"] == "radiograph-fracture-demo"

@@ -320,8 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train a model (seed paper recipes are the defaults)")
     tr.add_argument("task", choices=["fracture-seg", "vertebra-pose", "vertebra-levels", "fracture-detect",
                                      "lumbar-mr", "radiograph-fracture"])
-    tr.add_argument("--stage", choices=["all", "pose", "age"], default="all",
-                    help="radiograph-fracture: train the pose model, the age ensemble or both")
+    tr.add_argument("--stage", choices=["all", "pose", "age", "keypoints"], default="all",
+                    help="radiograph-fracture: the pose model, the age ensemble, the keypoint network, or all")
     tr.add_argument("--data", required=True, help="YOLO dataset folder (data.yaml), or where to export one")
     tr.add_argument("--phantoms", type=int, default=0, help="export this many training phantoms first")
     tr.add_argument("--val-phantoms", type=int, default=8)

@@ -13,6 +13,7 @@ from .fracture_seg import train_yolo
 from .packaging import _last_metrics, fp16_yolo
 from .radiograph_age import AGE_MEMBERS, train_age_ensemble
 from .radiograph_data import AGE_CLASSES, export_radiograph_dataset
+from .radiograph_keypoints import train_keypoint_net
 
 # ultralytics' pose defaults beside seed 000's optimiser; mosaic and mild scale so whole films and
 # crops of them both look familiar.
@@ -40,6 +41,9 @@ def train_radiograph(data, out, phantoms: int = 0, val_phantoms: int = 120, stag
     if stage in ("all", "age"):
         extra = {"epochs": member_epochs} if member_epochs else {}
         done["age"] = train_age_ensemble(data, out / "age", **extra)["weights"]
+    if stage in ("all", "keypoints"):  # seed 003's second stage on the bodies' crops
+        extra = {"epochs": member_epochs} if member_epochs else {}
+        done["keypoints"] = train_keypoint_net(data, out / "keypoints", **extra)["val_mean_abs_error_crop_px"]
     return done
 
 
