@@ -223,6 +223,6 @@ def _rescaled(truth: dict, factor: float) -> dict:
         return value
 
     out = scale(truth)
-    out["geometry"]["ijk_to_ras"] = default_plane(case_spacing := truth["pixel_spacing_mm"] * factor).round(6).tolist()
-    out["pixel_spacing_mm"] = case_spacing
+    out["pixel_spacing_mm"] = truth["pixel_spacing_mm"] * factor
+    out["geometry"]["ijk_to_ras"] = default_plane(out["pixel_spacing_mm"]).round(6).tolist()
     return out
