@@ -5,6 +5,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+SCHEMA_VERSION = "1.0"  # of findings.json: Resources/findings.schema.json; changes when a named field does
+
 
 @dataclass
 class Roi:
@@ -94,7 +96,7 @@ class Results:
     canal: object = field(default=None, repr=False)  # spine.canal.CanalChain on CT
 
     def to_json(self) -> dict:
-        return {"case": self.case, "modality": self.modality,
+        return {"schema_version": SCHEMA_VERSION, "case": self.case, "modality": self.modality,
                 "findings": [f.to_json() for f in self.findings],
                 "vertebrae": self.vertebrae,
                 **({"patient": self.patient} if self.patient else {}),
