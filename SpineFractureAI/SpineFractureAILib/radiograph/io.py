@@ -3,18 +3,16 @@ Imager Pixel Spacing) and PNG/JPEG/TIFF (spacing unknown). Readers return bone-b
 library's Volume is built by volume.read_volume, which imports this module (so this one imports no Volume)."""
 from __future__ import annotations
 
-import datetime
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
-from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID
 
 from ..atomic import staged
 from ..writers.dicom_uids import derived_uid
+from ..writers.phantom_dicom import phantom_dataset
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 PROJECTION_MODALITIES = ("CR", "DX", "RF", "XA", "RG")
@@ -123,21 +121,9 @@ def write_dx(image: np.ndarray, spacing: float, path: Path, monochrome1: bool = 
     """A DICOM DX (for presentation), 12 bits stored, bone bright on display; MONOCHROME1 stores the
     inverted values, as many CR/DX systems do."""
     key = key or Path(path).name
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = DX_STORAGE
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = derived_uid("phantom", key, "instance")
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = derived_uid("phantom", key, "study"), derived_uid("phantom", key, "series")
-    ds.Modality, ds.PresentationIntentType = "DX", "FOR PRESENTATION"
-    ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = "Phantom^Spine", "PHANTOM", "", "O"
-    day = datetime.datetime(2026, 1, 1)
-    ds.StudyDate = ds.SeriesDate = ds.ContentDate = day.strftime("%Y%m%d")
-    ds.StudyTime = ds.SeriesTime = ds.ContentTime = day.strftime("%H%M%S")
-    ds.StudyID, ds.AccessionNumber, ds.ReferringPhysicianName, ds.SeriesNumber, ds.InstanceNumber = "1", "", "", 1, 1
-    ds.SeriesDescription = "SpineFractureAI radiograph phantom (synthetic)"
-    ds.Manufacturer, ds.ImageType = "SpineFractureAI", ["DERIVED", "SECONDARY"]
+    ds = phantom_dataset(DX_STORAGE, derived_uid("phantom", key, "instance"), derived_uid("phantom", key, "study"),
+                         derived_uid("phantom", key, "series"), "DX", "SpineFractureAI radiograph phantom (synthetic)")
+    ds.PresentationIntentType, ds.ImageType = "FOR PRESENTATION", ["DERIVED", "SECONDARY"]
     ds.ViewPosition = "LL" if view == "lateral" else "AP"
     ds.BodyPartExamined, ds.PatientOrientation = "SPINE", ["P", "F"] if view == "lateral" else ["L", "F"]
     ds.ImagerPixelSpacing = ds.PixelSpacing = [f"{spacing:.6g}", f"{spacing:.6g}"]

@@ -2,16 +2,15 @@
 proper UIDs: phantoms in the form a PACS holds, for the DICOM SEG/SR and PACS round trips."""
 from __future__ import annotations
 
-import datetime
 from pathlib import Path
 
 import numpy as np
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage, PYDICOM_IMPLEMENTATION_UID
+from pydicom.uid import CTImageStorage, MRImageStorage
 
 from ..atomic import staged
 from ..volume import LPS_TO_RAS, Volume
 from .dicom_uids import derived_uid
+from .phantom_dicom import phantom_dataset
 
 _SOP_CLASS = {"ct": CTImageStorage, "mr": MRImageStorage}
 
@@ -36,26 +35,12 @@ def write_dicom_series(volume: Volume, folder: str | Path, patient_id: str = "PH
         slope = (high - low) / 65535 if high > low else 1.0
         intercept = low
         pixels = np.rint((voxels - low) / slope).astype(np.uint16)
-    now = datetime.datetime(2026, 1, 1)
     written = []
     for k in range(voxels.shape[0]):
-        ds = Dataset()
-        ds.file_meta = FileMetaDataset()
-        ds.file_meta.MediaStorageSOPClassUID = _SOP_CLASS[modality]
-        ds.SOPInstanceUID = derived_uid("phantom", key, "instance", str(k))
-        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds.file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-        ds.SOPClassUID = _SOP_CLASS[modality]
-        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
-        ds.Modality = modality.upper()
-        ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = "Phantom^Spine", patient_id, "", "O"
-        ds.StudyDate = ds.SeriesDate = ds.ContentDate = now.strftime("%Y%m%d")
-        ds.StudyTime = ds.SeriesTime = ds.ContentTime = now.strftime("%H%M%S")
-        ds.StudyID, ds.AccessionNumber, ds.ReferringPhysicianName = "1", "", ""
-        ds.SeriesNumber, ds.InstanceNumber = 1, k + 1
-        ds.SeriesDescription = f"SpineFractureAI phantom {volume.name} (synthetic)"
-        ds.Manufacturer, ds.ManufacturerModelName = "SpineFractureAI", "phantom generator"
+        ds = phantom_dataset(_SOP_CLASS[modality], derived_uid("phantom", key, "instance", str(k)), study, series,
+                             modality.upper(), f"SpineFractureAI phantom {volume.name} (synthetic)", k + 1, patient_id)
+        ds.FrameOfReferenceUID = frame
+        ds.ManufacturerModelName = "phantom generator"
         ds.ImageType = ["DERIVED", "SECONDARY", "AXIAL"]
         ds.PositionReferenceIndicator = ""
         ds.ImagePositionPatient = [round(float(v), 6) for v in lps[:3, :3] @ [0, 0, k] + lps[:3, 3]]
