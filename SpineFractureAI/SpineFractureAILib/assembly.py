@@ -18,6 +18,9 @@ from .slicing import Intensity, make_stack
 from .terminology import FRACTURE_SEG_CLASSES, segment_for_body, segment_for_class
 
 CERVICAL = [f"C{i}" for i in range(1, 8)]
+# Sizes tell the region, not the level: only a classifier name well outside what a body's size
+# allows (a lumbar body called cervical) lets the size guess overrule it.
+MAX_GUESS_GAP = 2
 
 
 def run_vertebra_levels(volume, bundle, predictor, results: Results, progress, cancelled) -> None:
@@ -70,6 +73,7 @@ def finish(results: Results) -> None:
     started = time.perf_counter()
     if results.level_profile is not None:
         _assign_levels(results)
+    _c2_not_graded(results)
     _fuse_detections(results)
     _write_segments(results)
     if results.level_profile is not None or results.bodies:
@@ -81,7 +85,15 @@ def finish(results: Results) -> None:
 
 def _assign_levels(results: Results) -> None:
     profile: LevelProfile = results.level_profile
-    if results.bodies:
+    named = [b for b in results.bodies if b.level is not None]  # counted from an anchor (spine prior)
+    for body in results.bodies if named else []:
+        if body.level is None:  # off the prior's stretch of canal: the classifier's level there
+            body.level = profile.best_level(body.roi.center_ras)[0]
+            if body.row is not None:
+                body.row["level"] = body.level
+            if body.finding is not None:
+                body.finding.level = body.level
+    if results.bodies and not named:
         heights = [float(b.roi.extent_ras()[2]) for b in results.bodies]
         names, check = assign_body_levels(profile, [b.roi.center_ras for b in results.bodies], heights_mm=heights)
         for body, name in zip(results.bodies, names):
@@ -99,13 +111,52 @@ def _assign_levels(results: Results) -> None:
             results.vertebrae = [r for r in results.vertebrae if all(r is not b.row for b in atlas)]
             results.warnings.append(f"levels: {len(atlas)} object(s) at C1 ignored (the atlas has no body)")
             check["bodies"], check["atlas_pieces"] = len(results.bodies), len(atlas)  # what was counted
+        by_size = _sizes_over_classifier(results)
         disagree = [f"{a or '?'}->{b}" for a, b in zip(check["classifier_alone"], names) if a != b]
-        if check["agreement"] < 0.5:
+        if check["agreement"] < 0.5 and not by_size:
             results.warnings.append(f"levels: the classifier and the body count disagree on {len(disagree)} of "
                                     f"{len(names)} vertebrae ({', '.join(disagree)}); levels follow the count")
     for finding in results.findings:  # findings that are no body of the fracture model
         if finding.level is None:
             finding.level = profile.best_level(finding.roi.center_ras)[0]
+
+
+def _c2_not_graded(results: Results) -> None:
+    """C2's body runs up into the dens, so its heights are no Genant measure (the method grades
+    the bodies below it): a deformity measured there alone is not a finding."""
+    for body in results.bodies:
+        if body.level != "C2" or body.row is None or body.row.get("status") != "measured":
+            continue
+        body.row.update(status="not graded: the C2 body runs up into the dens", genant_grade=None, type=None)
+        if body.finding is not None and body.finding.source[0] == "spine prior":
+            results.findings = [f for f in results.findings if f is not body.finding]
+            body.finding, body.label, body.fracture_probability = None, "vertebral body", 0.0
+
+
+def _sizes_over_classifier(results: Results) -> bool:
+    """Without an anchor, the spine prior guessed each body's level from its size (row
+    "level_guess", and "level_guess_range": the levels its spacing allows). Where the classifier's
+    names lie more than MAX_GUESS_GAP levels outside those ranges (a lumbar body called cervical),
+    the guesses stand: both are uncertain, only one is plausible."""
+    guessed = [b for b in results.bodies if b.row is not None and b.row.get("level_guess_range") and b.level in LEVELS]
+    if not guessed:
+        return False
+
+    def outside(body) -> int:
+        lo, hi = (LEVELS.index(x) for x in body.row["level_guess_range"])
+        at = LEVELS.index(body.level)
+        return max(lo - at, at - hi, 0)
+
+    off = float(np.median([outside(b) for b in guessed]))
+    if off <= MAX_GUESS_GAP:
+        return False
+    for body in guessed:
+        body.level = body.row["level"] = body.row["level_guess"]
+        if body.finding is not None:
+            body.finding.level = body.level
+    results.warnings.append(f"levels: the level classifier's names lie {off:.0f} levels beyond what the bodies' "
+                            "sizes allow; levels follow the sizes (no anchor in the scan: uncertain)")
+    return True
 
 
 def _body_at(results: Results, finding: Finding):

@@ -21,6 +21,7 @@ STEP_A, STEP_Z = 0.5, 0.25  # mm: resampling of the mid-sagittal profile
 # discs; above it, coarse voxels widen the heights' uncertainty (reported) instead of hiding them.
 MIN_VOXELS_PER_HEIGHT = 6
 COARSE_UNCERTAINTY_MM = 1.3  # half-voxel endplate errors of ~1.9 mm voxels: the coarse regime above
+NEIGHBOURS_DISAGREE = 1.5  # neighbours' posterior heights this far apart: one of them is no reference
 
 
 @dataclass
@@ -252,6 +253,10 @@ def grade(m: Measurement, neighbour_posterior: list[float]) -> None:
     central = min(h["middle"], h["minimum"]) if h["minimum"] < h["anterior"] else h["middle"]
     losses = {"wedge": 1 - h["anterior"] / h["posterior"], "biconcave": 1 - central / h["posterior"]}
     m.ratios = {"Ha/Hp": round(h["anterior"] / h["posterior"], 4), "Hm/Hp": round(h["middle"] / h["posterior"], 4)}
+    if len(neighbour_posterior) == 2 and max(neighbour_posterior) > NEIGHBOURS_DISAGREE * min(neighbour_posterior):
+        # one neighbour is no reference (C2 with its dens, a segmentation running into the sacrum):
+        # the smaller one only, so that the odd one cannot make a crush out of a normal body
+        neighbour_posterior = [min(neighbour_posterior)]
     if neighbour_posterior:
         ref = float(np.mean(neighbour_posterior))
         losses["crush"] = 1 - h["posterior"] / ref

@@ -14,7 +14,11 @@ from .fusion import track_rois, tracks_to_box
 from .predictors.factory import make_predictor
 from .progress import Cancelled, Progress
 from .slice_detection import detect, tracks as _tracks
+from .spine.anchors import name_bodies
+from .spine.bodies import find_bodies
 from .spine.canal import find_canal
+from .spine.prior_bodies import add_prior_bodies
+from .spine.straighten import spine_frame, straighten
 from .spine.prior import off_chain, summary as prior_summary
 from .tasks import TASKS
 from .results import Body, Finding, Results
@@ -60,6 +64,7 @@ class Analyzer:
             results.warnings.append(f"the DICOM folder holds {1 + len(results.dicom_series['other_series'])} series; "
                                     f"analysed {results.dicom_series['series_uid']} ({results.dicom_series['rule']})")
         timing = results.timing_s
+        prior = None
         if volume.modality == "ct" and any(b.task in PRIOR_TASKS and b.fits("ct") for b in self.bundles):
             started = time.perf_counter()
             progress("spine prior: spinal canal", 0.05)
@@ -68,6 +73,13 @@ class Analyzer:
             if results.canal is None:
                 results.warnings.append("no spine found: no spinal canal in this CT, so no vertebra is named "
                                         "and no fracture reported (an image without a spine, or too coarse a scan)")
+            else:
+                progress("spine prior: vertebral bodies", 0.1)
+                frame = spine_frame(results.canal)
+                found = find_bodies(straighten(volume, frame), frame)
+                prior = (found, name_bodies(found))
+                results.spine_prior.update(bodies=len(found.bodies), level_anchor=prior[1].anchor,
+                                           sacrum_found=found.sacrum is not None)
             timing["spine_prior"] = time.perf_counter() - started
         for bundle in self.bundles:
             if not bundle.fits(volume.modality):
@@ -86,6 +98,12 @@ class Analyzer:
             results.bundles.append(bundle.summary())
         if results.spine_prior and results.canal is None:
             _forget_spine_objects(results)
+        if prior is not None:
+            started = time.perf_counter()
+            min_grade = next((int(b.thresholds.get("morphometry_min_grade", 2)) for b in self.bundles
+                              if b.task == "fracture-seg"), 2)
+            add_prior_bodies(results, volume, *prior, min_grade=min_grade)
+            timing["spine_prior"] += time.perf_counter() - started
         progress("fusion", 0.9)
         finish(results)
         return results

@@ -7,6 +7,7 @@ from scipy import ndimage
 from .levels import TOTALSEG_NAME, VERSE_NAME
 from .morphometry import BodySampler, ImageSampler, Measurement, grade, measure_body
 
+CUT_AREA_MM2 = 80.0  # of a body on the grid's faces: cut by the field of view (a lumbar section is ~1200)
 NOT_A_BODY = {"C1": "C1 (atlas) has no vertebral body", "S1": "the sacrum is not a vertebral body"}
 
 
@@ -41,6 +42,17 @@ def isolate_body(mask: np.ndarray, spacing: np.ndarray, radius_mm: float = 4.0) 
     return ndimage.binary_dilation(body, ball) & mask
 
 
+def _cut_area_mm2(labelmap: np.ndarray, value: int, box: tuple, spacing_kji: np.ndarray, axes) -> float:
+    """How much of a body lies flat on the grid's faces: a body cut by the scan shows its whole
+    cross-section there, one whose cortex just grazes a tight crop a thin line."""
+    area = 0.0
+    for a in axes:
+        others = float(np.prod(np.delete(spacing_kji, a)))
+        for index in {0, labelmap.shape[a] - 1} & {box[a].start, box[a].stop - 1}:
+            area += float((labelmap.take(index, axis=a) == value).sum()) * others
+    return area
+
+
 def measure_labelmap(labelmap: np.ndarray, ijk_to_ras: np.ndarray, names: dict[int, str],
                      whole_vertebrae: bool = False, ct_image: np.ndarray | None = None,
                      cut_axes: tuple[int, ...] = (0, 1, 2)) -> list[Measurement]:
@@ -58,7 +70,7 @@ def measure_labelmap(labelmap: np.ndarray, ijk_to_ras: np.ndarray, names: dict[i
         box = objects[value - 1]
         if box is None:
             continue
-        if any(box[a].start == 0 or box[a].stop == labelmap.shape[a] for a in cut_axes):
+        if _cut_area_mm2(labelmap, value, box, spacing[::-1], cut_axes) > CUT_AREA_MM2:
             entries.append((value, level, None, "unmeasurable: cut by the field of view", box))
             continue
         grown = tuple(slice(max(b.start - 3, 0), b.stop + 3) for b in box)
@@ -99,7 +111,8 @@ def measure_labelmap(labelmap: np.ndarray, ijk_to_ras: np.ndarray, names: dict[i
     for n, m in enumerate(results):
         if m.status != "measured":
             continue
+        # C2's body runs up into the dens: its height is no reference for C3's
         neighbours = [results[i].heights_mm["posterior"] for i in (n - 1, n + 1)
-                      if 0 <= i < len(results) and results[i].status == "measured"]
+                      if 0 <= i < len(results) and results[i].status == "measured" and results[i].level != "C2"]
         grade(m, neighbours)
     return results

@@ -142,6 +142,8 @@ def draw_arch(cv: Canvas, v: Vertebra):
     zlim = np.abs(z) <= v.height * 0.42
     ring = (_ellipse(x, a, lr / 2 + 5, ap / 2 + 5, a0) <= 1) & (_ellipse(x, a, lr / 2, ap / 2, a0) > 1)
     ring &= zlim & (a > v.depth / 2 - 3)
+    # in front of the canal the ring meets the body's back wall: a collapsed (crush) body takes it down too
+    ring &= (a >= a0 - ap / 2) | ((z <= v.z_top(1.0)) & (z >= v.z_bot(1.0)))
     spinous = (np.abs(x) <= 3.5) & (a >= a0 + ap / 2) & (a <= a0 + ap / 2 + spin)
     spinous &= np.abs(z + (a - a0) * (0.35 if thoracic else 0.1)) <= v.height * 0.3
     transverse = (np.abs(x) <= reach) & (np.abs(x) >= lr / 2) & (np.abs(a - a0 + 1) <= 4) & (np.abs(z) <= 5)

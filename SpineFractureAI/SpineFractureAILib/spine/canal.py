@@ -19,6 +19,8 @@ REACH_MM = 25.0  # bone must close around a canal pixel within this distance
 MIN_ENCLOSED = 11  # of DIRECTIONS rays
 MIN_CLEARANCE_MM = 2.5  # the canal is 12-25 mm across: marrow inside a thin bone is never this far from it
 AREA_MM2 = (10.0, 700.0)
+# At a disc no bone rings the canal: a lumbar disc and the endplates beside it leave ~16 mm unseen.
+MAX_GAP_MM = 20.0
 
 
 @dataclass
@@ -88,9 +90,10 @@ def canal_candidates(stack) -> list[list[tuple[float, float, float]]]:
     return out
 
 
-def longest_chain(candidates, pixel_mm: float, slice_mm: float, max_gap: int = 3) -> list[tuple[int, int]]:
-    """(slice, candidate index) of the longest chain whose steps move at most ~8 mm in-plane per
-    slice (the canal curves gently); ties go to the larger blobs."""
+def longest_chain(candidates, pixel_mm: float, slice_mm: float, max_gap_mm: float = MAX_GAP_MM) -> list[tuple[int, int]]:
+    """(slice, candidate index) of the longest chain whose steps move at most ~6 mm in-plane plus
+    ~0.6 mm per mm of height (the canal curves gently); ties go to the larger blobs."""
+    max_gap = max(1, int(max_gap_mm // slice_mm))
     nodes = [(s, i) for s, found in enumerate(candidates) for i in range(len(found))]
     best = {}
     for s, i in nodes:  # slices in order: a DAG
@@ -98,7 +101,7 @@ def longest_chain(candidates, pixel_mm: float, slice_mm: float, max_gap: int = 3
         score, prev = (1.0 + area / 1000.0, None)
         for g in range(1, max_gap + 1):
             for j, (x2, y2, _) in enumerate(candidates[s - g] if s - g >= 0 else []):
-                allowed = (6.0 + 4.0 * g * slice_mm / 4.0) / pixel_mm
+                allowed = (6.0 + 0.6 * g * slice_mm) / pixel_mm
                 if (s - g, j) in best and np.hypot(x - x2, y - y2) <= allowed:
                     cand = best[(s - g, j)][0] + 1.0 + area / 1000.0
                     if cand > score:
@@ -128,4 +131,7 @@ def find_canal(volume, slice_mm: float = 4.0, pixel_mm: float = 1.5, max_size: i
     if len(chain) < 3:
         return None
     points = np.array([stack.to_ras(s, candidates[s][i][0], candidates[s][i][1]) for s, i in chain])
+    # a running median over five slices: one pocket off the canal (a foramen) must not pull a node away
+    if len(points) >= 5:
+        points[:, :2] = ndimage.median_filter(points[:, :2], size=(5, 1), mode="nearest")
     return CanalChain(points, stack.slice_mm)

@@ -1,0 +1,271 @@
+"""Vertebral bodies on CT found without a model, in front of the spinal canal.
+
+On the straightened spine (spine/straighten.py) the bodies are a column of bone blocks in front of
+the canal, and each disc is a thin band between two bright endplates. Discs are found where the
+bone just in front of the canal dips between two endplate peaks a few millimetres apart (this holds
+for dense and for osteoporotic bone, whose marrow may be darker than the disc), and a chain of discs
+with smoothly changing spacing is kept (a dip inside a body is spaced irregularly). Each body is
+the bone between two discs: its cortical ring, filled, cut off behind at the canal's front wall."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from .straighten import SpineFrame
+
+CORE_D_MM = (8.0, 30.0)  # in front of the canal centre: the back half of any body
+CORE_L_MM = 6.0
+ENDPLATE_REACH_MM = 6  # an endplate lies within this distance of its disc's middle
+MIN_DIP_HU = 30.0
+SPACING_MM = (8, 55)  # disc to disc: a cervical body and disc to a sacrum-sized lumbar one
+IRREGULARITY = 1.5  # cost of log(spacing ratio)^2 between neighbouring bodies
+WEAK_DISC = 0.25  # a dip under this fraction of the typical dip costs more than it brings
+MAX_WALL_GAP = 0.7  # (front wall at a disc - soft tissue) / (the wall above and below - soft tissue)
+SOFT_HU = 40.0
+BONE_HU = 150.0  # cortex and dense marrow; the ring is filled, so dark marrow still counts
+MARROW_HU = 95.0  # marrow of a thin cortex on a low-dose scan: above muscle (~50), below cortex
+SACRUM_WIDTH_MM = 75.0  # the sacral alae: a lumbar body is 40-55 mm wide
+BODY_L_MM = 35.0  # no body is wider than 70 mm
+DISC_D_MM = 19.0  # where a disc's plane is anchored: the middle of CORE_D_MM
+MAX_DISC_TILT = 0.6  # rows per mm: ~31 degrees against the canal's rows
+
+
+@dataclass
+class FoundBody:
+    top_u: float  # disc centres (or the scan's edge) above and below, straightened rows
+    bottom_u: float
+    cut: bool  # reaches the edge of the scan: not measurable
+    mask: np.ndarray = field(repr=False, default=None)  # [u, d, l] of the straightened grid
+    centre_ras: np.ndarray = None
+    depth_mm: float = 0.0
+    width_mm: float = 0.0
+
+
+@dataclass
+class SpineBodies:
+    frame: SpineFrame
+    discs_u: list[int]
+    bodies: list[FoundBody]  # head first
+    sacrum: FoundBody | None  # the block below the last disc, when it is the sacrum
+
+
+def endplate_profile(straight: np.ndarray, frame: SpineFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(profile, valid): per row, the 80th percentile of HU in the back half of the body (endplates
+    and cortex lift it); rows reaching outside the scan are invalid."""
+    d_in = (frame.d_mm >= CORE_D_MM[0]) & (frame.d_mm <= CORE_D_MM[1])
+    core = straight[:, d_in][:, :, np.abs(frame.l_mm) <= CORE_L_MM].reshape(len(straight), -1)
+    valid = (core > -1000).all(1)
+    p = np.percentile(core, 80, axis=1)
+    fill = float(np.median(p[valid])) if valid.any() else 0.0
+    return ndimage.gaussian_filter1d(np.where(valid, p, fill), 1.0), valid
+
+
+def disc_dips(profile: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Per row: how far it lies below the lower of the brightest rows within ENDPLATE_REACH_MM
+    above and below (an endplate on each side); -inf where the window leaves the scan."""
+    w, n = ENDPLATE_REACH_MM, len(profile)
+    dip = np.full(n, -np.inf)
+    for u in range(w, n - w):
+        if valid[u - w:u + w + 1].all():
+            dip[u] = min(profile[u - w:u].max(), profile[u + 1:u + w + 1].max()) - profile[u]
+    return dip
+
+
+def front_wall_gap(straight: np.ndarray, frame: SpineFrame) -> np.ndarray:
+    """Per row: the body's front cortex there against the same cortex 6-14 mm above and below. The
+    front wall runs unbroken down a body and stops at each disc (ratio well under 1); a dip in the
+    middle of a body (thick slices blur the endplates into bands) keeps its wall (ratio ~1)."""
+    mid = straight[:, :, np.abs(frame.l_mm) <= 3].mean(2)
+    front = np.full(len(mid), np.nan)
+    for u, row in enumerate(mid):
+        hits = np.flatnonzero((row > BONE_HU) & (frame.d_mm > 0) & (frame.d_mm < 70))
+        if len(hits):
+            front[u] = frame.d_mm[hits[-1]]
+    if np.isnan(front).all():
+        return np.ones(len(mid))
+    front = ndimage.median_filter(np.where(np.isnan(front), np.nanmedian(front), front), 31, mode="nearest")
+    wall = np.array([mid[u][(frame.d_mm >= front[u] - 8) & (frame.d_mm <= front[u] + 3)].max()
+                     for u in range(len(mid))])
+    gap = np.ones(len(mid))
+    for u in range(len(mid)):
+        near = wall[max(0, u - 2):u + 3].min()
+        around = np.r_[wall[max(0, u - 14):max(0, u - 5)], wall[u + 6:u + 15]]
+        if len(around):
+            gap[u] = (near - SOFT_HU) / max(np.median(around) - SOFT_HU, 1.0)
+    return gap
+
+
+def choose_discs(dip: np.ndarray, gap: np.ndarray) -> list[int]:
+    """The chain of dips where the front wall breaks, whose spacing changes smoothly (dynamic
+    programming over pairs of discs)."""
+    cands = [u for u in range(1, len(dip) - 1) if dip[u] >= MIN_DIP_HU and dip[u] >= dip[u - 1]
+             and dip[u] >= dip[u + 1] and gap[u] <= MAX_WALL_GAP]
+    if not cands:
+        return []
+    strong = sorted(dip[cands])[-max(1, len(cands) // 2):]
+    typical = float(np.median(strong))
+    # a faint dip where the front wall clearly breaks is still a disc (thin thoracic discs)
+    gain = [min(dip[u] / typical, 1.5) + (MAX_WALL_GAP - gap[u]) - WEAK_DISC for u in cands]
+    best: dict = {}  # (previous, last) -> (score, key before)
+    for j in range(len(cands)):
+        best[(None, j)] = (gain[j], None)
+        for i in range(j):
+            spacing = cands[j] - cands[i]
+            if not SPACING_MM[0] <= spacing <= SPACING_MM[1]:
+                continue
+            options = [(best[(None, i)][0] + gain[j], (None, i))]
+            for h in range(i):
+                if (h, i) in best:
+                    ratio = np.log(spacing / (cands[i] - cands[h]))
+                    options.append((best[(h, i)][0] + gain[j] - IRREGULARITY * ratio ** 2, (h, i)))
+            best[(i, j)] = max(options, key=lambda o: o[0])
+    key = max(best, key=lambda k: best[k][0])
+    chosen = []
+    while key is not None:
+        chosen.append(cands[key[1]])
+        key = best[key][1]
+    return chosen[::-1]
+
+
+def _posterior_wall(straight: np.ndarray, frame: SpineFrame, rows: slice) -> float:
+    """The canal's front wall (the body's back wall), d in mm: the first bone in front of the
+    canal centre on the midline, median over the body's rows."""
+    mid = straight[rows][:, :, np.abs(frame.l_mm) <= 2].mean(2)
+    ahead = frame.d_mm >= 0
+    walls = []
+    for row in mid:
+        hits = np.flatnonzero((row > MARROW_HU) & ahead)
+        if len(hits):
+            walls.append(frame.d_mm[hits[0]])
+    return float(np.median(walls)) if walls else 8.0
+
+
+def disc_line(straight: np.ndarray, frame: SpineFrame, u0: int) -> tuple[float, float]:
+    """(row at d = DISC_D_MM, rows per mm in front): the disc's plane on the midline. In lordosis
+    the discs are wedges and tilt against the canal's rows (L5-S1 by up to ~30 degrees), so a body
+    cut at a row would lose its front."""
+    mid = ndimage.gaussian_filter1d(straight[:, :, np.abs(frame.l_mm) <= CORE_L_MM].mean(2), 1.0, axis=0)
+    points = []
+    for col in np.flatnonzero((frame.d_mm >= CORE_D_MM[0]) & (frame.d_mm <= 60)):
+        lo, hi = u0 - 10, u0 + 11
+        if lo < 0 or hi > len(mid) or (mid[lo:hi, col] < -500).any():
+            continue
+        seg = mid[lo:hi, col]
+        k = int(np.argmin(seg))
+        if 2 <= k <= len(seg) - 3 and min(seg[:k].max(), seg[k + 1:].max()) - seg[k] > 40.0:
+            points.append((frame.d_mm[col], lo + k))
+    if len(points) < 5:
+        return float(u0), 0.0
+    d, u = np.array(points, float).T
+    keep = np.ones(len(d), bool)
+    for _ in range(2):  # drop the odd column whose minimum is in a body, not the disc
+        slope, at = np.polyfit(d[keep] - DISC_D_MM, u[keep], 1)
+        keep = np.abs(u - (at + slope * (d - DISC_D_MM))) <= 3.0
+        if keep.sum() < 5:
+            return float(u0), 0.0
+    return float(u0), float(np.clip(slope, -MAX_DISC_TILT, MAX_DISC_TILT))
+
+
+def body_mask(straight: np.ndarray, frame: SpineFrame, top: tuple[float, float],
+              bottom: tuple[float, float]) -> np.ndarray | None:
+    """The body between the disc planes top and bottom (row at DISC_D_MM, slope): per row the bone
+    ring in front of the canal wall, closed and filled; the 3D part that holds the body's core."""
+    d_off = frame.d_mm - DISC_D_MM
+    upper, lower = top[0] + top[1] * d_off, bottom[0] + bottom[1] * d_off  # per column d
+    first = max(int(np.floor(max(upper.min(), 0))), 0)
+    last = min(int(np.ceil(lower.max())), len(straight) - 1)
+    rows = slice(first, last + 1)
+    uu = np.arange(first, last + 1)[:, None]
+    between_discs = (uu >= upper[None]) & (uu <= lower[None])  # [u, d]
+    wall = _posterior_wall(straight, frame, slice(int(top[0]) + 2, max(int(bottom[0]) - 1, int(top[0]) + 3)))
+    keep_d = frame.d_mm >= wall - 1.0
+    keep_l = np.abs(frame.l_mm) <= BODY_L_MM
+    smooth = ndimage.gaussian_filter(straight[rows], (0.0, 0.7, 0.7))
+    # the cortical ring (filled below), or marrow where the cortex is too thin to ring it
+    block = (smooth > BONE_HU) | (ndimage.gaussian_filter(straight[rows], (0.0, 1.5, 1.5)) > MARROW_HU)
+    block &= keep_d[None, :, None] & keep_l[None, None, :] & between_discs[:, :, None]
+    disk = ndimage.generate_binary_structure(2, 1)
+    for n in range(len(block)):
+        block[n] = ndimage.binary_fill_holes(ndimage.binary_closing(block[n], disk, iterations=2)) | _enclosed(block[n])
+    # Dark (osteoporotic) marrow under a thin cortex: what lies between the two endplates is body.
+    block |= _between(block, 0)
+    # a neck narrower than ~6 mm (the aorta or a psoas edge leaning on the body) is cut here and
+    # grown back only on the body's side
+    ball = ndimage.iterate_structure(ndimage.generate_binary_structure(3, 1), 3)
+    ball[[0, -1]] = False  # not along u: the body's rows are already bounded by its discs
+    opened = ndimage.binary_opening(block, ball)
+    parts, count = ndimage.label(opened)
+    if not count:
+        return None
+    d0 = np.argmin(np.abs(frame.d_mm - (wall + 6.0)))
+    l0 = np.argmin(np.abs(frame.l_mm))
+    core = parts[:, d0, l0]
+    if not core.any():
+        return None
+    label = np.bincount(core[core > 0]).argmax()
+    mask = np.zeros(straight.shape, bool)
+    mask[rows] = ndimage.binary_dilation(parts == label, ball) & block
+    return mask
+
+
+def _between(mask: np.ndarray, axis: int) -> np.ndarray:
+    """Pixels with mask on both sides along one axis."""
+    return np.maximum.accumulate(mask, axis) & np.flip(np.maximum.accumulate(np.flip(mask, axis), axis), axis)
+
+
+def _enclosed(ring: np.ndarray) -> np.ndarray:
+    """Pixels with bone on both sides along d and along l: the inside of a cortical ring that
+    has gaps (the basivertebral foramen in the back wall, a thin cortex) which filling misses."""
+    return _between(ring, 0) & _between(ring, 1)
+
+
+def find_bodies(straight: np.ndarray, frame: SpineFrame) -> SpineBodies:
+    profile, valid = endplate_profile(straight, frame)
+    discs = choose_discs(disc_dips(profile, valid), front_wall_gap(straight, frame))
+    rows = np.flatnonzero(valid)
+    if not len(rows):
+        return SpineBodies(frame, [], [], None)
+    edges = [(int(rows[0]), True)] + [(u, False) for u in discs] + [(int(rows[-1]), True)]
+    lines = {u: disc_line(straight, frame, u) for u in discs}
+    found = []
+    for (a, a_edge), (b, b_edge) in zip(edges, edges[1:]):
+        if b - a < 6:
+            continue
+        top = (float(a), 0.0) if a_edge else lines[a]
+        bottom = (float(b), 0.0) if b_edge else lines[b]
+        mask = body_mask(straight, frame, (top[0] + (0 if a_edge else 2), top[1]),
+                         (bottom[0] - (0 if b_edge else 2), bottom[1]))
+        if mask is None or mask.sum() < 300:  # mm^3: less than a sliver of a body
+            continue
+        uu, dd, ll = np.nonzero(mask)
+        # cut only where its bone runs into the scan's first or last rows (not a disc's gap)
+        cut = (a_edge and uu.min() <= a + 1) or (b_edge and uu.max() >= b - 1)
+        body = FoundBody(a, b, bool(cut), mask)
+        body.centre_ras = frame.to_ras(uu.mean(), frame.d_mm[dd].mean(), frame.l_mm[ll].mean())
+        body.depth_mm = float(np.ptp(frame.d_mm[dd]) + 1)
+        body.width_mm = float(np.ptp(frame.l_mm[ll]) + 1)
+        found.append(body)
+    sacrum = None
+    if found and discs and found[-1].top_u == discs[-1] and _is_sacrum(straight, frame, found[-1]):
+        sacrum = found.pop()
+    return SpineBodies(frame, discs, found, sacrum)
+
+
+def _is_sacrum(straight: np.ndarray, frame: SpineFrame, body: FoundBody) -> bool:
+    """The block below the last disc is the sacrum when bone spreads sideways from it (the alae)
+    across more than SACRUM_WIDTH_MM, 5-20 mm below its top."""
+    rows = slice(int(body.top_u) + 5, int(body.top_u) + 21)
+    if rows.start >= len(straight):
+        return False
+    d_in = (frame.d_mm >= 0) & (frame.d_mm <= 25)
+    bone = (ndimage.gaussian_filter(straight[rows][:, d_in], (0, 1, 1)) > BONE_HU).any(1)  # [u, l]
+    widths = []
+    l0 = int(np.argmin(np.abs(frame.l_mm)))
+    for row in bone:
+        parts, _ = ndimage.label(ndimage.binary_closing(row, iterations=3))
+        if parts[l0]:
+            span = np.flatnonzero(parts == parts[l0])
+            widths.append(float(frame.l_mm[span[-1]] - frame.l_mm[span[0]]))
+    return bool(widths) and float(np.median(widths)) >= SACRUM_WIDTH_MM
