@@ -186,10 +186,9 @@ def body_mask(straight: np.ndarray, frame: SpineFrame, top: tuple[float, float],
     # the cortical ring (filled below), or marrow where the cortex is too thin to ring it
     block = (smooth > BONE_HU) | (ndimage.gaussian_filter(straight[rows], (0.0, 1.5, 1.5)) > MARROW_HU)
     block &= keep_d[None, :, None] & keep_l[None, None, :] & between_discs[:, :, None]
-    disk = ndimage.generate_binary_structure(2, 1)
-    for n in range(len(block)):
-        block[n] = ndimage.binary_fill_holes(ndimage.binary_closing(block[n], disk, iterations=2)) | _enclosed(block[n])
     # Dark (osteoporotic) marrow under a thin cortex: what lies between the two endplates is body.
+    # (Not the inside of each row's cortical ring: where a biconcave endplate has sunk, the disc
+    # fills the middle of the rim's ring, and filling the ring would hide the fracture.)
     block |= _between(block, 0)
     # a neck narrower than ~6 mm (the aorta or a psoas edge leaning on the body) is cut here and
     # grown back only on the body's side
@@ -213,12 +212,6 @@ def body_mask(straight: np.ndarray, frame: SpineFrame, top: tuple[float, float],
 def _between(mask: np.ndarray, axis: int) -> np.ndarray:
     """Pixels with mask on both sides along one axis."""
     return np.maximum.accumulate(mask, axis) & np.flip(np.maximum.accumulate(np.flip(mask, axis), axis), axis)
-
-
-def _enclosed(ring: np.ndarray) -> np.ndarray:
-    """Pixels with bone on both sides along d and along l: the inside of a cortical ring that
-    has gaps (the basivertebral foramen in the back wall, a thin cortex) which filling misses."""
-    return _between(ring, 0) & _between(ring, 1)
 
 
 def find_bodies(straight: np.ndarray, frame: SpineFrame) -> SpineBodies:

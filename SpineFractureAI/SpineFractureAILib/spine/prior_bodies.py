@@ -142,7 +142,8 @@ def _fracture_finding(results: Results, body: Body, model: Body | None, min_grad
     row = body.row
     measured = row["status"] == "measured"
     grade = row.get("genant_grade") or 0
-    called = model is not None and model.finding is not None
+    # a model call, not the model body's own morphometry (measured again here on the prior's mask)
+    called = model is not None and model.finding is not None and model.finding.source != ["morphometry"]
     row["fracture_probability"] = round(float(model.fracture_probability), 4) if model is not None else None
     if called and measured and grade == 0:
         row["model_fracture"] = {"label": model.finding.label, "confidence": round(model.finding.confidence, 4),

@@ -39,21 +39,35 @@ class SpineFrame:
             + np.asarray(l, float)[..., None] * pick(self.r)
 
     def to_straight(self, ras: np.ndarray, window: int = 30) -> np.ndarray:
-        """(u, d, l) of RAS points: the row whose plane passes nearest to the point, searched
-        within `window` rows of its height (iterating along the tangent does not converge where
-        the rows fan out, in front of a lordosis)."""
+        """(u, d, l) of RAS points: stepping along the local tangent converges for most points in
+        three steps; where the rows fan out (in front of a lordosis) it may not, and those points
+        take the row whose plane passes nearest, searched within `window` rows."""
         ras = np.asarray(ras, float).reshape(-1, 3)
         n = len(self.s)
-        start = np.rint(np.interp(-ras[:, 2], -self.s, np.arange(n))).astype(int)
+        u = np.interp(-ras[:, 2], -self.s, np.arange(n))
+        for _ in range(3):
+            k = np.clip(np.rint(u).astype(int), 0, n - 1)
+            u = k - np.einsum("ij,ij->i", ras - self.centre[k], self.t[k]) / STEP_MM  # t points up, u runs down
+        out = self._coordinates(ras, u)
+        stray = np.linalg.norm(self.to_ras(*out.T) - ras, axis=1) > STEP_MM / 2
+        if stray.any():
+            out[stray] = self._nearest_plane(ras[stray], out[stray, 0], window)
+        return out
+
+    def _coordinates(self, ras: np.ndarray, u: np.ndarray) -> np.ndarray:
+        k = np.clip(np.rint(u).astype(int), 0, len(self.s) - 1)
+        offset = ras - self.centre[k]
+        u = k - np.einsum("ij,ij->i", offset, self.t[k]) / STEP_MM
+        return np.stack([u, np.einsum("ij,ij->i", offset, self.a[k]), np.einsum("ij,ij->i", offset, self.r[k])], 1)
+
+    def _nearest_plane(self, ras: np.ndarray, u: np.ndarray, window: int) -> np.ndarray:
+        n = len(self.s)
+        start = np.clip(np.rint(u), 0, n - 1).astype(int)
         ks = np.clip(start[:, None] + np.arange(-window, window + 1)[None], 0, n - 1)  # [N, K]
         offset = (ras[:, None, :] - self.centre[ks]).astype(np.float32)
         along = np.einsum("nkj,nkj->nk", offset, self.t[ks].astype(np.float32))  # out of each row's plane
         best = np.argmin(np.abs(along), axis=1)
-        rows = np.arange(len(ras))
-        k = ks[rows, best]
-        u = k - along[rows, best] / STEP_MM  # t points up, u runs down
-        o = offset[rows, best]
-        return np.stack([u, np.einsum("ij,ij->i", o, self.a[k]), np.einsum("ij,ij->i", o, self.r[k])], 1)
+        return self._coordinates(ras, ks[np.arange(len(ras)), best].astype(float))
 
 
 def spine_frame(chain: CanalChain, margin_mm: float = 20.0, d_range=(-30.0, 90.0),
