@@ -21,6 +21,7 @@ from SpineFractureAILib.pipeline import Analyzer
 from SpineFractureAILib.results import Roi
 from SpineFractureAILib.volume import from_sitk, read_volume
 
+GENANT_LEVELS = [f"T{i}" for i in range(4, 13)] + [f"L{i}" for i in range(1, 5)]
 ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
 
 
@@ -76,12 +77,14 @@ def real_cases(analyzer) -> dict:
 
 def phantoms(analyzer, n: int, base: int) -> dict:
     rng = np.random.default_rng(base)
-    rows, graded = [], {1: [0, 0], 2: [0, 0], 3: [0, 0]}
+    rows, graded, typed = [], {1: [0, 0], 2: [0, 0], 3: [0, 0]}, [0, 0]
     for seed in range(base, base + n):
         fractures = []
-        if seed % 2:  # half with random fractures
-            level = str(rng.choice(["T6", "T8", "T11", "T12", "L1", "L2", "L3"]))
-            fractures = [f"{level}:{rng.choice(['wedge', 'biconcave', 'crush'])}:{int(rng.integers(1, 4))}"]
+        if seed % 2:  # half with random fractures: two, apart, in Genant's range T4-L4
+            levels = rng.choice(GENANT_LEVELS, size=2, replace=False)
+            while abs(GENANT_LEVELS.index(levels[0]) - GENANT_LEVELS.index(levels[1])) < 2:
+                levels = rng.choice(GENANT_LEVELS, size=2, replace=False)
+            fractures = [f"{lv}:{rng.choice(['wedge', 'biconcave', 'crush'])}:{int(rng.integers(1, 4))}" for lv in levels]
         thickness = float(rng.uniform(1.0, 3.0))
         case = make_phantom("C1-S1", "ct", fractures, [], seed=seed, spacing=(1.0, 1.0, thickness))
         results = analyzer.analyze(case.image)
@@ -89,16 +92,20 @@ def phantoms(analyzer, n: int, base: int) -> dict:
         row = score(results, truth)
         true_fx = {v["level"]: v for v in case.truth["vertebrae"] if v["fracture"]}
         for level, v in true_fx.items():
-            hit = any(f.kind == "fracture" and f.roi.contains(v["center_ras"], 2.0) for f in results.findings)
-            graded[v["genant_grade"]][0] += hit
+            hits = [f for f in results.findings if f.kind == "fracture" and f.roi.contains(v["center_ras"], 2.0)]
+            graded[v["genant_grade"]][0] += bool(hits)
             graded[v["genant_grade"]][1] += 1
+            if hits:
+                typed[0] += hits[0].label == v["fracture"]
+                typed[1] += 1
         row["false_fractures"] = sum(1 for f in results.findings if f.kind == "fracture" and not any(
             f.roi.contains(v["center_ras"], 2.0) for v in true_fx.values()))
         rows.append({"seed": seed, "true_fractures": fractures, "slice_mm": round(thickness, 2), **row})
     return {"cases": rows,
             "bodies_named_right": f"{sum(r['named_right'] for r in rows)}/{sum(r['labelled'] for r in rows)}",
             "false_fractures": sum(r["false_fractures"] for r in rows),
-            "fractures_found_by_grade": {g: f"{a}/{b}" for g, (a, b) in graded.items()}}
+            "fractures_found_by_grade": {g: f"{a}/{b}" for g, (a, b) in graded.items()},
+            "type_right_when_found": f"{typed[0]}/{typed[1]}"}
 
 
 def main(argv=None) -> int:

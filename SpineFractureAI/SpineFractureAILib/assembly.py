@@ -128,7 +128,7 @@ def _c2_not_graded(results: Results) -> None:
         if body.level != "C2" or body.row is None or body.row.get("status") != "measured":
             continue
         body.row.update(status="not graded: the C2 body runs up into the dens", genant_grade=None, type=None)
-        if body.finding is not None and body.finding.source[0] == "spine prior":
+        if body.finding is not None and body.finding.source == ["morphometry"]:
             results.findings = [f for f in results.findings if f is not body.finding]
             body.finding, body.label, body.fracture_probability = None, "vertebral body", 0.0
 

@@ -94,7 +94,7 @@ def add_prior_bodies(results: Results, volume, found: SpineBodies, naming: Namin
         shifted = tuple(slice(o.start + b.start, o.stop + b.start) for o, b in zip(objects[number - 1], box))
         roi = roi_from_mask_slices(volume, shifted)
         row["roi"] = roi.__dict__
-        if found.bodies[number - 1].cut and row["status"] == "measured":
+        if found.bodies[number - 1].cut:  # the scan's edge: the first reason, whatever else was found
             row["status"], row["genant_grade"] = "unmeasurable: cut by the field of view", None
         if naming.anchor == "none" and results.level_profile is not None:
             # no anchor, a level classifier ran: it names the body, the size guess checks it (assembly)
@@ -157,7 +157,7 @@ def _fracture_finding(results: Results, body: Body, model: Body | None, min_grad
         morph = {k: row[k] for k in ("status", "heights_mm", "height_loss", "genant_grade", "genant_grade_range",
                                      "type", "keypoints_ras")}
         label = model.finding.label if called and model.finding.label in ("wedge", "biconcave", "crush") else row["type"]
-        source = list(model.finding.source) if called else [SOURCE, "morphometry"]
+        source = list(model.finding.source) if called else ["morphometry"]  # measured on the prior's mask
         confidence = max(min(0.99, 0.5 + row["height_loss"]), model.finding.confidence if called else 0.0)
         extra = {"morphometry": morph, **naming.row_fields()}
         if possible:
