@@ -153,7 +153,7 @@ def test_atlas_fragments_above_c2_are_named_c1_not_counted():
 
 
 def test_off_midline_objects_are_not_bodies():
-    from SpineFractureAILib.pipeline import _off_midline
+    from SpineFractureAILib.tasks.fracture_seg import _off_midline
 
     rois = [_box_roi([0.0, 0.0, -20.0 * n], (20, 16, 14)) for n in range(6)]
     rois.append(_box_roi([18.0, 0.0, 5.0], (8, 10, 10)))   # a lateral mass beside the top body

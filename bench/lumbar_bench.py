@@ -19,7 +19,6 @@ from SpineFractureAILib.lumbar_crops import SEG_CLASSES
 from SpineFractureAILib.lumbar_metrics import classification_metrics, segmentation_metrics
 from SpineFractureAILib.phantom import make_phantom
 from SpineFractureAILib.pipeline import Analyzer
-from SpineFractureAILib.results import Roi
 from SpineFractureAILib.training.lumbar_data import export_lumbar_dataset, lumbar_case_args
 from SpineFractureAILib.training.phantom_data import BENCH_SEED_BASE
 from SpineFractureAILib.volume import read_volume

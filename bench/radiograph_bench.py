@@ -20,7 +20,7 @@ from SpineFractureAILib.pipeline import Analyzer
 from SpineFractureAILib.predictors.ensembles import weighted_average
 from SpineFractureAILib.radiograph.drr import radiograph_volume
 from SpineFractureAILib.radiograph.frame import default_plane
-from SpineFractureAILib.radiograph.model_input import crop_resized, to_uint8
+from SpineFractureAILib.radiograph.model_input import crop_resized
 from SpineFractureAILib.training.radiograph_data import AGE_CLASSES, render_case
 
 SEED_BASE = 95_000

@@ -6,66 +6,15 @@ import time
 
 import numpy as np
 
-from .bundles import BundleError
-from .fusion import track_rois
-from .level_assignment import LevelProfile, assign_body_levels, axial_metadata
+from .level_assignment import LevelProfile, assign_body_levels
 from .levels import LEVELS
 from .results import Finding, Results
-from .spine.prior import off_chain
-from .progress import Cancelled
-from .slice_detection import detect, tracks
-from .slicing import Intensity, make_stack
 from .terminology import FRACTURE_SEG_CLASSES, segment_for_body, segment_for_class
 
 CERVICAL = [f"C{i}" for i in range(1, 8)]
 # Sizes tell the region, not the level: only a classifier name well outside what a body's size
 # allows (a lumbar body called cervical) lets the size guess overrule it.
 MAX_GUESS_GAP = 2
-
-
-def run_vertebra_levels(volume, bundle, predictor, results: Results, progress, cancelled) -> None:
-    """Seed 001's classifier on axial slices, whatever the acquisition plane (docs/decisions.md)."""
-    m = bundle.manifest
-    if m.get("plane", "axial") != "axial":
-        raise BundleError(f"bundle {bundle.name}: the level classifier's metadata is a position along an "
-                          f"axial stack; plane {m['plane']!r} is not supported")
-    progress(f"{bundle.name}: axial slices", 0.1)
-    started = time.perf_counter()
-    stack = make_stack(volume, "axial", int(m["input_size"]), Intensity.from_manifest(m["preprocessing"]),
-                       slice_mm=m.get("slice_mm"), pixel_mm=m.get("pixel_mm"), cancelled=cancelled)
-    meta = axial_metadata(stack)
-    results.timing_s["slice"] = results.timing_s.get("slice", 0) + time.perf_counter() - started
-    started, forward_before = time.perf_counter(), predictor.forward_seconds
-    parts = []
-    for b in range(0, len(stack), predictor.batch):
-        parts.append(predictor.predict(stack.images[b:b + predictor.batch], meta[b:b + predictor.batch]))
-        progress(f"{bundle.name}: model", 0.3 + 0.5 * min(1.0, (b + predictor.batch) / max(len(stack), 1)))
-        if cancelled():
-            raise Cancelled()
-    forward = predictor.forward_seconds - forward_before
-    results.timing_s["model_forward"] = results.timing_s.get("model_forward", 0) + forward
-    results.timing_s["model_postprocess"] = (results.timing_s.get("model_postprocess", 0)
-                                             + time.perf_counter() - started - forward)
-    results.level_profile = LevelProfile(bundle.classes, np.concatenate(parts), stack.stack_to_ras, stack.size)
-
-
-def run_fracture_detect(volume, bundle, predictor, results: Results, progress, cancelled) -> None:
-    """Seed 001's one-class detector: 3D findings from linked boxes, fused later with the bodies."""
-    stack, detections = detect(volume, bundle, predictor, results, progress, cancelled)
-    found = tracks(detections, bundle.thresholds)
-    min_conf = float(bundle.thresholds.get("fracture_confidence", 0.25))
-    rois = track_rois(volume, stack, found, None, None)
-    off = off_chain([r.center_ras for r in rois], results.canal)
-    if any(off):
-        results.warnings.append(f"spine prior: {sum(map(bool, off))} {bundle.name} finding(s) off the spinal "
-                                "canal chain ignored")
-        results.spine_prior["objects_dropped"] += sum(map(bool, off))
-    for track, roi, bad in zip(found, rois, off):
-        _, confidence = track.vote(1)
-        if confidence >= min_conf and not bad:
-            finding = Finding("fracture", "fracture", confidence, roi, source=[bundle.name], slices=track.slices())
-            finding.extra["levels_trained"] = bundle.manifest.get("levels")
-            results.detections.append(finding)
 
 
 def finish(results: Results) -> None:

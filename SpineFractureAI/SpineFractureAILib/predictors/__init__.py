@@ -1,5 +1,5 @@
-"""Predictors: SliceStack in, per-slice outputs out. One module per model family; `factory.make_predictor`
-builds the one a bundle asks for."""
+"""Predictors: SliceStack in, per-slice outputs out. One module per model family; each task module
+(tasks/) builds the one its bundle asks for."""
 from __future__ import annotations
 
 from dataclasses import dataclass

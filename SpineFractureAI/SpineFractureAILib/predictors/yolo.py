@@ -88,3 +88,11 @@ def _box_masks(boxes: np.ndarray, size: int) -> np.ndarray:
     for m, (x1, y1, x2, y2) in zip(masks, boxes):
         m[int(max(y1, 0)):int(np.ceil(min(y2, size))), int(max(x1, 0)):int(np.ceil(min(x2, size)))] = True
     return masks
+
+
+def yolo_predictor(bundle, device: str = "auto") -> YoloPredictor:
+    """The predictor of a bundle whose manifest says framework "ultralytics" (the default)."""
+    family = bundle.manifest.get("framework", "ultralytics")
+    if family != "ultralytics":
+        raise BundleError(f"bundle {bundle.name}: task {bundle.task!r} runs an ultralytics model, not {family!r}")
+    return YoloPredictor(bundle, device)

@@ -1,8 +1,9 @@
 """Analyses that live in one module each: `make_predictor(bundle, device)` and
 `run(volume, bundle, predictor, results, progress, cancelled)`. TASKS maps a bundle's task to its
-module; the older CT and MR tasks still run from pipeline.py until they move here (issue 12)."""
+module: adding an analysis is one module here plus its bundle (docs/architecture.md)."""
 from __future__ import annotations
 
-from . import radiograph_fracture
+from . import fracture_detect, fracture_seg, lumbar_mr, radiograph_fracture, vertebra_levels, vertebra_pose
 
-TASKS = {"radiograph-fracture": radiograph_fracture}
+TASKS = {"fracture-seg": fracture_seg, "vertebra-pose": vertebra_pose, "vertebra-levels": vertebra_levels,
+         "fracture-detect": fracture_detect, "lumbar-mr": lumbar_mr, "radiograph-fracture": radiograph_fracture}

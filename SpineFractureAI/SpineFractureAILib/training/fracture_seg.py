@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..phantom.render import body_label
 from ..safe_weights import save_yolo
 from ..slicing import Intensity
 from .phantom_data import TRAIN_SEED_BASE, VAL_SEED_BASE, random_case
