@@ -111,8 +111,7 @@ def measure_labelmap(labelmap: np.ndarray, ijk_to_ras: np.ndarray, names: dict[i
     for n, m in enumerate(results):
         if m.status != "measured":
             continue
-        # C2's body runs up into the dens: its height is no reference for C3's
         neighbours = [results[i].heights_mm["posterior"] for i in (n - 1, n + 1)
-                      if 0 <= i < len(results) and results[i].status == "measured" and results[i].level != "C2"]
+                      if 0 <= i < len(results) and results[i].status == "measured"]
         grade(m, neighbours)
     return results
