@@ -3,6 +3,8 @@
 no one tuned on: every body named right, its ROI in that body, no fracture where there is none."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import SimpleITK as sitk
 
@@ -10,7 +12,9 @@ from SpineFractureAILib.bundles import bundles_for
 from SpineFractureAILib.levels import TOTALSEG_NAME, VERSE_NAME
 from SpineFractureAILib.phantom import make_phantom
 from SpineFractureAILib.pipeline import Analyzer
+from SpineFractureAILib.report import write_report
 from SpineFractureAILib.results import Roi
+from SpineFractureAILib.table_model import ResultsTable
 from SpineFractureAILib.volume import from_sitk, read_volume
 
 CROP_FIRST_SLICE = 82  # example_seg is slices 82-111 of example_ct, with the full CT's origin
@@ -48,7 +52,7 @@ def test_example_ct_bodies_named_from_the_sacrum_in_any_stored_orientation(reald
     np.testing.assert_allclose(per_orientation[0], per_orientation[1], atol=3.0)
 
 
-def test_tptbox_crop_names_l2_to_l4_uncertain_and_finds_no_fracture(realdata):
+def test_tptbox_crop_names_l2_to_l4_uncertain_and_finds_no_fracture(realdata, tmp_path):
     ct = read_volume(realdata / "tptbox" / "sub-ct_label-22_ct.nii.gz")
     vert = read_volume(realdata / "tptbox" / "sub-ct_seg-vert_label-22_msk.nii.gz", "labelmap").voxels
     results = _analyzer().analyze(ct)
@@ -66,6 +70,11 @@ def test_tptbox_crop_names_l2_to_l4_uncertain_and_finds_no_fracture(realdata):
     assert rows["L3"]["status"] == "measured" and rows["L3"]["genant_grade"] == 0
     assert rows["L2"]["status"].startswith("unmeasurable: cut") and rows["L4"]["status"].startswith("unmeasurable: cut")
     assert not [f for f in results.findings if f.kind == "fracture"]
+    # the reader sees the doubt: in the report and in the panel's table
+    html = write_report(ct, results, tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "L3 (uncertain ±1)" in html
+    table = ResultsTable(SimpleNamespace(rois=[]), results)
+    assert {r.level for r in table.rows if r.kind == "vertebra"} == {f"L{i} (uncertain ±1)" for i in (2, 3, 4)}
 
 
 def test_whole_spine_phantom_of_an_unseen_seed_is_named_and_its_fracture_found():

@@ -11,7 +11,7 @@ import numpy as np
 
 from .bundles import NOT_CLINICAL
 from .radiograph.report_image import radiograph_figure
-from .results import Results
+from .results import Results, shown_level
 from .slicing import Intensity, SliceStack, make_stack, plan_stack, sample_labels
 from .volume import Volume
 
@@ -89,12 +89,14 @@ def _png(img: np.ndarray) -> str:
 
 def write_report(volume: Volume, results: Results, path: str | Path) -> Path:
     e = html.escape
-    rows = "".join(f"<tr><td>{e(f.kind)}</td><td>{e(f.level or '')}</td><td>{e(f.label)}</td>"
+    rows = "".join(f"<tr><td>{e(f.kind)}</td><td>{e(shown_level(f.level, f.extra.get('level_certainty')))}</td>"
+                   f"<td>{e(f.label)}</td>"
                    f"<td>{f.confidence:.2f}</td><td>{e(', '.join(f.source))}</td>"
                    f"<td>{e(str(f.extra.get('morphometry', {}).get('genant_grade', '')))}</td>"
                    f"<td>{e(_age(f.extra))}</td></tr>"
                    for f in results.findings) or "<tr><td colspan=7>no findings</td></tr>"
-    vrows = "".join(f"<tr><td>{e(str(v['level'] or '#' + str(v.get('position', ''))))}</td><td>{e(v['status'])}</td>"
+    vrows = "".join(f"<tr><td>{e(shown_level(v['level'], v.get('level_certainty')) or '#' + str(v.get('position', '')))}</td>"
+                    f"<td>{e(v['status'])}</td>"
                     + "".join(f"<td>{_mm((v.get('heights_mm') or {}).get(k))}</td>" for k in ("anterior", "middle", "posterior"))
                     + f"<td>{_mm(v.get('height_uncertainty_mm'))}</td>"
                     + f"<td>{e(_grade(v))}</td><td>{e(str(v.get('type') or ''))}</td>"

@@ -8,6 +8,14 @@ import numpy as np
 SCHEMA_VERSION = "1.0"  # of findings.json: Resources/findings.schema.json; changes when a named field does
 
 
+def shown_level(level: str | None, certainty: str | None = None) -> str:
+    """A level as a reader sees it: "L3", or "L3 (uncertain ±1)" when no anchor in the scan fixed it
+    (the spine prior's rows and findings say which: `level_certainty`)."""
+    if not level:
+        return ""
+    return f"{level} (uncertain ±1)" if (certainty or "").startswith("uncertain") else level
+
+
 @dataclass
 class Roi:
     """A box aligned to the input volume's axes, in RAS millimetres."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .results import shown_level
+
 REVIEW_ATTRIBUTE = "SpineFractureAI.Review"
 COLUMNS = ("level", "finding", "type", "Genant grade", "confidence", "review")
 
@@ -39,7 +41,8 @@ class ResultsTable:
             morph = finding.extra.get("morphometry") or {}
             age = f" ({finding.extra['age']}, p fresh {finding.extra['age_probability']:.2f})" \
                 if finding.extra.get("age") else ""  # a radiograph's fracture age
-            self.rows.append(Row("fracture", finding.level or "", f"{finding.label} fracture{age}", morph.get("type") or "",
+            level = shown_level(finding.level, finding.extra.get("level_certainty"))
+            self.rows.append(Row("fracture", level, f"{finding.label} fracture{age}", morph.get("type") or "",
                                  "" if morph.get("genant_grade") is None else str(morph["genant_grade"]),
                                  f"{finding.confidence:.2f}", finding.roi.center_ras, roi))
         for v in results.vertebrae:
@@ -48,7 +51,8 @@ class ResultsTable:
                                                                  if kps else None)
             finding = "measured" if v["status"] == "measured" else v["status"]
             p = v.get("fracture_probability")  # seed 001's per-vertebra output, when levels ran
-            self.rows.append(Row("vertebra", str(v["level"] or f"#{v.get('position', '')}"), finding, v.get("type") or "",
+            level = shown_level(v["level"], v.get("level_certainty")) or f"#{v.get('position', '')}"
+            self.rows.append(Row("vertebra", level, finding, v.get("type") or "",
                                  "" if v.get("genant_grade") is None else str(v["genant_grade"]),
                                  "" if p is None else f"{p:.2f}", centre))
 
