@@ -113,18 +113,28 @@ def _take_model_bodies(results: Results, found: SpineBodies) -> dict[int, Body]:
     """Remove the fracture model's bodies that lie on the prior's bodies (their rows, findings and
     voxels); returns, per prior body, the most confident model body on it."""
     on: dict[int, Body] = {}
+    sacral = 0
     for body in list(results.bodies):
         n = body_number_at(found, body.roi.center_ras)
-        if n is None:
+        if n is None and not _on_sacrum(found, body.roi.center_ras):
             continue
+        sacral += n is None
         results.bodies.remove(body)
         results.vertebrae = [r for r in results.vertebrae if r is not body.row]
         results.findings = [f for f in results.findings if f is not body.finding]
         if results.body_instances is not None and results.body_instances[1] is not None:
             results.body_instances[1][results.body_instances[1] == body.instance] = 0
-        if n not in on or body.fracture_probability > on[n].fracture_probability:
+        if n is not None and (n not in on or body.fracture_probability > on[n].fracture_probability):
             on[n] = body
+    if sacral:
+        results.warnings.append(f"spine prior: {sacral} fracture-model object(s) on the sacrum ignored "
+                                "(the sacrum is not a vertebral body)")
     return on
+
+
+def _on_sacrum(found: SpineBodies, ras) -> bool:
+    """Below the last disc, where the prior found the sacrum."""
+    return found.sacrum is not None and found.frame.to_straight(np.asarray(ras, float))[0, 0] >= found.sacrum.top_u
 
 
 def genant_type(row: dict) -> str:
