@@ -61,12 +61,13 @@ def to_grid(volume, found: SpineBodies, labels: np.ndarray, chunk: int = 4) -> t
 
 
 def body_number_at(found: SpineBodies, ras) -> int | None:
-    """The found body (0-based) whose stretch of the canal holds this point's height."""
+    """The found body (0-based) whose stretch of the canal holds this point's height; -1 below the
+    last disc where the prior found the sacrum; None elsewhere."""
     u = found.frame.to_straight(np.asarray(ras, float))[0, 0]
     for n, body in enumerate(found.bodies):
         if body.top_u <= u <= body.bottom_u:
             return n
-    return None
+    return -1 if found.sacrum is not None and u >= found.sacrum.top_u else None
 
 
 def add_prior_bodies(results: Results, volume, found: SpineBodies, naming: Naming, min_grade: int = 2) -> None:
@@ -78,18 +79,18 @@ def add_prior_bodies(results: Results, volume, found: SpineBodies, naming: Namin
         return
     model = _take_model_bodies(results, found)
     box, numbers = mapped
-    names = {n + 1: naming.names[n] or "C1" for n in range(len(found.bodies)) if (numbers == n + 1).any()}
+    objects = ndimage.find_objects(numbers, max_label=len(found.bodies))
+    names = {n + 1: naming.names[n] or "C1" for n in range(len(found.bodies)) if objects[n] is not None}
     offset = np.eye(4)
     offset[:3, 3] = [box[2].start, box[1].start, box[0].start]
     ct = volume.voxels[box] if volume.modality == "ct" else None
     rows = {m.label: {"kind": "vertebra", "method": "mask", "source": SOURCE, **m.to_json(), **naming.row_fields()}
             for m in measure_labelmap(numbers, volume.ijk_to_ras @ offset, names, whole_vertebrae=True, ct_image=ct)}
     first_id = _merge_instances(results, box, numbers)
-    objects = ndimage.find_objects(numbers)
     contradicted = 0
     for number, row in sorted(rows.items()):
         level = names[number]
-        if level == "C1" or objects[number - 1] is None:
+        if level == "C1":
             continue
         shifted = tuple(slice(o.start + b.start, o.stop + b.start) for o, b in zip(objects[number - 1], box))
         roi = roi_from_mask_slices(volume, shifted)
@@ -116,25 +117,20 @@ def _take_model_bodies(results: Results, found: SpineBodies) -> dict[int, Body]:
     sacral = 0
     for body in list(results.bodies):
         n = body_number_at(found, body.roi.center_ras)
-        if n is None and not _on_sacrum(found, body.roi.center_ras):
+        if n is None:
             continue
-        sacral += n is None
+        sacral += n == -1
         results.bodies.remove(body)
         results.vertebrae = [r for r in results.vertebrae if r is not body.row]
         results.findings = [f for f in results.findings if f is not body.finding]
         if results.body_instances is not None and results.body_instances[1] is not None:
             results.body_instances[1][results.body_instances[1] == body.instance] = 0
-        if n is not None and (n not in on or body.fracture_probability > on[n].fracture_probability):
+        if n >= 0 and (n not in on or body.fracture_probability > on[n].fracture_probability):
             on[n] = body
     if sacral:
         results.warnings.append(f"spine prior: {sacral} fracture-model object(s) on the sacrum ignored "
                                 "(the sacrum is not a vertebral body)")
     return on
-
-
-def _on_sacrum(found: SpineBodies, ras) -> bool:
-    """Below the last disc, where the prior found the sacrum."""
-    return found.sacrum is not None and found.frame.to_straight(np.asarray(ras, float))[0, 0] >= found.sacrum.top_u
 
 
 def genant_type(row: dict) -> str:
