@@ -28,7 +28,7 @@ class SpineFractureAIWidget(ScriptedLoadableModuleWidget):
         ui_widget = slicer.util.loadUI(str(resource("UI", "SpineFractureAI.ui")))
         self.layout.addWidget(ui_widget)
         ui_widget.setMRMLScene(slicer.mrmlScene)
-        from SpineFractureAILib.panel import Panel
+        from SpineFractureAILib.slicer.panel import Panel
 
         self.panel = Panel(slicer.util.childWidgetVariables(ui_widget),
                            lambda *args: SpineFractureAILogic(*args))
@@ -46,12 +46,12 @@ def _dicom_file_for(sop_instance_uid: str) -> str:
 class SpineFractureAILogic(ScriptedLoadableModuleLogic):
     """Slicer's logic object around the library's (imported late: torch may not be installed yet)."""
 
-    def __init__(self, bundle_paths=None, device="auto", thresholds=None, extra_tasks=(), analyses=None):
+    def __init__(self, bundle_paths=None, device="auto", thresholds=None, analyses=None, worker=None):
         ScriptedLoadableModuleLogic.__init__(self)
-        from SpineFractureAILib.logic import SpineFractureLogic
+        from SpineFractureAILib.slicer.logic import SpineFractureLogic
 
-        self.core = SpineFractureLogic(slicer.mrmlScene, bundle_paths, device, thresholds, extra_tasks, analyses,
-                                       dicom_file_for=_dicom_file_for)
+        self.core = SpineFractureLogic(slicer.mrmlScene, bundle_paths, device, thresholds, analyses,
+                                       dicom_file_for=_dicom_file_for, worker=worker)
 
     def __getattr__(self, name):
         return getattr(self.core, name)
@@ -69,7 +69,7 @@ class SpineFractureAITest(ScriptedLoadableModuleTest):
 
     def test_wedge_fracture_found_at_L1(self):
         import SampleData
-        from SpineFractureAILib.sample_data import SAMPLE_NAME, register_sample
+        from SpineFractureAILib.slicer.sample_data import SAMPLE_NAME, register_sample
 
         truth = register_sample(SampleData)  # a local file:// sample: no network
         volume_node = SampleData.downloadSample(SAMPLE_NAME)

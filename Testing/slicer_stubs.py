@@ -42,7 +42,10 @@ class FakeWidget:
         self.name, self.cls = name, cls
         self.text, self.value, self.enabled, self.currentPath, self.currentText = "", 0, True, "", "auto"
         self.items, self.signals, self._node, self.scene, self.toolTip = [], {}, None, None, ""
-        self.checked = False
+        self.checked, self.visible = False, True
+
+    def setPlainText(self, text):
+        self.text = text
 
     def connect(self, signal, slot):
         self.signals.setdefault(signal, []).append(slot)
@@ -120,7 +123,7 @@ def _sample_data_stub(scene):
     from urllib.parse import urlparse
     from urllib.request import url2pathname
 
-    from SpineFractureAILib.scene import add_volume_node
+    from SpineFractureAILib.slicer.scene import add_volume_node
     from SpineFractureAILib.volume import read_volume
 
     sources = {}

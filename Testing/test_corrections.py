@@ -8,8 +8,8 @@ import numpy as np
 import slicer
 
 from conftest import results_from_truth
-from SpineFractureAILib.logic import SpineFractureLogic
-from SpineFractureAILib.scene import add_volume_node, write_results_to_scene
+from SpineFractureAILib.slicer.logic import SpineFractureLogic
+from SpineFractureAILib.slicer.scene import add_volume_node, write_results_to_scene
 from SpineFractureAILib.slicing import Intensity, make_stack, stack_labels_to_volume
 from SpineFractureAILib.training.yolo_export import FRACTURE_SEG_CLASSES
 
@@ -38,7 +38,7 @@ def test_export_round_trips_the_edited_segments(tmp_path, wedge_phantom):
     # the researcher deletes the crush segment (edit) - the export must say so
     segmentation = out.segmentation.GetSegmentation()
     segmentation.RemoveSegment(segmentation.GetSegmentIdBySegmentName("Crush fracture"))
-    from SpineFractureAILib.scene import previous_results_edited
+    from SpineFractureAILib.slicer.scene import previous_results_edited
 
     assert previous_results_edited(scene, volume_node) == ["Crush fracture"]  # the panel asks before a re-run
     entry = SpineFractureLogic(scene).export_training_labels(volume_node, out.segmentation, str(tmp_path))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from SpineFractureAILib.dependencies import REQUIREMENTS, describe, missing_requirements
+from SpineFractureAILib.slicer.dependencies import REQUIREMENTS, describe, missing_requirements
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -14,9 +14,9 @@ from pydicom.sr.codedict import codes
 from pydicom.uid import UID
 
 from SpineFractureAILib.cli import main
-from SpineFractureAILib.logic import SpineFractureLogic
+from SpineFractureAILib.slicer.logic import SpineFractureLogic
 from SpineFractureAILib.phantom import make_phantom, write_phantom
-from SpineFractureAILib.scene import add_volume_node
+from SpineFractureAILib.slicer.scene import add_volume_node
 from SpineFractureAILib.volume import LPS_TO_RAS, read_volume
 from SpineFractureAILib.writers.dicom_uids import derived_uid, missing_uids
 

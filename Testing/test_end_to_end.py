@@ -9,10 +9,10 @@ import slicer
 
 from SpineFractureAILib.bundles import builtin_bundles
 from SpineFractureAILib.cli import analyze_paths, main
-from SpineFractureAILib.logic import SpineFractureLogic
+from SpineFractureAILib.slicer.logic import SpineFractureLogic
 from SpineFractureAILib.phantom import make_phantom, write_phantom
 from SpineFractureAILib.results import Roi
-from SpineFractureAILib.scene import add_volume_node
+from SpineFractureAILib.slicer.scene import add_volume_node
 from SpineFractureAILib.volume import read_volume
 
 
@@ -117,7 +117,7 @@ def test_logic_threshold_override_and_opt_in_keypoint_morphometry():
     assert all(f.source == ["morphometry"] for f in results.findings)  # no model finding passes 1.0
     names = {b.name for b in SpineFractureLogic(scene).analyzer("ct").bundles}
     assert "vertebra-pose-demo" not in names and "fracture-seg-demo" in names  # the keypoint bundle is opt-in
-    both = SpineFractureLogic(scene, extra_tasks=("vertebra-pose",), analyses=("fractures", "keypoints"))
+    both = SpineFractureLogic(scene, analyses=("fractures", "keypoints"))
     assert {b.name for b in both.analyzer("ct").bundles} == {"fracture-seg-demo", "fracture-detect-demo",
                                                               "vertebra-pose-demo"}
     _, results = both.analyze(node)
@@ -140,7 +140,7 @@ def test_panel_analyses_choose_the_bundles_by_task_and_modality():
     assert tasks("ct", analyses=("fractures", "levels")) == ["fracture-detect", "fracture-seg", "vertebra-levels"]
     assert tasks("mr") == ["lumbar-mr"]
     assert tasks("ct") == ["fracture-detect", "fracture-seg", "vertebra-levels"]  # the defaults on a CT
-    assert tasks("ct", analyses=("fractures", "keypoints"), extra_tasks=("vertebra-pose",)) == \
+    assert tasks("ct", analyses=("fractures", "keypoints")) == \
         ["fracture-detect", "fracture-seg", "vertebra-pose"]
     with pytest.raises(ValueError, match="no model bundle"):
         tasks("ct", analyses=("lumbar",))  # lumbar MR only: nothing to run on a CT

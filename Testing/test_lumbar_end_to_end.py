@@ -65,7 +65,7 @@ def test_real_lumbar_mr_outputs_on_its_grid_and_only_on_analysed_slices(tmp_path
 
 
 def test_mr_results_in_a_slicer_scene():
-    from SpineFractureAILib.scene import add_volume_node, write_results_to_scene
+    from SpineFractureAILib.slicer.scene import add_volume_node, write_results_to_scene
     from SpineFractureAILib.terminology import terminology_entry
 
     case = make_phantom("L1-S1", "mr", [], ["L3-L4"], seed=777, orientation="sagittal", spacing=(3.0, 0.9, 0.9))

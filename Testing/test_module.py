@@ -11,7 +11,7 @@ import slicer
 
 import slicer_stubs
 from SpineFractureAILib.phantom import make_phantom
-from SpineFractureAILib.scene import add_volume_node
+from SpineFractureAILib.slicer.scene import add_volume_node
 
 MODULE = Path(__file__).resolve().parents[1] / "SpineFractureAI" / "SpineFractureAI.py"
 
@@ -67,7 +67,7 @@ def test_widget_analyze_turns_into_cancel_and_shows_the_result(module, tmp_path)
     assert table.cells[(first, 5)] == "rejected"
     roi = scene.GetNthNodeByClass(0, "vtkMRMLMarkupsROINode")
     assert roi.GetAttribute("SpineFractureAI.Review") == "rejected"
-    from SpineFractureAILib.parameters import PanelParameters
+    from SpineFractureAILib.slicer.parameters import PanelParameters
 
     saved = PanelParameters.load(scene)  # what a saved scene would restore
     assert saved.input_volume is node and saved.segmentation.GetClassName() == "vtkMRMLSegmentationNode"
@@ -102,3 +102,29 @@ def test_module_self_test_runs_the_real_logic(module):
     result = mod.SpineFractureAITest("runTest").run()
     assert result.wasSuccessful(), result.failures + result.errors
     assert result.testsRun == 1
+
+
+def test_widget_keeps_one_worker_across_clicks_and_saves_the_keypoint_choice(module):
+    mod, widgets, scene = module
+    widget = mod.SpineFractureAIWidget()
+    widget.setup()
+    node = add_volume_node(scene, make_phantom("T12-L2", "ct", ["L1:wedge:3"], [], seed=14).image)
+    widgets["inputVolumeSelector"].setCurrentNode(node)
+    widgets["keypointMorphometryCheckBox"].checked = True
+    for _ in range(2):
+        widgets["analyzeButton"].click()
+        deadline = time.time() + 180
+        while widget.panel.timer.active and time.time() < deadline:
+            widget.panel.onPoll()
+            time.sleep(0.05)
+        assert widget.panel.run.status.state.value == "done", widget.panel.run.status.message
+    assert widget.panel.worker.starts == 1  # the second click found the weights loaded
+    assert any(r["method"] == "keypoints" for r in widget.panel.run.status.result[1].vertebrae)
+    assert widgets["workerLogTextEdit"].visible is False
+    widgets["workerLogButton"].click()
+    assert widgets["workerLogTextEdit"].visible and "worker start" in widgets["workerLogTextEdit"].text
+    widget.cleanup()
+    assert not widget.panel.worker.alive
+    widgets["keypointMorphometryCheckBox"].checked = False
+    mod.SpineFractureAIWidget().setup()  # a reloaded scene restores the choice
+    assert widgets["keypointMorphometryCheckBox"].checked is True

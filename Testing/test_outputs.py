@@ -10,7 +10,7 @@ import slicer
 from conftest import results_from_truth
 from SpineFractureAILib.files import write_case
 from SpineFractureAILib.results import Roi
-from SpineFractureAILib.scene import (add_volume_node, remove_previous_results, volume_from_node,
+from SpineFractureAILib.slicer.scene import (add_volume_node, remove_previous_results, volume_from_node,
                                       write_results_to_scene)
 from SpineFractureAILib.volume import read_volume
 
@@ -111,7 +111,7 @@ def test_morphometry_markups_are_editable_and_regrade(wedge_phantom):
 
 
 def test_results_table_rows_targets_and_reviews(wedge_phantom):
-    from SpineFractureAILib.table_model import COLUMNS, ResultsTable
+    from SpineFractureAILib.slicer.table_model import COLUMNS, ResultsTable
 
     scene = slicer.vtkMRMLScene()
     volume_node = add_volume_node(scene, wedge_phantom.image)
@@ -128,7 +128,7 @@ def test_results_table_rows_targets_and_reviews(wedge_phantom):
 
 def test_warnings_come_first_in_the_table_and_the_status_line(wedge_phantom):
     """A run that could not do all it was asked must not read as a clean scan in the panel either."""
-    from SpineFractureAILib.table_model import COLUMNS, ResultsTable, status_text
+    from SpineFractureAILib.slicer.table_model import COLUMNS, ResultsTable, status_text
 
     scene = slicer.vtkMRMLScene()
     volume_node = add_volume_node(scene, wedge_phantom.image)
@@ -148,7 +148,7 @@ def test_warnings_come_first_in_the_table_and_the_status_line(wedge_phantom):
 def test_panel_parameters_survive_saving_and_reloading_the_scene(tmp_path, wedge_phantom):
     import pytest
 
-    from SpineFractureAILib.parameters import PanelParameters
+    from SpineFractureAILib.slicer.parameters import PanelParameters
 
     scene = slicer.vtkMRMLScene()
     volume_node = add_volume_node(scene, wedge_phantom.image)

@@ -166,8 +166,8 @@ def test_slicer_single_slice_node_gets_rois_and_rows_on_the_film(tmp_path, capsy
     """A radiograph loaded into Slicer is a one-slice volume node: Analyze puts one ROI per finding on it."""
     import slicer
 
-    from SpineFractureAILib.logic import SpineFractureLogic
-    from SpineFractureAILib.scene import add_volume_node
+    from SpineFractureAILib.slicer.logic import SpineFractureLogic
+    from SpineFractureAILib.slicer.scene import add_volume_node
 
     assert _run(capsys, "phantom", tmp_path / "s.dcm", "--modality", "xr", "--levels", "T10-L3",
                 "--fracture", "L1:wedge:3:old", "--seed", "67", "--spacing", "0.9")[0] == 0

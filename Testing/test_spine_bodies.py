@@ -14,7 +14,7 @@ from SpineFractureAILib.phantom import make_phantom
 from SpineFractureAILib.pipeline import Analyzer
 from SpineFractureAILib.report import write_report
 from SpineFractureAILib.results import Roi
-from SpineFractureAILib.table_model import ResultsTable
+from SpineFractureAILib.slicer.table_model import ResultsTable
 from SpineFractureAILib.volume import from_sitk, read_volume
 
 CROP_FIRST_SLICE = 82  # example_seg is slices 82-111 of example_ct, with the full CT's origin

@@ -66,3 +66,21 @@ def test_library_files_stay_readable():
     long = {str(p.relative_to(ROOT)): n for p in ROOT.rglob("*.py")
             if (n := len(p.read_text(encoding="utf-8").splitlines())) > 420}
     assert not long, long
+
+
+def test_compute_modules_never_import_the_slicer_folder():
+    """The panel, scene writers and worker client sit in slicer/; the compute rooms (and the CLI)
+    must load without MRML or Qt, so none of them may import that folder."""
+    mods = _modules()
+    offenders = []
+    for name, path in mods.items():
+        if name == "slicer" or name.startswith("slicer."):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                offenders += [f"{name} imports {t}" for t in _targets(mods, name, node)
+                              if t == "slicer" or t.startswith("slicer.")]
+            elif isinstance(node, ast.Import):
+                offenders += [f"{name} imports {a.name}" for a in node.names if a.name in ("slicer", "qt", "ctk")]
+    assert not offenders, offenders
+    assert {"slicer.panel", "slicer.logic", "slicer.scene", "slicer.worker_client"} <= set(mods)

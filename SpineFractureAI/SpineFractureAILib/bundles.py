@@ -158,19 +158,15 @@ def parse_analyses(analyses) -> tuple[str, ...]:
     return names
 
 
-def bundles_for(modality: str, paths: list[str] | None = None, analyses: tuple[str, ...] | None = None,
-                extra_tasks: tuple[str, ...] = ()) -> list[Bundle]:
-    """The bundles to run: named ones or the built-ins, kept to the chosen analyses (whose opt-in
-    built-ins then run too), plus opt-in extra tasks."""
+def bundles_for(modality: str, paths: list[str] | None = None,
+                analyses: tuple[str, ...] | None = None) -> list[Bundle]:
+    """The bundles to run: named ones or the built-ins, kept to the chosen analyses (keys of
+    ANALYSES, the one vocabulary of the CLI, panel and logic; chosen opt-in built-ins run too)."""
     if analyses is not None:
         wanted = {task for a in analyses for task in ANALYSES[a]}
         pool = select_bundles(modality, paths) if paths else [b for b in builtin_bundles() if b.fits(modality)]
         return [b for b in pool if b.task in wanted]
-    bundles = select_bundles(modality, paths)
-    if not paths and extra_tasks:
-        bundles += [b for b in builtin_bundles() if b.task in extra_tasks and b.fits(modality)
-                    and b.name not in {x.name for x in bundles}]
-    return bundles
+    return select_bundles(modality, paths)
 
 
 def analyses_not_run(analyses: tuple[str, ...] | None, bundles: list[Bundle], modality: str) -> list[str]:

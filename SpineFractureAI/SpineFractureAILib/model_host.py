@@ -9,8 +9,11 @@ from .pipeline import Analyzer
 
 
 class ModelHost:
-    def __init__(self, bundle_paths=None, analyses=None, device: str = "auto"):
+    def __init__(self, bundle_paths=None, analyses=None, device: str = "auto", thresholds: dict | None = None):
+        """analyses: keys of bundles.ANALYSES (None: the defaults); thresholds: overrides of the
+        manifests' (the panel's fracture confidence)."""
         self.bundle_paths, self.analyses, self.device = bundle_paths, analyses, device
+        self.thresholds = thresholds or {}
         self._analyzers: dict[str, Analyzer] = {}
 
     def analyzer(self, modality: str, source: str = "") -> Analyzer:
@@ -20,7 +23,7 @@ class ModelHost:
             if not bundles:
                 raise BundleError(f"{source + ': ' if source else ''}no model bundle for modality {modality!r}"
                                   " (pass --modality or --bundle)")
-            self._analyzers[modality] = Analyzer(bundles, self.device)
+            self._analyzers[modality] = Analyzer(bundles, self.device, self.thresholds)
         return self._analyzers[modality]
 
     @property

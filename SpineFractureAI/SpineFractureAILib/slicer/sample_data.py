@@ -6,15 +6,15 @@ import json
 import tempfile
 from pathlib import Path
 
+from ..bundles import sha256_of
+from ..phantom import make_phantom, write_phantom
+
 SAMPLE_NAME = "SpinePhantomL1Wedge"
 SAMPLE_ARGS = dict(levels="T10-L3", modality="ct", fractures=["L1:wedge:3"], herniations=[], seed=4242)
 
 
 def phantom_sample(folder: str | Path | None = None) -> tuple[Path, dict]:
     """(image path, truth) of the sample phantom, written once into folder (default: temp dir)."""
-    from .bundles import sha256_of
-    from .phantom import make_phantom, write_phantom
-
     folder = Path(folder or Path(tempfile.gettempdir()) / "SpineFractureAI-sample")
     image = folder / f"{SAMPLE_NAME}.nii.gz"
     truth_path = folder / f"{SAMPLE_NAME}.truth.json"

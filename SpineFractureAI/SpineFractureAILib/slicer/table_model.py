@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .results import shown_level
+from ..results import shown_level
 
 REVIEW_ATTRIBUTE = "SpineFractureAI.Review"
 COLUMNS = ("level", "finding", "type", "Genant grade", "confidence", "review")

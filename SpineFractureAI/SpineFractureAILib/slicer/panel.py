@@ -6,15 +6,25 @@ from __future__ import annotations
 import qt
 import slicer
 
+from ..bundles import available_devices, describe_bundles
 from .dependencies import install_in_slicer, missing_requirements
 from .parameters import MODALITIES, PanelParameters
+from .scene import previous_results_edited
 from .table_model import COLUMNS, ResultsTable, status_text
+from .worker_client import WorkerClient, slicer_python
+
+CHECKBOXES = {"fractures": "fracturesCheckBox", "levels": "levelsCheckBox", "lumbar": "lumbarCheckBox",
+              "keypoints": "keypointMorphometryCheckBox"}  # analyses (bundles.ANALYSES) -> their boxes
 
 
 class Panel:
     def __init__(self, ui, make_logic):
-        """ui: the .ui file's widgets by name; make_logic(bundle_paths, device) -> the module logic."""
+        """ui: the .ui file's widgets by name; make_logic(bundle_paths, device, thresholds, analyses,
+        worker) -> the module logic. One worker process serves every click (weights load once)."""
         self.ui, self.make_logic = ui, make_logic
+        self.worker = WorkerClient(slicer_python())
+        self.ui.workerLogTextEdit.visible = False
+        self.ui.workerLogButton.connect("clicked(bool)", self.onShowWorkerLog)
         self.ui.deviceComboBox.addItems(["auto", "cpu", "cuda"])
         self.ui.modalityComboBox.addItems(list(MODALITIES))
         self.ui.resultsTable.connect("cellClicked(int,int)", self.onRowClicked)
@@ -30,9 +40,8 @@ class Panel:
         self.ui.modalityComboBox.setCurrentText(params.modality)
         self.ui.confidenceSlider.value = params.fracture_confidence
         chosen = params.analyses.split(",")
-        for name, box in (("fractures", self.ui.fracturesCheckBox), ("levels", self.ui.levelsCheckBox),
-                          ("lumbar", self.ui.lumbarCheckBox)):
-            box.checked = name in chosen
+        for name, box in CHECKBOXES.items():
+            getattr(self.ui, box).checked = name in chosen
         if params.input_volume is not None:
             self.ui.inputVolumeSelector.setCurrentNode(params.input_volume)
         self.updateBundleInfo()
@@ -44,7 +53,6 @@ class Panel:
         self.updateButtons()
 
     def updateBundleInfo(self, *_):
-        from .bundles import available_devices, describe_bundles
 
         self.ui.bundleInfoLabel.text = describe_bundles(self.ui.bundlePathLineEdit.currentPath.strip())
         self.ui.deviceComboBox.toolTip = available_devices()
@@ -61,24 +69,20 @@ class Panel:
             self.ui.statusLabel.text = "Missing: " + ", ".join(name for name, _, _ in missing)
             return
         node = self.ui.inputVolumeSelector.currentNode()
-        from .scene import previous_results_edited
 
         edited = previous_results_edited(slicer.mrmlScene, node)
         if edited and not slicer.util.confirmOkCancelDisplay(
                 f"You edited {', '.join(edited)} of the previous results. Replace them?"):
             return
         bundle = self.ui.bundlePathLineEdit.currentPath.strip()
-        analyses = [name for name, box in (("fractures", self.ui.fracturesCheckBox), ("levels", self.ui.levelsCheckBox),
-                                           ("lumbar", self.ui.lumbarCheckBox)) if box.checked]
+        analyses = [name for name, box in CHECKBOXES.items() if getattr(self.ui, box).checked]
         self.params = PanelParameters(bundle, self.ui.deviceComboBox.currentText, self.ui.modalityComboBox.currentText,
                                       float(self.ui.confidenceSlider.value), ",".join(analyses),
                                       input_volume=self.ui.inputVolumeSelector.currentNode())
         self.params.save(slicer.mrmlScene)
-        keypoints = self.ui.keypointMorphometryCheckBox.checked
         self.logic = logic = self.make_logic([bundle] if bundle else None, self.ui.deviceComboBox.currentText,
                                              {"fracture_confidence": float(self.ui.confidenceSlider.value)},
-                                             ("vertebra-pose",) if keypoints else (),
-                                             tuple(analyses) + (("keypoints",) if keypoints else ()))
+                                             tuple(analyses), self.worker)
         with slicer.util.tryWithErrorDisplay("Could not start the analysis.", waitCursor=True):
             self.run = logic.analyze_async(self.ui.inputVolumeSelector.currentNode(),
                                            self.ui.modalityComboBox.currentText)
@@ -101,7 +105,14 @@ class Panel:
             self.params.segmentation, self.params.table = outputs.segmentation, outputs.table
             self.params.save(slicer.mrmlScene)
         elif status.state.value == "failed":
+            self.onShowWorkerLog(show=True)
             slicer.util.errorDisplay(f"Spine analysis failed: {status.message}")
+
+    def onShowWorkerLog(self, *_, show: bool | None = None):
+        """The worker process's log (what the models printed, a crash's traceback) under the table."""
+        box = self.ui.workerLogTextEdit
+        box.visible = (not box.visible) if show is None else show
+        box.setPlainText(self.worker.log_tail(20000) or f"(no worker log yet: {self.worker.log_path})")
 
     def showTable(self, table):
         """Warning rows (first, red) and then findings and vertebrae."""
@@ -150,3 +161,4 @@ class Panel:
         if self.run is not None:
             self.run.cancel()
         self.timer.stop()
+        self.worker.stop()

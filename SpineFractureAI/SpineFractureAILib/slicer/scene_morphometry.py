@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .morphometry import Measurement, grade, heights_from_points
+from ..morphometry import Measurement, grade, heights_from_points
 
 POINT_NAMES = ("superior anterior", "superior middle", "superior posterior",
                "inferior anterior", "inferior middle", "inferior posterior")

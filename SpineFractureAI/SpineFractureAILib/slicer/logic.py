@@ -8,51 +8,59 @@ from __future__ import annotations
 
 import json
 
-from .bundles import bundles_for, parse_analyses
-from .files import write_case
-from .pipeline import Analyzer
-from .scene import dicom_source_files, remove_previous_results, volume_from_node, write_results_to_scene
+from ..bundles import parse_analyses
+from ..files import write_case
+from ..model_host import ModelHost
+from ..pipeline import Analyzer
+from ..training.corrections import export_training_labels
+from ..training.lumbar_corrections import export_lumbar_labels
+from .background import WorkerRun
+from .scene import (RESULT_ATTRIBUTE, dicom_source_files, edited_segments, remove_previous_results,
+                    segmentation_to_labelmap, volume_from_node, write_results_to_scene)
+from .worker_client import WorkerClient
 
 
 class SpineFractureLogic:
     def __init__(self, scene, bundle_paths: list[str] | None = None, device: str = "auto",
-                 thresholds: dict | None = None, extra_tasks: tuple[str, ...] = (),
-                 analyses: tuple[str, ...] | None = None, dicom_file_for=None):
-        """extra_tasks: opt-in built-in analyses to add (e.g. "vertebra-pose" keypoint morphometry);
-        analyses: keep only these (keys of ANALYSES; None: all that fit); dicom_file_for: SOP
+                 thresholds: dict | None = None, analyses: tuple[str, ...] | None = None, dicom_file_for=None,
+                 worker: WorkerClient | None = None):
+        """analyses: what to run, keys of bundles.ANALYSES ("keypoints" adds the opt-in keypoint
+        morphometry; None: the bundles that run by default); dicom_file_for: SOP
         Instance UID -> file (Slicer: slicer.dicomDatabase.fileForInstance), so a report of a
-        volume loaded from DICOM includes a DICOM SEG and SR that reference its series."""
+        volume loaded from DICOM includes a DICOM SEG and SR that reference its series; worker: the
+        analysis process that analyze_async uses (the panel keeps one across clicks; default: our own)."""
         self.dicom_file_for = dicom_file_for
         self.analyses = parse_analyses(analyses) if analyses is not None else None
         self.scene = scene
         self.bundle_paths = bundle_paths
         self.device = device
         self.thresholds = thresholds or {}
-        self.extra_tasks = tuple(extra_tasks)
-        self._analyzers: dict = {}
+        self._hosts: dict[str, ModelHost] = {}
+        self.worker = worker or WorkerClient()
 
     def analyzer(self, modality: str) -> Analyzer:
-        key = (modality, tuple(self.bundle_paths or ()), self.device, tuple(sorted(self.thresholds.items())),
-               self.extra_tasks, self.analyses)
-        if key not in self._analyzers:
-            bundles = bundles_for(modality, self.bundle_paths, self.analyses, self.extra_tasks)
-            self._analyzers[key] = Analyzer(bundles, self.device, self.thresholds)
-        return self._analyzers[key]
+        """In this process (analyze(), the console): one model host per configuration."""
+        key = json.dumps(self.worker_config(), sort_keys=True)
+        if key not in self._hosts:
+            self._hosts[key] = ModelHost(self.bundle_paths, self.analyses, self.device, self.thresholds)
+        return self._hosts[key].analyzer(modality)
 
-    def analyze_async(self, volume_node, modality: str = "auto"):
-        """Start in a worker thread; poll() the returned BackgroundRun from the main thread
-        (the widget uses a QTimer), or wait() from the console. cancel() stops it."""
-        from .background import BackgroundRun
+    def worker_config(self) -> dict:
+        """What the worker loads: a change restarts it (and reloads the weights)."""
+        return {"bundle_paths": self.bundle_paths, "device": self.device, "thresholds": self.thresholds,
+                "analyses": list(self.analyses) if self.analyses else None}
 
+    def analyze_async(self, volume_node, modality: str = "auto") -> WorkerRun:
+        """Start the analysis in the worker process; poll() the returned run from the main thread
+        (the panel uses a QTimer), or wait() from the console. cancel() kills the worker at once."""
         volume = volume_from_node(volume_node, modality)  # copied here, on the main thread
-        analyzer = self.analyzer(volume.modality)
 
         def apply(results):
             remove_previous_results(self.scene, volume_node)
             return write_results_to_scene(self.scene, volume_node, results), results
 
-        run = BackgroundRun(lambda progress, cancelled: analyzer.analyze(volume, progress, cancelled), apply,
-                            still_wanted=lambda: bool(self.scene.IsNodePresent(volume_node)))
+        self.worker.configure(self.worker_config())
+        run = WorkerRun(self.worker, volume, apply, still_wanted=lambda: bool(self.scene.IsNodePresent(volume_node)))
         run.start()
         return run
 
@@ -69,8 +77,6 @@ class SpineFractureLogic:
         """Researchers' correction loop: the current (edited) segments + this volume as training data
         appended to out_dir (CT: YOLO polygons for fracture-seg, boxes for fracture-detect; lumbar MR:
         region and disc boxes, disc crops, masks), with which segments were edited and the ROI reviews."""
-        from .scene import RESULT_ATTRIBUTE, edited_segments, segmentation_to_labelmap
-        from .training.corrections import export_training_labels
 
         labelmap, names = segmentation_to_labelmap(self.scene, seg_node, volume_node)
         reviews, discs = {}, []
@@ -86,7 +92,6 @@ class SpineFractureLogic:
                     discs.append((centre, (finding["label"] == "herniated") != (review == "rejected")))
         review = {"edited_segments": edited_segments(seg_node, labelmap, names), "findings_review": reviews}
         if {"intervertebral disc", "spinal canal"} & {n.strip().lower() for n in names.values()}:
-            from .training.lumbar_corrections import export_lumbar_labels
 
             return export_lumbar_labels(volume_from_node(volume_node), labelmap, names, out_dir, discs, review)
         keypoints = []  # the six morphometry points per vertebra, as the user left them

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from ..bundles import parse_analyses
+
 NODE_NAME = "SpineFractureAI"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 MODALITIES = ("auto", "ct", "mr", "xr")
@@ -28,8 +30,6 @@ class PanelParameters:
             raise ValueError(f"device must be one of {DEVICES}, not {self.device!r}")
         if self.modality not in MODALITIES:
             raise ValueError(f"modality must be one of {MODALITIES}, not {self.modality!r}")
-        from .bundles import parse_analyses
-
         parse_analyses(self.analyses)
         if not 0.0 <= float(self.fracture_confidence) <= 1.0:
             raise ValueError("fracture_confidence must be between 0 and 1")

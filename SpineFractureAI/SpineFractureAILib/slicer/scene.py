@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .files import roi_name
-from .results import Results
-from .terminology import terminology_entry
-from .volume import Volume
+from ..files import roi_name
+from ..results import Results
+from ..terminology import terminology_entry
+from ..volume import Volume, detect_modality
+from .scene_morphometry import MorphometryScene
 
 RESULT_ATTRIBUTE = "SpineFractureAI.ResultOf"  # set on every node we create: input volume node ID
 VOXELS_ATTRIBUTE = "SpineFractureAI.SegmentVoxels"  # voxel count per segment as analysed (edit detection)
@@ -43,8 +44,6 @@ def volume_from_node(node, modality: str = "auto") -> Volume:
     """A Volume sharing no memory with the node (Slicer may change the node meanwhile)."""
     import vtk
     from vtk.util.numpy_support import vtk_to_numpy
-
-    from .volume import detect_modality
 
     image = node.GetImageData()
     if image is None:
@@ -141,8 +140,6 @@ def write_results_to_scene(scene, volume_node, results: Results) -> SceneOutputs
     outputs.table = _findings_table(scene, name, results, volume_node.GetID())
     extra = []
     if results.vertebrae:
-        from .scene_morphometry import MorphometryScene
-
         outputs.morphometry = MorphometryScene(scene, results.vertebrae, name, (RESULT_ATTRIBUTE, volume_node.GetID()))
         extra = outputs.morphometry.nodes()
     outputs.folder_item = _place_in_hierarchy(scene, volume_node, [seg_node, *outputs.rois, outputs.table, *extra])
