@@ -14,8 +14,9 @@ MODULE = REPO / "SpineFractureAI" / "SpineFractureAI.py"
 
 def test_every_widget_the_module_names_is_in_the_ui():
     names = {w.get("name") for w in ET.parse(REPO / "Resources/UI/SpineFractureAI.ui").iter("widget")}
-    panel = REPO / "SpineFractureAI" / "SpineFractureAILib" / "panel.py"
-    used = set(re.findall(r"self\.ui\.(\w+)", MODULE.read_text() + panel.read_text()))
+    panel = (REPO / "SpineFractureAI" / "SpineFractureAILib" / "slicer" / "panel.py").read_text()
+    used = set(re.findall(r"self\.ui\.(\w+)", MODULE.read_text() + panel))
+    used |= set(re.findall(r'"(\w+CheckBox)"', panel))  # the analyses' boxes, named in a table
     assert used and used <= names, used - names
 
 
