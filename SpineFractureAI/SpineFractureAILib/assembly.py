@@ -8,6 +8,7 @@ import numpy as np
 
 from .level_assignment import LevelProfile, assign_body_levels
 from .levels import LEVELS
+from .progress import add_time
 from .results import Finding, Results
 from .terminology import FRACTURE_SEG_CLASSES, segment_for_body, segment_for_class
 
@@ -29,7 +30,7 @@ def finish(results: Results) -> None:
         _vertebra_rows(results)
     results.findings.sort(key=lambda f: -f.confidence)
     results.stacks.clear()  # the slices are not needed once the models ran
-    results.timing_s["fusion"] = results.timing_s.get("fusion", 0) + time.perf_counter() - started
+    add_time(results.timing_s, "fusion", time.perf_counter() - started)
 
 
 def _assign_levels(results: Results) -> None:

@@ -16,7 +16,7 @@ from .lumbar_crops import central_slices, crop_to_image, grow_box, square_crop
 from .predictors import SliceDetections
 from .predictors.ensembles import Ensemble
 from .predictors.yolo import YoloPredictor
-from .progress import Cancelled
+from .progress import Cancelled, add_time
 from .results import Finding, Results, Segment
 from .slicing import Intensity, make_stack, stack_labels_to_box
 from .terminology import INTERVERTEBRAL_DISC, SPINAL_CANAL, VERTEBRA
@@ -73,7 +73,7 @@ def run_lumbar_mr(volume, bundle, predictor: LumbarPredictor, results: Results, 
     started = time.perf_counter()
     stack = make_stack(volume, "sagittal", size, Intensity.from_manifest(m["preprocessing"]),
                        slice_mm=m.get("slice_mm"), cancelled=cancelled)
-    results.timing_s["slice"] = results.timing_s.get("slice", 0) + time.perf_counter() - started
+    add_time(results.timing_s, "slice", time.perf_counter() - started)
     # Mid-sagittal: stage 1 runs on the central half of the sagittal slices.
     n = len(stack)
     candidates = np.arange(n // 4, max(n // 4 + 1, n - n // 4))

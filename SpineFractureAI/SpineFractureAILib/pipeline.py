@@ -8,7 +8,8 @@ import numpy as np
 
 from .assembly import finish
 from .bundles import Bundle, BundleError
-from .progress import Cancelled, Progress
+from .predictors import Predictor
+from .progress import Cancelled, Progress, add_time
 from .spine.anchors import name_bodies
 from .spine.bodies import find_bodies
 from .spine.canal import find_canal
@@ -25,22 +26,24 @@ PRIOR_TASKS = ("fracture-seg", "fracture-detect")  # the CT tasks whose objects 
 class Analyzer:
     """Holds loaded predictors so repeated analyses (or a GUI session) load weights once."""
 
-    def __init__(self, bundles: list[Bundle], device: str = "auto", thresholds: dict | None = None):
-        """thresholds: overrides of the manifests' thresholds (e.g. the panel's fracture confidence)."""
+    def __init__(self, bundles: list[Bundle], device: str = "auto", thresholds: dict | None = None,
+                 predictors: dict[str, Predictor] | None = None):
+        """thresholds: overrides of the manifests' thresholds (e.g. the panel's fracture confidence);
+        predictors: already built ones by bundle name (a test's fakes), used instead of loading."""
         if not bundles:
             raise ValueError("no model bundle fits this volume's modality")
         if thresholds:  # new Bundle objects: the caller's stay as loaded
             bundles = [Bundle(b.path, {**b.manifest, "thresholds": {**b.thresholds, **thresholds}}) for b in bundles]
         self.bundles = bundles
         self.device = device
-        self._predictors: dict = {}
+        self._predictors: dict[str, Predictor] = dict(predictors or {})
 
     @property
     def loaded(self) -> list[str]:
         """The bundles whose weights this analyzer has loaded so far."""
         return list(self._predictors)
 
-    def predictor(self, bundle: Bundle):
+    def predictor(self, bundle: Bundle) -> Predictor:
         if bundle.name not in self._predictors:
             if bundle.task not in TASKS:
                 raise BundleError(f"bundle {bundle.name}: no analysis for task {bundle.task!r}")
@@ -86,7 +89,7 @@ class Analyzer:
                 raise Cancelled()
             started = time.perf_counter()
             predictor = self.predictor(bundle)
-            timing["model_load"] = timing.get("model_load", 0) + time.perf_counter() - started
+            add_time(timing, "model_load", time.perf_counter() - started)
             TASKS[bundle.task].run(volume, bundle, predictor, results, progress, cancelled)
             results.bundles.append(bundle.summary())
         if results.spine_prior and results.canal is None:

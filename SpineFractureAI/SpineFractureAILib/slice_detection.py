@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from .fusion import link_detections
-from .progress import Cancelled, Progress
+from .progress import Cancelled, Progress, add_time, model_batches
 from .results import Results
 from .slicing import Intensity, coarse_stack, make_stack
 
@@ -38,26 +38,19 @@ def detect(volume, bundle, predictor, results: Results, progress: Progress, canc
         else:
             keep = np.arange(len(stack))
         results.stacks[key] = (stack, keep)
-    timing["slice"] = timing.get("slice", 0) + time.perf_counter() - started
+    add_time(timing, "slice", time.perf_counter() - started)
     if cancelled():
         raise Cancelled()
-    started = time.perf_counter()
-    forward_before = predictor.forward_seconds
-    detections = []
-    step = int(getattr(predictor, "batch", 16))  # one model batch between cancel checks
-    for b in range(0, len(keep), step):
-        part = keep[b:b + step]
+
+    def predict(part):
         found = predictor.predict(stack.images[part])
         for d, s in zip(found, part):
             d.slice_index = int(s)
-        detections += found
-        progress(f"{bundle.name}: model", 0.3 + 0.5 * (b + len(part)) / max(len(keep), 1))
-        if cancelled():
-            raise Cancelled()
-    forward = predictor.forward_seconds - forward_before
-    timing["model_forward"] = timing.get("model_forward", 0) + forward
-    timing["model_postprocess"] = timing.get("model_postprocess", 0) + time.perf_counter() - started - forward
-    timing["slices"] = timing.get("slices", 0) + len(keep)
+        return found
+
+    detections = [d for found in model_batches(predictor, keep, predict, bundle.name, progress, cancelled, timing)
+                  for d in found]
+    add_time(timing, "slices", len(keep))
     return stack, detections
 
 

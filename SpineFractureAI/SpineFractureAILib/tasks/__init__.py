@@ -1,5 +1,6 @@
-"""Analyses that live in one module each: `make_predictor(bundle, device)` and
-`run(volume, bundle, predictor, results, progress, cancelled)`. TASKS maps a bundle's task to its
+"""Analyses that live in one module each: `make_predictor(bundle, device)` returns a
+predictors.Predictor, and `run(volume, bundle, predictor, results, progress, cancelled)` runs it
+(its model calls through progress.model_batches). TASKS maps a bundle's task to its
 module: adding an analysis is one module here plus its bundle (docs/architecture.md)."""
 from __future__ import annotations
 

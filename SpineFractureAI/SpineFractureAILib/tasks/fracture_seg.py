@@ -10,7 +10,7 @@ import numpy as np
 
 from ..fusion import track_rois, tracks_to_box
 from ..predictors.yolo import YoloPredictor, yolo_predictor
-from ..progress import Progress
+from ..progress import Progress, add_time
 from ..results import Body, Finding, Results
 from ..slice_detection import detect, tracks as link_tracks
 from ..spine.prior import off_chain
@@ -128,7 +128,7 @@ def run(volume, bundle, predictor, results: Results, progress: Progress, cancell
             results.findings.append(body.finding)
         results.bodies.append(body)
     results.body_instances, results.body_classes = (box, instances), classes
-    timing["fusion"] = timing.get("fusion", 0) + time.perf_counter() - started
+    add_time(timing, "fusion", time.perf_counter() - started)
 
 
 def _measure_tracks(results: Results, box, instances, volume) -> dict[int, dict]:

@@ -39,6 +39,7 @@ class RadiographPredictor:
         self.pose = YoloPredictor(bundle, device, bundle.weight_path(pose["file"]), pose["classes"], pose["input_size"])
         age = bundle.manifest["age"]
         self.age = Ensemble(age, bundle.weight_path, self.pose.device, self.pose.half)
+        self.bundle, self.device, self.batch = bundle, self.pose.device, 1  # one film at a time
         self.age_size = int(age["input_size"])
         stage = bundle.manifest.get("keypoints")  # seed 003's second stage, when the bundle has one
         self.keypoints, self.keypoint_size = None, 0

@@ -9,7 +9,7 @@ import numpy as np
 from ..bundles import BundleError
 from ..level_assignment import LevelProfile, axial_metadata
 from ..predictors.level_net import LevelPredictor
-from ..progress import Cancelled
+from ..progress import add_time, model_batches
 from ..results import Results
 from ..slicing import Intensity, make_stack
 
@@ -31,16 +31,8 @@ def run(volume, bundle, predictor, results: Results, progress, cancelled) -> Non
     stack = make_stack(volume, "axial", int(m["input_size"]), Intensity.from_manifest(m["preprocessing"]),
                        slice_mm=m.get("slice_mm"), pixel_mm=m.get("pixel_mm"), cancelled=cancelled)
     meta = axial_metadata(stack)
-    results.timing_s["slice"] = results.timing_s.get("slice", 0) + time.perf_counter() - started
-    started, forward_before = time.perf_counter(), predictor.forward_seconds
-    parts = []
-    for b in range(0, len(stack), predictor.batch):
-        parts.append(predictor.predict(stack.images[b:b + predictor.batch], meta[b:b + predictor.batch]))
-        progress(f"{bundle.name}: model", 0.3 + 0.5 * min(1.0, (b + predictor.batch) / max(len(stack), 1)))
-        if cancelled():
-            raise Cancelled()
-    forward = predictor.forward_seconds - forward_before
-    results.timing_s["model_forward"] = results.timing_s.get("model_forward", 0) + forward
-    results.timing_s["model_postprocess"] = (results.timing_s.get("model_postprocess", 0)
-                                             + time.perf_counter() - started - forward)
+    add_time(results.timing_s, "slice", time.perf_counter() - started)
+    parts = model_batches(predictor, np.arange(len(stack)),
+                          lambda part: predictor.predict(stack.images[part], meta[part]),
+                          bundle.name, progress, cancelled, results.timing_s)
     results.level_profile = LevelProfile(bundle.classes, np.concatenate(parts), stack.stack_to_ras, stack.size)

@@ -6,7 +6,7 @@ import time
 
 from ..keypoint_fusion import keypoint_rows
 from ..predictors.yolo import YoloPredictor, yolo_predictor
-from ..progress import Progress
+from ..progress import Progress, add_time
 from ..results import Results
 from ..slice_detection import detect, tracks as link_tracks
 
@@ -22,4 +22,4 @@ def run(volume, bundle, predictor, results: Results, progress: Progress, cancell
     t = bundle.thresholds
     tracks = link_tracks(detections, t)
     results.vertebrae += keypoint_rows(stack, tracks, float(t.get("keypoint_visibility", 0.25)), bundle.name)
-    results.timing_s["fusion"] = results.timing_s.get("fusion", 0) + time.perf_counter() - started
+    add_time(results.timing_s, "fusion", time.perf_counter() - started)
