@@ -31,7 +31,7 @@ def wedge_phantom():
 def results_from_truth(case):
     """Results built from a phantom's own labels (no model): body -> 'vertebral body', the
     fractured body -> its fracture segment, with one finding per fracture."""
-    from SpineFractureAILib.fusion import roi_from_mask_slices
+    from SpineFractureAILib.slice_tracks import roi_from_mask_slices
     from SpineFractureAILib.results import Finding, Results
     from SpineFractureAILib.terminology import segment_for_class
 

@@ -73,7 +73,7 @@ def test_per_level_segment_names_export_and_the_detector_gets_boxes(tmp_path, we
 
 def test_lumbar_mr_export_gives_boxes_crops_and_masks_with_reviews(tmp_path):
     from SpineFractureAILib.results import Finding, Results, Segment
-    from SpineFractureAILib.fusion import roi_from_ijk_box
+    from SpineFractureAILib.slice_tracks import roi_from_ijk_box
     from SpineFractureAILib.phantom import make_phantom
 
     case = make_phantom("L2-S1", "mr", [], ["L4-L5"], seed=9, orientation="sagittal", spacing=(2.0, 1.0, 1.0))

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from SpineFractureAILib.assembly import finish
+from SpineFractureAILib.assembly import assemble_results
 from SpineFractureAILib.level_assignment import LevelProfile, assign_body_levels
 from SpineFractureAILib.levels import LEVELS
-from SpineFractureAILib.results import Body, Finding, Results, Roi
+from SpineFractureAILib.results import Finding, Roi
+from SpineFractureAILib.run_state import Body, RunState
 from SpineFractureAILib.terminology import terminology_entry
 
 SLICE_MM = 3.0
@@ -73,7 +74,7 @@ def _results_with_bodies(levels, fractured: dict[str, str]):
     centres, profile = _spine(levels)
     shape = (60, 20, 20)
     instances = np.zeros(shape, np.uint16)
-    results = Results("case", np.zeros(shape, np.uint8), np.eye(4), [], [], modality="ct")
+    results = RunState("case", np.zeros(shape, np.uint8), np.eye(4), [], [], modality="ct")
     for n, (level, c) in enumerate(zip(levels, centres)):
         instances[n * 8:n * 8 + 5, 5:15, 5:15] = n + 1
         row = {"kind": "vertebra", "level": f"#{n + 1} from top", "status": "measured"}
@@ -97,7 +98,7 @@ def test_finish_names_findings_segments_rows_and_patient_output():
         c = centres[levels.index(level)]
         results.detections.append(Finding("fracture", "fracture", conf, _box_roi(np.add(c, [2, 1, 0]), (20, 20, 10)),
                                           source=["fracture-detect-demo"]))
-    finish(results)
+    assemble_results(results)
     by_level = {f.level: f for f in results.findings}
     assert set(by_level) == {"C4", "C5"}
     c5 = by_level["C5"]
@@ -129,7 +130,7 @@ def test_detector_findings_outside_its_trained_levels_are_dropped():
     finding = Finding("fracture", "fracture", 0.9, _box_roi(centres[1]), source=["fracture-detect-demo"])
     finding.extra["levels_trained"] = [f"C{i}" for i in range(1, 8)]
     results.detections.append(finding)
-    finish(results)
+    assemble_results(results)
     assert results.findings == [] and any("outside the levels it was trained on" in w for w in results.warnings)
 
 
@@ -137,7 +138,7 @@ def test_without_levels_the_class_segments_stay():
     levels = ["L1", "L2"]
     results, _ = _results_with_bodies(levels, {"L2": "crush"})
     results.level_profile = None
-    finish(results)
+    assemble_results(results)
     assert [s.name for s in results.segments] == ["Vertebral body", "Wedge fracture", "Biconcave fracture",
                                                   "Crush fracture"]
     assert results.findings[0].segment_value == 4 and results.patient is None
@@ -169,7 +170,7 @@ def test_without_levels_the_detector_only_confirms_the_fracture_model():
         det = Finding("fracture", "fracture", conf, _box_roi(centres[n]), source=["fracture-detect-demo"])
         det.extra["levels_trained"] = [f"C{i}" for i in range(1, 8)]
         results.detections.append(det)
-    finish(results)
+    assemble_results(results)
     assert [(f.label, f.source) for f in results.findings] == [("wedge", ["fracture-seg-demo", "fracture-detect-demo"])]
     assert any("were not reported" in w for w in results.warnings)
 
@@ -187,7 +188,7 @@ def test_classifier_only_rows_continue_the_count_beyond_the_bodies():
     probs[mid - 1:mid + 2, LEVELS.index("T4")] = 0.9
     # a run beyond the bodies but not continuing the count (a gap: C8 does not exist, T2 skips T1)
     probs[-4:-2, LEVELS.index("T2")] = 0.9
-    finish(results)
+    assemble_results(results)
     rows = {r["level"]: r for r in results.vertebrae}
     assert list(rows) == ["C2", "C3", "C4", "C5", "C6", "C7"]
     assert rows["C2"]["status"] == "located by the level classifier" and rows["C3"]["status"] == "measured"

@@ -19,7 +19,7 @@ def test_every_task_module_has_the_two_functions_with_one_signature():
     for name, module in TASKS.items():
         assert list(inspect.signature(module.make_predictor).parameters) == ["bundle", "device"], name
         assert list(inspect.signature(module.run).parameters) == [
-            "volume", "bundle", "predictor", "results", "progress", "cancelled"], name
+            "volume", "bundle", "predictor", "state", "progress", "cancelled"], name
 
 
 def test_every_built_in_bundle_builds_a_predictor():

@@ -67,7 +67,7 @@ def dice(a: np.ndarray, b: np.ndarray) -> float | None:
 def score_exam(analyzer, name: str, image_path: Path, label_path: Path, kind: str) -> dict:
     image, labels = read_volume(image_path, "mr"), read_volume(label_path, "labelmap")
     started = time.perf_counter()
-    results = analyzer.analyze(image)
+    results = analyzer.run(image)  # the run state: its bodies as well as what is written
     seconds = time.perf_counter() - started
     truth = truth_of(kind, labels)
     report = results.to_json()

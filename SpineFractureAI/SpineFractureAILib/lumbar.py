@@ -9,7 +9,7 @@ import numpy as np
 from scipy import ndimage
 
 from .bundles import Bundle, choose_device
-from .fusion import Track, link_detections, track_rois
+from .slice_tracks import Track, link_detections, track_rois
 from .levels import LEVELS, disc_name
 from .lumbar_bodies import add_mr_bodies, disc_names_from_bodies
 from .lumbar_crops import central_slices, crop_to_image, grow_box, square_crop
@@ -17,7 +17,8 @@ from .predictors import SliceDetections
 from .predictors.ensembles import Ensemble
 from .predictors.yolo import YoloPredictor
 from .progress import Cancelled, add_time
-from .results import Finding, Results, Segment
+from .results import Finding, Segment
+from .run_state import RunState
 from .slicing import Intensity, make_stack, stack_labels_to_box
 from .terminology import INTERVERTEBRAL_DISC, SPINAL_CANAL, VERTEBRA
 
@@ -66,21 +67,21 @@ def _best_box(det: SliceDetections):
     return det.boxes[i], float(det.scores[i])
 
 
-def run_lumbar_mr(volume, bundle, predictor: LumbarPredictor, results: Results, progress, cancelled) -> None:
+def run_lumbar_mr(volume, bundle, predictor: LumbarPredictor, state: RunState, progress, cancelled) -> None:
     m, stages = bundle.manifest, bundle.manifest["stages"]
     size = int(stages["region"]["input_size"])
     progress(f"{bundle.name}: sagittal slices", 0.1)
     started = time.perf_counter()
     stack = make_stack(volume, "sagittal", size, Intensity.from_manifest(m["preprocessing"]),
                        slice_mm=m.get("slice_mm"), cancelled=cancelled)
-    add_time(results.timing_s, "slice", time.perf_counter() - started)
+    add_time(state.timing_s, "slice", time.perf_counter() - started)
     # Mid-sagittal: stage 1 runs on the central half of the sagittal slices.
     n = len(stack)
     candidates = np.arange(n // 4, max(n // 4 + 1, n - n // 4))
     found = predictor.detectors["region"].predict(stack.images[candidates])
     scores = np.array([_best_box(d)[1] for d in found])
     if not len(scores) or scores.max() == 0:
-        results.warnings.append(f"no spine found: {bundle.name} found no lumbar region on the central sagittal "
+        state.warnings.append(f"no spine found: {bundle.name} found no lumbar region on the central sagittal "
                                 "slices (an image without a lumbar spine; cervical or thoracic MR is not supported "
                                 "by the lumbar model): discs, bodies and MR fractures were not analysed")
         return
@@ -117,11 +118,11 @@ def run_lumbar_mr(volume, bundle, predictor: LumbarPredictor, results: Results, 
     if cancelled():
         raise Cancelled()
     progress(f"{bundle.name}: segmentation", 0.6)
-    class_maps = _segment(volume, stack, analysed, predictor, results, stages["segmentation"])
+    class_maps = _segment(volume, stack, analysed, predictor, state, stages["segmentation"])
     classes = stages["segmentation"]["classes"]
     bodies = []
     if "vertebral body" in classes:
-        bodies = add_mr_bodies(volume, stack, class_maps, classes.index("vertebral body"), results, bundle.name,
+        bodies = add_mr_bodies(volume, stack, class_maps, classes.index("vertebral body"), state, bundle.name,
                                [r.center_ras[2] for r in rois],
                                int(m.get("thresholds", {}).get("morphometry_min_grade", 2)))
     order = np.argsort([-r.center_ras[2] for r in rois])  # head first
@@ -129,7 +130,7 @@ def run_lumbar_mr(volume, bundle, predictor: LumbarPredictor, results: Results, 
         names = disc_names_from_bodies([rois[i].center_ras[2] for i in order], [b.roi.center_ras[2] for b in bodies],
                                        [tracks[i].vote(1)[1] for i in order])
         if None in names:
-            results.warnings.append(f"{bundle.name}: {names.count(None)} disc detection(s) repeating a disc "
+            state.warnings.append(f"{bundle.name}: {names.count(None)} disc detection(s) repeating a disc "
                                     "between the same two bodies were not reported")
     else:
         names = _disc_names(len(tracks))
@@ -149,8 +150,8 @@ def run_lumbar_mr(volume, bundle, predictor: LumbarPredictor, results: Results, 
                               "detection_confidence": round(track.vote(1)[1], 4)})
         if stages["herniation"].get("trained_on_synthetic_herniations"):
             finding.extra["herniation_model"] = HERNIATION_CAVEAT
-        results.findings.append(finding)
-    results.lumbar = {"mid_sagittal_slice": mid, "analysed_slices": analysed,
+        state.findings.append(finding)
+    state.lumbar = {"mid_sagittal_slice": mid, "analysed_slices": analysed,
                       "stack_to_ras": np.round(stack.stack_to_ras, 6).tolist(),
                       "analysed_ras_x": [round(float(stack.to_ras(s, size / 2, size / 2)[0]), 2)
                                          for s in analysed]}
@@ -170,7 +171,7 @@ def _disc_names(n: int) -> list[str]:
     return [disc_name(u) for u in uppers]
 
 
-def _segment(volume, stack, analysed, predictor, results: Results, stage: dict) -> dict[int, np.ndarray]:
+def _segment(volume, stack, analysed, predictor, state: RunState, stage: dict) -> dict[int, np.ndarray]:
     """The segmentation WAE on the analysed slices, written into the labelmap; returns each analysed
     slice's class map (indices into the stage's classes)."""
     probs = predictor.segmentation.predict(stack.images[analysed])
@@ -189,9 +190,9 @@ def _segment(volume, stack, analysed, predictor, results: Results, stage: dict) 
         if c == 0:
             continue
         title, colour, code = SEGMENTS.get(name, (name.capitalize(), (0.6, 0.6, 0.6), None))
-        seg = Segment(len(results.segments) + 1, title, colour,
+        seg = Segment(len(state.segments) + 1, title, colour,
                       {"category": ANATOMICAL_STRUCTURE, "type": code} if code else None)
-        results.segments.append(seg)
+        state.segments.append(seg)
         value_of[c] = seg.value
     lut = np.zeros(len(classes), np.uint16)
     for c, v in value_of.items():
@@ -200,5 +201,5 @@ def _segment(volume, stack, analysed, predictor, results: Results, stage: dict) 
     box, sub = stack_labels_to_box(stack, images, volume)
     if sub is not None:
         inside = sub > 0
-        results.labelmap[box][inside] = sub[inside]
+        state.labelmap[box][inside] = sub[inside]
     return class_maps

@@ -8,9 +8,10 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .fusion import roi_from_mask_slices
+from .slice_tracks import roi_from_mask_slices
 from .levels import LEVELS, disc_name
-from .results import Body, Finding, Results
+from .results import Finding
+from .run_state import Body, RunState
 from .slicing import stack_labels_to_box
 from .spine_morphometry import measure_labelmap
 
@@ -109,9 +110,9 @@ def drop_sacrum(volume, instances: np.ndarray, disc_heights: list[float]) -> int
     return len(keep)
 
 
-def add_mr_bodies(volume, stack, class_maps, body_class: int, results: Results, source: str,
+def add_mr_bodies(volume, stack, class_maps, body_class: int, state: RunState, source: str,
                   disc_heights: list[float], min_grade: int = 2) -> list[Body]:
-    """Bodies, their rows and fracture findings into results; returns the bodies head first.
+    """Bodies, their rows and fracture findings into state; returns the bodies head first.
     disc_heights: the S coordinate of each disc found (the lowest is L5-S1)."""
     instances = body_instances(volume, stack, class_maps, body_class)
     n = drop_sacrum(volume, instances, disc_heights)
@@ -122,7 +123,7 @@ def add_mr_bodies(volume, stack, class_maps, body_class: int, results: Results, 
     rois = [roi_from_mask_slices(volume, o) for o in objects]
     heights = [float(r.extent_ras()[2]) for r in rois]
     if np.median(heights) < MIN_LUMBAR_HEIGHT_MM:
-        results.warnings.append(f"{source}: the bodies found are {np.median(heights):.0f} mm high, not lumbar: "
+        state.warnings.append(f"{source}: the bodies found are {np.median(heights):.0f} mm high, not lumbar: "
                                 "cervical or thoracic MR is not supported by the lumbar model")
         return []
     # Heights are sagittal measures: a slab that ends left or right of the bodies is still measurable.
@@ -151,8 +152,8 @@ def add_mr_bodies(volume, stack, class_maps, body_class: int, results: Results, 
                 finding.extra["oedema"] = ("not assessed: not a fluid-sensitive series" if fluid is False
                                            else "not assessed: sequence unknown (pass --mr-sequence)")
             body.finding = finding
-            results.findings.append(finding)
-        results.vertebrae.append(row)
+            state.findings.append(finding)
+        state.vertebrae.append(row)
         bodies.append(body)
-    results.bodies += bodies
+    state.bodies += bodies
     return bodies

@@ -6,7 +6,7 @@ from typing import Callable
 
 import numpy as np
 
-from .assembly import finish
+from .assembly import assemble_results
 from .bundles import Bundle, BundleError
 from .predictors import Predictor
 from .progress import Cancelled, Progress, add_time
@@ -18,6 +18,7 @@ from .spine.straighten import spine_frame, straighten
 from .spine.prior import summary as prior_summary
 from .tasks import TASKS
 from .results import Results
+from .run_state import RunState
 from .volume import Volume, check_modality, validate_volume
 
 PRIOR_TASKS = ("fracture-seg", "fracture-detect")  # the CT tasks whose objects must sit on the spine
@@ -52,37 +53,43 @@ class Analyzer:
 
     def analyze(self, volume: Volume, progress: Progress | None = None,
                 cancelled: Callable[[], bool] | None = None) -> Results:
+        """What is written: the results only."""
+        return self.run(volume, progress, cancelled).written()
+
+    def run(self, volume: Volume, progress: Progress | None = None,
+            cancelled: Callable[[], bool] | None = None) -> RunState:
+        """The whole run state (bodies, detections, canal too), for benchmarks and tests that look inside."""
         progress = progress or (lambda stage, fraction: None)
         cancelled = cancelled or (lambda: False)
         validate_volume(volume)
         modality_warnings = check_modality(volume)
-        results = Results(volume.name, np.zeros(volume.voxels.shape, np.uint8), volume.ijk_to_ras.copy(),
-                          [], [], modality=volume.modality, warnings=modality_warnings,
-                          dicom_series=volume.metadata.get("dicom_series"))
-        if results.dicom_series:
-            results.warnings.append(f"the DICOM folder holds {1 + len(results.dicom_series['other_series'])} series; "
-                                    f"analysed {results.dicom_series['series_uid']} ({results.dicom_series['rule']})")
-        timing = results.timing_s
+        state = RunState(volume.name, np.zeros(volume.voxels.shape, np.uint8), volume.ijk_to_ras.copy(),
+                         [], [], modality=volume.modality, warnings=modality_warnings,
+                         dicom_series=volume.metadata.get("dicom_series"))
+        if state.dicom_series:
+            state.warnings.append(f"the DICOM folder holds {1 + len(state.dicom_series['other_series'])} series; "
+                                    f"analysed {state.dicom_series['series_uid']} ({state.dicom_series['rule']})")
+        timing = state.timing_s
         prior = None
         if volume.modality == "ct" and any(b.task in PRIOR_TASKS and b.fits("ct") for b in self.bundles):
             started = time.perf_counter()
             progress("spine prior: spinal canal", 0.05)
-            results.canal = find_canal(volume)
-            results.spine_prior = prior_summary(results.canal, 0)
-            if results.canal is None:
-                results.warnings.append("no spine found: no spinal canal in this CT, so no vertebra is named "
+            state.canal = find_canal(volume)
+            state.spine_prior = prior_summary(state.canal, 0)
+            if state.canal is None:
+                state.warnings.append("no spine found: no spinal canal in this CT, so no vertebra is named "
                                         "and no fracture reported (an image without a spine, or too coarse a scan)")
             else:
                 progress("spine prior: vertebral bodies", 0.1)
-                frame = spine_frame(results.canal)
+                frame = spine_frame(state.canal)
                 found = find_bodies(straighten(volume, frame), frame)
                 prior = (found, name_bodies(found))
-                results.spine_prior.update(bodies=len(found.bodies), level_anchor=prior[1].anchor,
+                state.spine_prior.update(bodies=len(found.bodies), level_anchor=prior[1].anchor,
                                            sacrum_found=found.sacrum is not None)
             timing["spine_prior"] = time.perf_counter() - started
         for bundle in self.bundles:
             if not bundle.fits(volume.modality):
-                results.warnings.append(f"bundle {bundle.name} is for {bundle.manifest['modalities']}, "
+                state.warnings.append(f"bundle {bundle.name} is for {bundle.manifest['modalities']}, "
                                         f"not {volume.modality}: skipped")
                 continue
             if cancelled():
@@ -90,26 +97,26 @@ class Analyzer:
             started = time.perf_counter()
             predictor = self.predictor(bundle)
             add_time(timing, "model_load", time.perf_counter() - started)
-            TASKS[bundle.task].run(volume, bundle, predictor, results, progress, cancelled)
-            results.bundles.append(bundle.summary())
-        if results.spine_prior and results.canal is None:
-            _forget_spine_objects(results)
+            TASKS[bundle.task].run(volume, bundle, predictor, state, progress, cancelled)
+            state.bundles.append(bundle.summary())
+        if state.spine_prior and state.canal is None:
+            _forget_spine_objects(state)
         if prior is not None:
             started = time.perf_counter()
             min_grade = next((int(b.thresholds.get("morphometry_min_grade", 2)) for b in self.bundles
                               if b.task == "fracture-seg"), 2)
-            add_prior_bodies(results, volume, *prior, min_grade=min_grade)
+            add_prior_bodies(state, volume, *prior, min_grade=min_grade)
             timing["spine_prior"] += time.perf_counter() - started
         progress("fusion", 0.9)
-        finish(results)
-        return results
+        assemble_results(state)
+        return state
 
 
-def _forget_spine_objects(results: Results) -> None:
+def _forget_spine_objects(state: RunState) -> None:
     """Without a spinal canal nothing the CT models found can be a vertebra: no bodies, rows, levels
     or fractures (the segmentation stays empty); the warning says why."""
-    results.bodies, results.body_instances, results.detections, results.vertebrae = [], None, [], []
-    results.level_profile = None
-    results.findings = [f for f in results.findings if f.kind not in ("fracture", "vertebra")]
+    state.bodies, state.body_instances, state.detections, state.vertebrae = [], None, [], []
+    state.level_profile = None
+    state.findings = [f for f in state.findings if f.kind not in ("fracture", "vertebra")]
 
 

@@ -62,21 +62,9 @@ class Segment:
 
 
 @dataclass
-class Body:
-    """One vertebral body the fracture model segmented (a fusion track), before it becomes segments
-    and rows: its instance id in Results.body_instances, class, ROI, level and fracture finding."""
-    instance: int
-    label: str  # "vertebral body" or the fracture type it shows
-    roi: Roi
-    fracture_probability: float
-    row: dict | None = None  # its morphometry row in Results.vertebrae
-    finding: Finding | None = None
-    level: str | None = None
-
-
-@dataclass
 class Results:
-    """Everything one analysis produced for one volume."""
+    """What one analysis of one volume wrote: every writer (files, scene, report, DICOM) reads only
+    this. The stages' working state lives in run_state.RunState, which turns into a Results."""
     case: str
     labelmap: np.ndarray  # [k, j, i] uint8 segment values, on the input volume's grid
     ijk_to_ras: np.ndarray
@@ -93,15 +81,6 @@ class Results:
     spine_prior: dict | None = None  # the spinal canal found on CT and what it ruled out
     dicom_series: dict | None = None  # which series of a multi-series DICOM folder was analysed, and why
     radiograph: dict | None = None  # a radiograph's spacing, view, how its levels were named
-    # Working state between the stages (not written out): bodies and their instance map on a
-    # box of the grid, the axial level profile, findings of a detect-only model.
-    bodies: list[Body] = field(default_factory=list, repr=False)
-    body_instances: tuple | None = field(default=None, repr=False)
-    body_classes: list = field(default_factory=list, repr=False)  # the fracture model's classes
-    level_profile: object = field(default=None, repr=False)
-    detections: list[Finding] = field(default_factory=list, repr=False)
-    stacks: dict = field(default_factory=dict, repr=False)  # slice stacks shared by models that slice alike
-    canal: object = field(default=None, repr=False)  # spine.canal.CanalChain on CT
 
     def to_json(self) -> dict:
         return {"schema_version": SCHEMA_VERSION, "case": self.case, "modality": self.modality,

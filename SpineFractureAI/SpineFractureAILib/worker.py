@@ -23,7 +23,6 @@ import os
 import pickle
 import sys
 import traceback
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -51,12 +50,6 @@ def read_request_volume(folder: str | Path) -> Volume:
     meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
     return Volume(np.load(folder / VOLUME_FILE), np.asarray(meta["ijk_to_ras"], float), meta["modality"],
                   meta["name"], meta["metadata"])
-
-
-def written_part(results: Results) -> Results:
-    """Results without the run's working state (slice stacks, instance maps): what the scene needs."""
-    return replace(results, bodies=[], body_instances=None, body_classes=[], level_profile=None,
-                   detections=[], stacks={}, canal=None)
 
 
 def read_results(folder: str | Path) -> Results:
@@ -91,7 +84,7 @@ def serve(requests, replies: _Replies) -> None:
                 event="progress", id=job, stage=stage, fraction=round(float(fraction), 4)))
             results.warnings += analyses_not_run(host.analyses, analyzer.bundles, volume.modality)
             with atomic.staged(Path(request["volume"]) / RESULTS_FILE) as tmp, open(tmp, "wb") as f:
-                pickle.dump(written_part(results), f, protocol=pickle.HIGHEST_PROTOCOL)
+                pickle.dump(results, f, protocol=pickle.HIGHEST_PROTOCOL)
             replies.send(event="done", id=job, results=str(Path(request["volume"]) / RESULTS_FILE),
                          weight_loads=host.weight_loads)
         except Exception as err:  # the model failed but the process lives: report, serve the next

@@ -7,9 +7,10 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ..fusion import roi_from_mask_slices
+from ..slice_tracks import roi_from_mask_slices
 from ..morphometry import genant_grade
-from ..results import Body, Finding, Results
+from ..results import Finding
+from ..run_state import Body, RunState
 from ..spine_morphometry import measure_labelmap
 from .anchors import Naming
 from .bodies import SpineBodies
@@ -70,14 +71,14 @@ def body_number_at(found: SpineBodies, ras) -> int | None:
     return -1 if found.sacrum is not None and u >= found.sacrum.top_u else None
 
 
-def add_prior_bodies(results: Results, volume, found: SpineBodies, naming: Naming, min_grade: int = 2) -> None:
+def add_prior_bodies(state: RunState, volume, found: SpineBodies, naming: Naming, min_grade: int = 2) -> None:
     """The bodies found along the canal become the analysis' bodies, with rows, levels and
     findings. A fracture-model body on the same stretch of canal gives way: its class and
     confidence pass to the prior's body, where the body's own measurement must not contradict it."""
     mapped = to_grid(volume, found, straight_labels(found))
     if mapped is None:
         return
-    model = _take_model_bodies(results, found)
+    model = _take_model_bodies(state, found)
     box, numbers = mapped
     objects = ndimage.find_objects(numbers, max_label=len(found.bodies))
     names = {n + 1: naming.names[n] or "C1" for n in range(len(found.bodies)) if objects[n] is not None}
@@ -86,7 +87,7 @@ def add_prior_bodies(results: Results, volume, found: SpineBodies, naming: Namin
     ct = volume.voxels[box] if volume.modality == "ct" else None
     rows = {m.label: {"kind": "vertebra", "method": "mask", "source": SOURCE, **m.to_json(), **naming.row_fields()}
             for m in measure_labelmap(numbers, volume.ijk_to_ras @ offset, names, whole_vertebrae=True, ct_image=ct)}
-    first_id = _merge_instances(results, box, numbers)
+    first_id = _merge_instances(state, box, numbers)
     contradicted = 0
     for number, row in sorted(rows.items()):
         level = names[number]
@@ -97,38 +98,38 @@ def add_prior_bodies(results: Results, volume, found: SpineBodies, naming: Namin
         row["roi"] = roi.__dict__
         if found.bodies[number - 1].cut:  # the scan's edge: the first reason, whatever else was found
             row["status"], row["genant_grade"] = "unmeasurable: cut by the field of view", None
-        if naming.anchor == "none" and results.level_profile is not None:
+        if naming.anchor == "none" and state.level_profile is not None:
             # no anchor, a level classifier ran: it names the body, the size guess checks it (assembly)
             row["level_guess"], level = level, None
             row["level_guess_range"] = list(naming.plausible[number - 1])
         body = Body(first_id + number, "vertebral body", roi, 0.0, row, level=level)
-        contradicted += _fracture_finding(results, body, model.get(number - 1), min_grade, naming)
-        results.vertebrae.append(row)
-        results.bodies.append(body)
+        contradicted += _fracture_finding(state, body, model.get(number - 1), min_grade, naming)
+        state.vertebrae.append(row)
+        state.bodies.append(body)
     if contradicted:
-        results.warnings.append(f"{contradicted} fracture-model call(s) not reported: the body's own measurement "
+        state.warnings.append(f"{contradicted} fracture-model call(s) not reported: the body's own measurement "
                                 "shows no height loss (Genant grade 0); kept in the rows as model_fracture")
 
 
-def _take_model_bodies(results: Results, found: SpineBodies) -> dict[int, Body]:
+def _take_model_bodies(state: RunState, found: SpineBodies) -> dict[int, Body]:
     """Remove the fracture model's bodies that lie on the prior's bodies (their rows, findings and
     voxels); returns, per prior body, the most confident model body on it."""
     on: dict[int, Body] = {}
     sacral = 0
-    for body in list(results.bodies):
+    for body in list(state.bodies):
         n = body_number_at(found, body.roi.center_ras)
         if n is None:
             continue
         sacral += n == -1
-        results.bodies.remove(body)
-        results.vertebrae = [r for r in results.vertebrae if r is not body.row]
-        results.findings = [f for f in results.findings if f is not body.finding]
-        if results.body_instances is not None and results.body_instances[1] is not None:
-            results.body_instances[1][results.body_instances[1] == body.instance] = 0
+        state.bodies.remove(body)
+        state.vertebrae = [r for r in state.vertebrae if r is not body.row]
+        state.findings = [f for f in state.findings if f is not body.finding]
+        if state.body_instances is not None and state.body_instances[1] is not None:
+            state.body_instances[1][state.body_instances[1] == body.instance] = 0
         if n >= 0 and (n not in on or body.fracture_probability > on[n].fracture_probability):
             on[n] = body
     if sacral:
-        results.warnings.append(f"spine prior: {sacral} fracture-model object(s) on the sacrum ignored "
+        state.warnings.append(f"spine prior: {sacral} fracture-model object(s) on the sacrum ignored "
                                 "(the sacrum is not a vertebral body)")
     return on
 
@@ -141,7 +142,7 @@ def genant_type(row: dict) -> str:
     return max(losses, key=losses.get)
 
 
-def _fracture_finding(results: Results, body: Body, model: Body | None, min_grade: int, naming: Naming) -> int:
+def _fracture_finding(state: RunState, body: Body, model: Body | None, min_grade: int, naming: Naming) -> int:
     """A finding where the body's measurement shows a Genant grade >= min_grade (typed by the model
     when it called a fracture too), or where the model called one on a body that cannot be measured.
     Returns 1 when a model call was overruled by a measured grade 0."""
@@ -179,17 +180,17 @@ def _fracture_finding(results: Results, body: Body, model: Body | None, min_grad
     if body.finding is not None:
         body.label = body.finding.label
         body.fracture_probability = max(body.fracture_probability, body.finding.confidence)
-        results.findings.append(body.finding)
+        state.findings.append(body.finding)
     return 0
 
 
-def _merge_instances(results: Results, box: tuple, numbers: np.ndarray) -> int:
-    """Put the prior's bodies into results.body_instances (growing its box); returns the id offset."""
-    if results.body_instances is None or results.body_instances[1] is None:
-        results.body_instances = (box, numbers.astype(np.int32))
-        results.body_classes = results.body_classes or ["vertebral body"]
+def _merge_instances(state: RunState, box: tuple, numbers: np.ndarray) -> int:
+    """Put the prior's bodies into state.body_instances (growing its box); returns the id offset."""
+    if state.body_instances is None or state.body_instances[1] is None:
+        state.body_instances = (box, numbers.astype(np.int32))
+        state.body_classes = state.body_classes or ["vertebral body"]
         return 0
-    old_box, old = results.body_instances
+    old_box, old = state.body_instances
     start = [min(a.start, b.start) for a, b in zip(old_box, box)]
     stop = [max(a.stop, b.stop) for a, b in zip(old_box, box)]
     merged = np.zeros([b - a for a, b in zip(start, stop)], np.int32)
@@ -198,5 +199,5 @@ def _merge_instances(results: Results, box: tuple, numbers: np.ndarray) -> int:
     view = merged[tuple(slice(a.start - s, a.stop - s) for a, s in zip(box, start))]
     fresh = (numbers > 0) & (view == 0)
     view[fresh] = numbers[fresh] + first_id
-    results.body_instances = (tuple(slice(a, b) for a, b in zip(start, stop)), merged)
+    state.body_instances = (tuple(slice(a, b) for a, b in zip(start, stop)), merged)
     return first_id

@@ -8,11 +8,12 @@ import time
 
 import numpy as np
 
-from ..fusion import track_rois, tracks_to_box
+from ..slice_tracks import track_rois, tracks_to_box
 from ..predictors.yolo import YoloPredictor, yolo_predictor
 from ..progress import Progress, add_time
-from ..results import Body, Finding, Results
-from ..slice_detection import detect, tracks as link_tracks
+from ..results import Finding
+from ..run_state import Body, RunState
+from ..sliced_model import run_sliced_model, tracks as link_tracks
 from ..spine.prior import off_chain
 from ..spine_morphometry import measure_labelmap, name_labels
 
@@ -75,9 +76,9 @@ def _clarity(morph: dict) -> float:
     return min(0.99, 0.5 + morph["height_loss"])
 
 
-def run(volume, bundle, predictor, results: Results, progress: Progress, cancelled) -> None:
-    stack, detections = detect(volume, bundle, predictor, results, progress, cancelled)
-    timing = results.timing_s
+def run(volume, bundle, predictor, state: RunState, progress: Progress, cancelled) -> None:
+    stack, detections = run_sliced_model(volume, bundle, predictor, state, progress, cancelled)
+    timing = state.timing_s
     started = time.perf_counter()
     t = bundle.thresholds
     tracks = link_tracks(detections, t)
@@ -87,18 +88,18 @@ def run(volume, bundle, predictor, results: Results, progress: Progress, cancell
     min_conf = float(t.get("fracture_confidence", 0.25))
     min_grade = int(t.get("morphometry_min_grade", 2))
     lateral = _off_midline(rois)
-    off = {n for n, bad in enumerate(off_chain([r.center_ras for r in rois], results.canal)) if bad}
+    off = {n for n, bad in enumerate(off_chain([r.center_ras for r in rois], state.canal)) if bad}
     if off - lateral:
-        results.warnings.append(f"spine prior: {len(off - lateral)} object(s) off the spinal canal chain ignored "
+        state.warnings.append(f"spine prior: {len(off - lateral)} object(s) off the spinal canal chain ignored "
                                 "(not vertebral bodies: e.g. spinous processes, pelvis, arms, table)")
-        results.spine_prior["objects_dropped"] += len(off - lateral)
+        state.spine_prior["objects_dropped"] += len(off - lateral)
     lateral |= off
     if lateral:
         # e.g. the atlas' lateral masses, which look like small bodies on a parasagittal slice
-        results.warnings.append(f"{bundle.name}: {len(lateral)} object(s) beside the spine's midline ignored "
+        state.warnings.append(f"{bundle.name}: {len(lateral)} object(s) beside the spine's midline ignored "
                                 "(not vertebral bodies)")
         instances[np.isin(instances, [n + 1 for n in lateral])] = 0
-    rows = _measure_tracks(results, box, instances, volume)
+    rows = _measure_tracks(state, box, instances, volume)
     for n, (track, roi) in enumerate(zip(tracks, rois)):
         if n in lateral:
             continue
@@ -125,13 +126,13 @@ def run(volume, bundle, predictor, results: Results, progress: Progress, cancell
             body.fracture_probability = max(body.fracture_probability, confidence)
             if morph:
                 body.finding.extra["morphometry"] = morph
-            results.findings.append(body.finding)
-        results.bodies.append(body)
-    results.body_instances, results.body_classes = (box, instances), classes
+            state.findings.append(body.finding)
+        state.bodies.append(body)
+    state.body_instances, state.body_classes = (box, instances), classes
     add_time(timing, "fusion", time.perf_counter() - started)
 
 
-def _measure_tracks(results: Results, box, instances, volume) -> dict[int, dict]:
+def _measure_tracks(state: RunState, box, instances, volume) -> dict[int, dict]:
     """Seed 003's morphometry on every body the model segmented: {instance id: row}."""
     if instances is None or not instances.any():
         return {}
@@ -143,5 +144,5 @@ def _measure_tracks(results: Results, box, instances, volume) -> dict[int, dict]
     rows = {}
     for m in measure_labelmap(instances, ijk_to_ras, names, ct_image=ct):
         rows[m.label] = {"kind": "vertebra", "method": "mask", **m.to_json()}
-        results.vertebrae.append(rows[m.label])
+        state.vertebrae.append(rows[m.label])
     return rows

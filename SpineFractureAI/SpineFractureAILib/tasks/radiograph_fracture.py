@@ -14,13 +14,14 @@ import torch
 from scipy import ndimage
 
 from ..bundles import Bundle
-from ..fusion import box_iou
+from ..slice_tracks import box_iou
 from ..morphometry import Measurement, grade, heights_from_points
 from ..predictors.ensembles import Ensemble
 from ..predictors.yolo import YoloPredictor
 from ..radiograph.chain import level_steps, name_levels, on_chain
 from ..radiograph.model_input import crop_resized, to_uint8
-from ..results import Finding, Results, Roi
+from ..results import Finding, Roi
+from ..run_state import RunState
 from ..safe_weights import load_into
 from ..training.radiograph_keypoints import build_keypoint_net, from_crop
 from ..terminology import segment_for_body, segment_for_class
@@ -152,48 +153,48 @@ def refine_endplates(image8: np.ndarray, kp: np.ndarray, reach: float = 0.45, pr
     return out
 
 
-def run(volume: Volume, bundle: Bundle, predictor: RadiographPredictor, results: Results, progress, cancelled) -> None:
+def run(volume: Volume, bundle: Bundle, predictor: RadiographPredictor, state: RunState, progress, cancelled) -> None:
     started = time.perf_counter()
     progress("radiograph: vertebral bodies", 0.2)
     image8, scale, spacing = _working_image(volume)
     boxes, classes, scores, kp = detect_bodies(predictor, image8)
-    results.timing_s["radiograph_pose"] = time.perf_counter() - started
-    results.radiograph = {"pixel_spacing_mm": spacing, "spacing_source": volume.metadata.get("spacing_source"),
+    state.timing_s["radiograph_pose"] = time.perf_counter() - started
+    state.radiograph = {"pixel_spacing_mm": spacing, "spacing_source": volume.metadata.get("spacing_source"),
                           "working_scale": round(scale, 4), "bodies_detected": int(len(boxes))}
     if spacing is None:
-        results.warnings.append("pixel spacing unknown (no DICOM spacing): positions assume 1 mm per pixel; "
+        state.warnings.append("pixel spacing unknown (no DICOM spacing): positions assume 1 mm per pixel; "
                                 "heights are reported as ratios, not millimetres")
     ap = int(np.sum(classes == AP_CLASS))
     if ap and ap >= len(boxes) - ap:
-        results.warnings.append(f"this looks like an AP (frontal) view ({ap} of {len(boxes)} bodies seen face-on): "
+        state.warnings.append(f"this looks like an AP (frontal) view ({ap} of {len(boxes)} bodies seen face-on): "
                                 "the radiograph models read lateral views, so nothing was measured or graded")
-        results.radiograph["view"] = "ap"
+        state.radiograph["view"] = "ap"
         return
     keep = classes != AP_CLASS
     boxes, classes, scores, kp = boxes[keep], classes[keep], scores[keep], kp[keep]
     if not len(boxes):
-        results.warnings.append("no vertebral body found on this radiograph: not analysed (is it a lateral spine view?)")
+        state.warnings.append("no vertebral body found on this radiograph: not analysed (is it a lateral spine view?)")
         return
     chain = on_chain(boxes)
     if not chain.all():
-        results.warnings.append(f"{int((~chain).sum())} detection(s) off the spine's chain of bodies ignored "
+        state.warnings.append(f"{int((~chain).sum())} detection(s) off the spine's chain of bodies ignored "
                                 "(bowel gas, an iliac crest or a rib crossing, most likely)")
         boxes, classes, scores, kp = boxes[chain], classes[chain], scores[chain], kp[chain]
     names, anchor = name_levels([c == RIB_CLASS for c in classes], level_steps(boxes))
-    results.radiograph.update({"view": "lateral", "levels": anchor})
+    state.radiograph.update({"view": "lateral", "levels": anchor})
     if names[0] is None:
-        results.warnings.append(f"levels {anchor}; bodies are numbered from the top instead")
+        state.warnings.append(f"levels {anchor}; bodies are numbered from the top instead")
     if predictor.keypoints is not None:  # seed 003's second stage measures the collapse
         points = predictor.regress_points(image8, boxes)
         how = "six points regressed from each body's crop (second stage)"
     else:
         points, how = refine_endplates(image8, kp), "pose model, each moved to the nearest endplate edge on the film"
-    results.radiograph["keypoints"] = how
+    state.radiograph["keypoints"] = how
     mm = (spacing or WORK_MM * scale) / scale  # mm per working pixel (1 mm per input pixel when unknown)
     rows = _measure(points, names, mm, spacing is not None, _cut_by_edge(boxes, image8.shape))
     _age(predictor, image8, boxes, rows, bundle)
-    _write(results, volume, boxes, scores, points, rows, scale, classes, bundle.name)
-    results.timing_s["radiograph"] = time.perf_counter() - started
+    _write(state, volume, boxes, scores, points, rows, scale, classes, bundle.name)
+    state.timing_s["radiograph"] = time.perf_counter() - started
 
 
 def _cut_by_edge(boxes, shape) -> np.ndarray:
@@ -241,7 +242,7 @@ def _age(predictor, image8, boxes, rows, bundle) -> None:
         rows[n].age = "fresh" if p >= threshold else "old"
 
 
-def _write(results: Results, volume: Volume, boxes, scores, points_px, rows, scale, classes, source: str) -> None:
+def _write(state: RunState, volume: Volume, boxes, scores, points_px, rows, scale, classes, source: str) -> None:
     """Rows, ROIs, findings and a body segmentation (the six points' hexagon) in the input frame."""
     plane = volume.ijk_to_ras
     axes = [list(plane[:3, d] / np.linalg.norm(plane[:3, d])) for d in range(3)]
@@ -255,22 +256,22 @@ def _write(results: Results, volume: Volume, boxes, scores, points_px, rows, sca
         m.centroid_ras = roi.center_ras
         level = m.level if not m.level.startswith("#") else None
         label = m.type or "vertebral body"
-        seg = segment_for_body(level, label, len(results.segments) + 1) if level else \
-            segment_for_class(label, len(results.segments) + 1)
+        seg = segment_for_body(level, label, len(state.segments) + 1) if level else \
+            segment_for_class(label, len(state.segments) + 1)
         if not level:  # one segment per body all the same: its position names it
             seg.name = f"{seg.name} {m.level}"
-        results.segments.append(seg)
+        state.segments.append(seg)
         hexagon = points[[0, 1, 2, 5, 4, 3]].round().astype(np.int32)
-        layer = np.ascontiguousarray(results.labelmap[0])
+        layer = np.ascontiguousarray(state.labelmap[0])
         cv2.fillPoly(layer, [hexagon], int(seg.value))
-        results.labelmap[0] = layer
+        state.labelmap[0] = layer
         row = {**m.to_json(), "level": level, "position": n + 1, "segment_value": seg.value, "center_ras": roi.center_ras,
                "detection_score": round(float(scores[n]), 4), "rib_bearing": bool(classes[n] == RIB_CLASS)}
         if getattr(m, "age", None):
             row.update({"age": m.age, "age_probability": m.age_probability})
-        results.vertebrae.append(row)
+        state.vertebrae.append(row)
         if m.genant_grade:
-            results.findings.append(Finding(
+            state.findings.append(Finding(
                 "fracture", m.type, float(scores[n]), roi, level, seg.value, [source],
                 extra={"age": m.age, "age_probability": m.age_probability, "genant_grade": m.genant_grade,
                        "morphometry": {"heights_mm": m.heights_mm, "ratios": m.ratios, "height_loss": m.height_loss,

@@ -1,5 +1,5 @@
 """Seed 001's level classifier on axial slices (a GCViT-style network with slice-position metadata):
-a per-slice level profile that assembly.finish turns into the bodies' levels."""
+a per-slice level profile that assembly.assemble_results turns into the bodies' levels."""
 from __future__ import annotations
 
 import time
@@ -10,7 +10,7 @@ from ..bundles import BundleError
 from ..level_assignment import LevelProfile, axial_metadata
 from ..predictors.level_net import LevelPredictor
 from ..progress import add_time, model_batches
-from ..results import Results
+from ..run_state import RunState
 from ..slicing import Intensity, make_stack
 
 
@@ -20,7 +20,7 @@ def make_predictor(bundle, device: str = "auto") -> LevelPredictor:
     return LevelPredictor(bundle, device)
 
 
-def run(volume, bundle, predictor, results: Results, progress, cancelled) -> None:
+def run(volume, bundle, predictor, state: RunState, progress, cancelled) -> None:
     """Seed 001's classifier on axial slices, whatever the acquisition plane (docs/decisions.md)."""
     m = bundle.manifest
     if m.get("plane", "axial") != "axial":
@@ -31,8 +31,8 @@ def run(volume, bundle, predictor, results: Results, progress, cancelled) -> Non
     stack = make_stack(volume, "axial", int(m["input_size"]), Intensity.from_manifest(m["preprocessing"]),
                        slice_mm=m.get("slice_mm"), pixel_mm=m.get("pixel_mm"), cancelled=cancelled)
     meta = axial_metadata(stack)
-    add_time(results.timing_s, "slice", time.perf_counter() - started)
+    add_time(state.timing_s, "slice", time.perf_counter() - started)
     parts = model_batches(predictor, np.arange(len(stack)),
                           lambda part: predictor.predict(stack.images[part], meta[part]),
-                          bundle.name, progress, cancelled, results.timing_s)
-    results.level_profile = LevelProfile(bundle.classes, np.concatenate(parts), stack.stack_to_ras, stack.size)
+                          bundle.name, progress, cancelled, state.timing_s)
+    state.level_profile = LevelProfile(bundle.classes, np.concatenate(parts), stack.stack_to_ras, stack.size)

@@ -6,15 +6,15 @@ import time
 
 import numpy as np
 
-from .fusion import link_detections
+from .slice_tracks import link_detections
 from .progress import Cancelled, Progress, add_time, model_batches
-from .results import Results
+from .run_state import RunState
 from .slicing import Intensity, coarse_stack, make_stack
 
 
-def detect(volume, bundle, predictor, results: Results, progress: Progress, cancelled):
+def run_sliced_model(volume, bundle, predictor, state: RunState, progress: Progress, cancelled):
     """Slice as the manifest says, skip slices without bone, run the model in batches."""
-    m, timing = bundle.manifest, results.timing_s
+    m, timing = bundle.manifest, state.timing_s
     progress(f"{bundle.name}: slicing", 0.1)
     started = time.perf_counter()
     size, intensity = int(m["input_size"]), Intensity.from_manifest(m["preprocessing"])
@@ -24,8 +24,8 @@ def detect(volume, bundle, predictor, results: Results, progress: Progress, canc
     level = int(m.get("thresholds", {}).get("bright_level", 110))
     # Models that slice alike (fracture-seg and the cervical detector) share one stack.
     key = (m["plane"], size, repr(intensity), m.get("slice_mm"), bright, level)
-    if key in results.stacks:
-        stack, keep = results.stacks[key]
+    if key in state.stacks:
+        stack, keep = state.stacks[key]
     else:
         keep = None
         if bright:
@@ -37,7 +37,7 @@ def detect(volume, bundle, predictor, results: Results, progress: Progress, canc
             keep = keep[(stack.images[keep] >= level).sum((1, 2)) >= bright]
         else:
             keep = np.arange(len(stack))
-        results.stacks[key] = (stack, keep)
+        state.stacks[key] = (stack, keep)
     add_time(timing, "slice", time.perf_counter() - started)
     if cancelled():
         raise Cancelled()

@@ -1,4 +1,4 @@
-"""Fusion: per-slice instances -> 3D findings with masks on the volume grid and aligned ROIs."""
+"""Per-slice instances linked across slices into 3D tracks, their masks on the volume grid and aligned ROIs."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fusion import Track
+from .slice_tracks import Track
 from .morphometry import Measurement, grade, heights_from_points
 from .slicing import SliceStack
 
