@@ -8,7 +8,7 @@ import pytest
 
 from SpineFractureAILib.cli import main
 from SpineFractureAILib.phantom import make_phantom
-from SpineFractureAILib.phantom.anatomy import genant_grade
+from SpineFractureAILib.morphometry import genant_grade
 
 
 def _label_at(case, ras):

@@ -84,3 +84,24 @@ def test_compute_modules_never_import_the_slicer_folder():
                 offenders += [f"{name} imports {a.name}" for a in node.names if a.name in ("slicer", "qt", "ctk")]
     assert not offenders, offenders
     assert {"slicer.panel", "slicer.logic", "slicer.scene", "slicer.worker_client"} <= set(mods)
+
+
+def test_the_analysis_never_imports_the_phantom_generator():
+    """Genant thresholds and keypoint definitions belong to morphometry; the phantom generator uses
+    them, never the other way round. Nothing the Analyzer or the worker imports reaches phantom/,
+    training/ or slicer/ (the radiograph keypoint network's inference side lives in predictors/)."""
+    mods = _modules()
+    top = {name: {t for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                  if isinstance(node, ast.ImportFrom) for t in _targets(mods, name, node)}
+           for name, path in mods.items()}
+    seen, stack = set(), ["pipeline", "worker", "model_host"]
+    while stack:
+        for target in top.get(stack.pop(), ()):
+            parts = target.split(".")
+            for k in range(1, len(parts) + 1):
+                parent = ".".join(parts[:k])
+                if parent in mods and parent not in seen:
+                    seen.add(parent)
+                    stack.append(parent)
+    assert "morphometry" in seen and "tasks.radiograph_fracture" in seen
+    assert not {m for m in seen if m.split(".")[0] in ("phantom", "training", "slicer")}

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from .phantom.anatomy import KEYPOINT_T, genant_grade
 
 STEP_A, STEP_Z = 0.5, 0.25  # mm: resampling of the mid-sagittal profile
 # Below this many voxels across a body's height its endplates cannot be told from its neighbours'
@@ -22,6 +21,14 @@ STEP_A, STEP_Z = 0.5, 0.25  # mm: resampling of the mid-sagittal profile
 MIN_VOXELS_PER_HEIGHT = 6
 COARSE_UNCERTAINTY_MM = 1.3  # half-voxel endplate errors of ~1.9 mm voxels: the coarse regime above
 NEIGHBOURS_DISAGREE = 1.5  # neighbours' posterior heights this far apart: one of them is no reference
+# Seed 003's six points sit at these fractions of the body's depth from its anterior wall: the
+# anterior, middle and posterior heights (each a superior and an inferior endplate point).
+KEYPOINT_T = (0.15, 0.5, 0.85)
+
+
+def genant_grade(loss: float) -> int:
+    """Genant's semi-quantitative grade from a fractional height loss (20, 25, 40 %)."""
+    return 0 if loss < 0.20 else 1 if loss < 0.25 else 2 if loss < 0.40 else 3
 
 
 @dataclass

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..levels import LEVELS, level_index
+from ..morphometry import KEYPOINT_T, genant_grade  # the phantom's truth is graded as we measure
 
 # Knots (level index, value); values between knots are interpolated linearly.
 _HEIGHT = [(1, 15.0), (2, 13.0), (6, 14.5), (7, 16.0), (18, 24.0), (19, 25.0), (23, 27.5)]
@@ -28,7 +29,6 @@ _CANAL = [(0, (16.0, 26.0)), (6, (14.0, 24.0)), (7, (14.0, 17.0)), (18, (15.0, 1
 
 GRADE_LOSS = {1: (0.21, 0.245), 2: (0.27, 0.38), 3: (0.43, 0.55)}
 FRACTURE_TYPES = ("wedge", "biconcave", "crush")
-KEYPOINT_T = (0.15, 0.5, 0.85)
 
 
 def _interp(knots, index: int) -> float:
@@ -40,11 +40,6 @@ def canal_size(index: int) -> tuple[float, float]:
     xs = [k for k, _ in _CANAL]
     return (float(np.interp(index, xs, [v[0] for _, v in _CANAL])),
             float(np.interp(index, xs, [v[1] for _, v in _CANAL])))
-
-
-def genant_grade(loss: float) -> int:
-    """Genant's semi-quantitative grade from a fractional height loss."""
-    return 0 if loss < 0.20 else 1 if loss < 0.25 else 2 if loss < 0.40 else 3
 
 
 @dataclass

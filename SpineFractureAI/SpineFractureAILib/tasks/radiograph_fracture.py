@@ -17,13 +17,13 @@ from ..bundles import Bundle
 from ..slice_tracks import box_iou
 from ..morphometry import Measurement, grade, heights_from_points
 from ..predictors.ensembles import Ensemble
+from ..predictors.keypoint_net import build_keypoint_net, from_crop
 from ..predictors.yolo import YoloPredictor
 from ..radiograph.chain import level_steps, name_levels, on_chain
 from ..radiograph.model_input import crop_resized, to_uint8
 from ..results import Finding, Roi
 from ..run_state import RunState
 from ..safe_weights import load_into
-from ..training.radiograph_keypoints import build_keypoint_net, from_crop
 from ..terminology import segment_for_body, segment_for_class
 from ..volume import Volume
 

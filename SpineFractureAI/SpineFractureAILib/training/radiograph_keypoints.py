@@ -13,29 +13,12 @@ import cv2
 import numpy as np
 import torch
 
-from ..radiograph.model_input import CROP_CONTEXT, crop_resized
+from ..predictors.keypoint_net import KEYPOINT_ARCH, build_keypoint_net, to_crop
+from ..radiograph.model_input import crop_resized
 from ..safe_weights import save_state
 from .radiograph_data import FLIP_IDX
 
-KEYPOINT_ARCH = "resnet10t"
 KEYPOINT_RECIPE = dict(epochs=12, batch=64, lr=2e-3, input_size=64, jitter=0.06, copies=2)
-
-
-def crop_frame(box, size: int):
-    """(centre, pixels per crop pixel) of crop_body's square crop, resized to size."""
-    c1, r1, c2, r2 = box
-    side = max(c2 - c1, r2 - r1) * CROP_CONTEXT
-    return np.array([(c1 + c2) / 2, (r1 + r2) / 2]), side / size
-
-
-def to_crop(points, box, size: int) -> np.ndarray:
-    centre, scale = crop_frame(box, size)
-    return (np.asarray(points, float) - centre) / scale / size + 0.5  # 0..1 across the crop
-
-
-def from_crop(values, box, size: int) -> np.ndarray:
-    centre, scale = crop_frame(box, size)
-    return (np.asarray(values, float) - 0.5) * size * scale + centre
 
 
 def export_keypoint_crops(data_dir, split: str, size: int, jitter: float, copies: int, seed: int = 0):
@@ -58,12 +41,6 @@ def export_keypoint_crops(data_dir, split: str, size: int, jitter: float, copies
                 crops.append(crop_resized(image, box, size))
                 targets.append(to_crop(points, box, size))
     return np.array(crops, np.uint8), np.array(targets, np.float32)
-
-
-def build_keypoint_net():
-    import timm
-
-    return timm.create_model(KEYPOINT_ARCH, pretrained=False, num_classes=12, in_chans=1)
 
 
 def _batch(crops, targets, idx, rng, augment: bool):
