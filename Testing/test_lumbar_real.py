@@ -11,7 +11,7 @@ from scipy import ndimage
 from SpineFractureAILib.bundles import builtin_bundles
 from SpineFractureAILib.cli import main
 from SpineFractureAILib.results import Roi
-from SpineFractureAILib.training.lumbar_real import exam_split, structures_head_first
+from SpineFractureAILib.training.lumbar_real import ANY, BODY, exam_split, slice_targets, structures_head_first
 from SpineFractureAILib.volume import read_volume
 
 
@@ -86,3 +86,15 @@ def test_fluid_sensitive_series_from_their_description():
     assert fluid_sensitive(series(SeriesDescription="T2 FSE sag")) is False  # fast spin echo, not fat-sat
     assert fluid_sensitive(series()) is None
     assert fluid_sensitive(series(SeriesDescription="T1", mr_sequence="stir")) is True  # the flag wins
+
+
+def test_body_exam_targets_leave_the_unlabelled_bodies_above_open():
+    """A body-mask exam labels L1-L5 (or T11-L5): rows above its highest labelled body may be any
+    class (T12 is a body there, unlabelled), rows between and below are 'not a body' unless labelled."""
+    lab = np.zeros((120, 60), np.uint8)
+    lab[30:50, 10:40], lab[60:80, 10:40] = 3, 7  # two bodies; label values not in anatomical order
+    allowed, _, discs = slice_targets(lab, [3, 7], ["L4", "L5"], "vb3")
+    assert (allowed[:30] == ANY).all()  # above the highest mask: unlabelled bodies may be there
+    assert (allowed[30:50, 10:40] == BODY).all() and (allowed[60:80, 10:40] == BODY).all()
+    assert not (allowed[52:58] & BODY).any() and not (allowed[90:] & BODY).any()  # the disc, the sacrum
+    assert len(discs) == 1

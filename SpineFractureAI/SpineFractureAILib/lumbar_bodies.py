@@ -22,6 +22,10 @@ FLUID_WORDS = {"STIR", "TIRM", "FATSAT", "FS", "SPAIR", "SPIR", "WATER"}
 FLUID_PHRASES = ("FAT SAT", "DIXON W")
 MIN_LUMBAR_HEIGHT_MM = 17.0  # a lumbar body is 24-30 mm high; a cervical one about 14
 OEDEMA_RATIO = 1.25
+# A piece this much higher than the median body, with a detected disc inside it, is two bodies the
+# segmenter ran together across that disc (seen on volunteer exams: L4 and L5 as one 60 mm piece).
+MERGED_HEIGHT = 1.5
+SPLIT_STATUS = "unmeasurable: run together with a neighbour across a disc (its endplates not segmented)"
 
 
 def body_instances(volume, stack, class_maps: dict[int, np.ndarray], body_class: int) -> np.ndarray:
@@ -37,11 +41,51 @@ def body_instances(volume, stack, class_maps: dict[int, np.ndarray], body_class:
         return parts.astype(np.int32)
     sizes = ndimage.sum(mask, parts, range(1, n + 1))
     keep = [i + 1 for i in range(n) if sizes[i] >= 0.25 * sizes.max()]
-    height = heights_s(volume, parts, keep)
-    out = np.zeros(parts.shape, np.int32)
+    return head_first(volume, parts, keep)
+
+
+def head_first(volume, labels: np.ndarray, values) -> np.ndarray:
+    """The pieces `values` of labels relabelled 1..n from the highest centroid down."""
+    values = list(values)
+    height = heights_s(volume, labels, values)
+    out = np.zeros(labels.shape, np.int32)
     for rank, i in enumerate(np.argsort(height)[::-1]):
-        out[parts == keep[i]] = rank + 1
+        out[labels == values[i]] = rank + 1
     return out
+
+
+def split_at_discs(volume, instances: np.ndarray, disc_centres: list) -> tuple[np.ndarray, set[int]]:
+    """Cut a piece that is two bodies run together across a detected disc along that disc's plane
+    (normal: the spine's direction there, from the neighbouring discs), so that the count and the
+    names stay right. Returns the instances relabelled head first and the labels of cut bodies
+    (a cut is no endplate: they are not measured)."""
+    n = int(instances.max())
+    if n < 2 or not len(disc_centres):
+        return instances, set()
+    discs = sorted((np.asarray(c, float) for c in disc_centres), key=lambda c: -c[2])
+    objects = ndimage.find_objects(instances)
+    extents = [roi_from_mask_slices(volume, o).extent_ras()[2] for o in objects]
+    typical = float(np.median(extents))
+    out, next_label, split = instances.copy(), n + 1, []
+    for label, (obj, extent) in enumerate(zip(objects, extents), start=1):
+        if extent < MERGED_HEIGHT * typical:
+            continue
+        ijk = np.argwhere(instances[obj] == label) + [s.start for s in obj]  # (k, j, i)
+        ras = volume.ijk_to_ras_points(ijk[:, ::-1])
+        lo, hi = ras[:, 2].min() + 0.3 * typical, ras[:, 2].max() - 0.3 * typical
+        for d, centre in enumerate(discs):
+            if not lo < centre[2] < hi:
+                continue
+            below = (ras - centre) @ _spine_axis(discs, d) < 0
+            if below.any() and (~below).any():
+                out[tuple(ijk[below].T)] = next_label
+                split.append(label)
+                next_label += 1
+            break  # one cut per piece: a third body would need a second disc inside the lower part
+    if not split:
+        return instances, set()
+    out = head_first(volume, out, range(1, next_label))
+    return out, {int(v) for label in split for v in np.unique(out[instances == label]) if v}
 
 
 def heights_s(volume, labels: np.ndarray, values) -> list[float]:
@@ -110,12 +154,34 @@ def drop_sacrum(volume, instances: np.ndarray, disc_heights: list[float]) -> int
     return len(keep)
 
 
+def not_graded(names: list[str], cut: set[int], graded_levels: list[str] | None) -> dict[int, str]:
+    """Labels (1 = names[0]) not to measure, and why: bodies cut apart at a disc, and levels the
+    segmenter never learned to outline (its training masks taught them as background)."""
+    skip = {label: SPLIT_STATUS for label in cut if label <= len(names)}
+    if graded_levels:
+        why = (f"unmeasurable: the MR segmenter was trained to outline {graded_levels[0]}-{graded_levels[-1]} "
+               "only (its outline of this level is unreliable: read it by eye)")
+        skip.update({label: why for label, level in enumerate(names, start=1)
+                     if level not in graded_levels and label not in skip})
+    return skip
+
+
+def _spine_axis(discs: list[np.ndarray], d: int) -> np.ndarray:
+    """Unit vector towards the head at disc d of the head-first discs, from its neighbouring discs."""
+    if len(discs) < 2:
+        return np.array([0.0, 0.0, 1.0])
+    above, below = discs[max(d - 1, 0)], discs[min(d + 1, len(discs) - 1)]
+    axis = above - below
+    return axis / max(float(np.linalg.norm(axis)), 1e-6)
+
+
 def add_mr_bodies(volume, stack, class_maps, body_class: int, state: RunState, source: str,
-                  disc_heights: list[float], min_grade: int = 2) -> list[Body]:
+                  disc_centres: list, min_grade: int = 2, graded_levels: list[str] | None = None) -> list[Body]:
     """Bodies, their rows and fracture findings into state; returns the bodies head first.
-    disc_heights: the S coordinate of each disc found (the lowest is L5-S1)."""
-    instances = body_instances(volume, stack, class_maps, body_class)
-    n = drop_sacrum(volume, instances, disc_heights)
+    disc_centres: the RAS centre of each disc found (the lowest is L5-S1); graded_levels: the levels
+    whose outlines the segmenter was trained on (the manifest's; None: all), the others not graded."""
+    instances, cut = split_at_discs(volume, body_instances(volume, stack, class_maps, body_class), disc_centres)
+    n = drop_sacrum(volume, instances, [float(c[2]) for c in disc_centres])
     names = names_from_sacrum(n)
     if not names:
         return []
@@ -129,7 +195,8 @@ def add_mr_bodies(volume, stack, class_maps, body_class: int, state: RunState, s
     # Heights are sagittal measures: a slab that ends left or right of the bodies is still measurable.
     lr_axis = 2 - int(np.argmax(np.abs(volume.ijk_to_ras[0, :3]) / volume.spacing))
     rows = measure_labelmap(instances, volume.ijk_to_ras, dict(zip(range(1, n + 1), names)),
-                            cut_axes=tuple(a for a in range(3) if a != lr_axis))
+                            cut_axes=tuple(a for a in range(3) if a != lr_axis),
+                            skip=not_graded(names, cut, graded_levels))
     by_label = {m.label: m for m in rows}
     fluid = fluid_sensitive(volume)
     bodies = []

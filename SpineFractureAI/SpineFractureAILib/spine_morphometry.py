@@ -55,11 +55,13 @@ def _cut_area_mm2(labelmap: np.ndarray, value: int, box: tuple, spacing_kji: np.
 
 def measure_labelmap(labelmap: np.ndarray, ijk_to_ras: np.ndarray, names: dict[int, str],
                      whole_vertebrae: bool = False, ct_image: np.ndarray | None = None,
-                     cut_axes: tuple[int, ...] = (0, 1, 2)) -> list[Measurement]:
+                     cut_axes: tuple[int, ...] = (0, 1, 2),
+                     skip: dict[int, str] | None = None) -> list[Measurement]:
     """Measure each named vertebra; whole_vertebrae=True when labels include the posterior elements;
     ct_image (same grid, HU) refines the endplates to below a voxel; cut_axes: the array axes along
     which touching the grid's edge makes a body unmeasurable (a sagittal MR slab leaves out the
-    left-right one: heights are sagittal measures)."""
+    left-right one: heights are sagittal measures); skip: labels not to measure, with the status their
+    rows get (nor are they a neighbour's reference)."""
     spacing = np.linalg.norm(ijk_to_ras[:3, :3], axis=0)
     objects = ndimage.find_objects(labelmap)
     entries = []
@@ -69,6 +71,9 @@ def measure_labelmap(labelmap: np.ndarray, ijk_to_ras: np.ndarray, names: dict[i
             continue
         box = objects[value - 1]
         if box is None:
+            continue
+        if skip and value in skip:
+            entries.append((value, level, None, skip[value], box))
             continue
         if _cut_area_mm2(labelmap, value, box, spacing[::-1], cut_axes) > CUT_AREA_MM2:
             entries.append((value, level, None, "unmeasurable: cut by the field of view", box))

@@ -83,6 +83,10 @@ def gap_box(upper: np.ndarray, lower: np.ndarray) -> np.ndarray | None:
 def slice_targets(lab: np.ndarray, order: list[int], levels: list[str] | None, kind: str):
     """One sagittal slice's targets: allowed-class bits, the lumbar region box and the disc boxes."""
     allowed = np.full(lab.shape, ANY & ~(DISC if kind == "ivd" else BODY), np.uint8)
+    if kind != "ivd" and (lab > 0).any():
+        # The masks stop at their highest labelled body (L1 or T11): the bodies above are real bodies,
+        # unlabelled, not background (taught as background they came out partial: false wedges).
+        allowed[:np.nonzero((lab > 0).any(1))[0].min()] = ANY
     allowed[lab > 0] = DISC if kind == "ivd" else BODY
     masks = [lab == v for v in order]
     present = [m.any() for m in masks]
