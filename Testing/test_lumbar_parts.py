@@ -7,8 +7,10 @@ import pytest
 import torch
 
 from SpineFractureAILib.lumbar import _disc_names
+from SpineFractureAILib.lumbar_bodies import SPLIT_STATUS, not_graded, split_at_discs
 from SpineFractureAILib.lumbar_crops import crop_to_image, grow_box, mask_box, seg_target, square_crop
 from SpineFractureAILib.lumbar_metrics import auc, classification_metrics, segmentation_metrics
+from SpineFractureAILib.volume import Volume
 from SpineFractureAILib.predictors.ensembles import (PAPER_CLASSIFIERS, Classifier, Segmenter, grid_search_weights,
                                                      weighted_average)
 
@@ -111,3 +113,28 @@ def test_members_from_local_weights_train_frozen_then_unfrozen(tmp_path):
 
     assert not backbone_moved(1)  # epoch 1: backbone frozen (lr 1e-3 trains the head only)
     assert backbone_moved(2)  # epoch 2: everything at the fine-tuning lr
+
+
+def _stacked_bodies(tops_mm, height_mm=28):
+    """Bodies as boxes on a 1 mm grid, S up (array axis 0 = k = S), head first."""
+    labels = np.zeros((200, 40, 30), np.int32)
+    for n, top in enumerate(tops_mm, start=1):
+        labels[top - height_mm:top, 10:35, 5:25] = n
+    return Volume(labels.astype(np.int16), np.eye(4), "mr"), labels
+
+
+def test_two_bodies_run_together_across_a_disc_are_cut_there():
+    volume, labels = _stacked_bodies([190, 150, 110])  # three bodies 28 mm high, 12 mm discs
+    labels[12:75, 10:35, 5:25] = 4  # the segmenter ran L4 and L5 together (63 mm) across their disc
+    discs = [(15.0, 22.0, s) for s in (156.0, 116.0, 78.5, 43.5, 5.0)]  # (R, A, S) centres, head first
+    out, cut = split_at_discs(volume, labels.copy(), discs)
+    assert out.max() == 5 and cut == {4, 5}
+    for label, (lo, hi) in ((4, (44, 75)), (5, (12, 44))):  # cut at the disc's plane, S = 43.5
+        k = np.nonzero((out == label).any((1, 2)))[0]
+        assert abs(k.min() - lo) <= 1 and abs(k.max() + 1 - hi) <= 1, (label, k.min(), k.max())
+    assert ((out == 1) == (labels == 1)).all() and ((out == 3) == (labels == 3)).all()
+    untouched, none = split_at_discs(volume, out.copy(), discs)  # nothing left to cut
+    assert none == set() and (untouched == out).all()
+    skip = not_graded(["L1", "L2", "L3", "L4", "L5"], cut, ["L2", "L3", "L4", "L5"])
+    assert skip[4] == skip[5] == SPLIT_STATUS and skip[1].startswith("unmeasurable: the MR segmenter")
+    assert 2 not in skip and 3 not in skip
