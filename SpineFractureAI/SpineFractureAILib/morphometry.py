@@ -109,16 +109,21 @@ class ImageSampler:
 
 
 def refine_endplate(image: ImageSampler, center, e_si, e_ap, e_lr, xs, a, edge, outward: float,
-                    min_contrast: float = 200.0, reach: float = 1.0):
+                    min_contrast: float = 200.0, voxel_mm: float = 1.0):
     """Move each column's mask endplate (edge[x, a], mm along e_si) to the half-way crossing
-    between the cortical peak and the tissue outside it, on the partial-volume CT image."""
-    offsets = np.arange(-2.5, 2.75, 0.25)  # along `outward` (+1 superior, -1 inferior)
+    between the cortical peak and the tissue outside it, on the partial-volume CT image.
+    voxel_mm: the voxels' size along e_si. On thick slices a mask's edge can lie 1.5 voxels outside
+    the cortex (a slice half disc, half cortex counted in; the mask's 0.5 level half a voxel beyond
+    it), so the search reaches that far."""
+    inward = max(2.0, 1.6 * voxel_mm)  # where the cortical peak may lie inside the mask's edge
+    reach = max(1.0, voxel_mm)
+    offsets = np.arange(-inward - 0.5, 2.75, 0.25)  # along `outward` (+1 superior, -1 inferior)
     z = edge[..., None] + outward * offsets
     pts = (center + xs[:, None, None, None] * e_lr + a[None, :, None, None] * e_ap
            + np.nan_to_num(z)[..., None] * e_si)
     profile = image(pts)
     outside = np.median(profile[..., offsets >= 1.5], -1)
-    near = (offsets >= -2.0) & (offsets <= 0.5)
+    near = (offsets >= -inward) & (offsets <= 0.5)
     peak_at = np.argmax(np.where(near, profile, -np.inf), -1)
     peak = np.take_along_axis(profile, peak_at[..., None], -1)[..., 0]
     level = (peak + outside) / 2
@@ -219,8 +224,9 @@ def measure_body(sampler: BodySampler, e_si_hint, level: str, label: int,
     top_x, bot_x = column_extents(slab, z)  # [x, a]: averaging dithers the voxel staircase
     if image is not None:  # CT partial volume places each endplate below a voxel
         xs = np.linspace(-half_slab, half_slab, slab.shape[0])
-        top_x = refine_endplate(image, center, e_si, e_ap, e_lr, xs, a, top_x, +1.0)
-        bot_x = refine_endplate(image, center, e_si, e_ap, e_lr, xs, a, bot_x, -1.0)
+        voxel = sampler.resolution_along(e_si)
+        top_x = refine_endplate(image, center, e_si, e_ap, e_lr, xs, a, top_x, +1.0, voxel_mm=voxel)
+        bot_x = refine_endplate(image, center, e_si, e_ap, e_lr, xs, a, bot_x, -1.0, voxel_mm=voxel)
     with warnings.catch_warnings():  # columns outside the body are all-NaN
         warnings.simplefilter("ignore", RuntimeWarning)
         top, bot = np.nanmean(top_x, 0), np.nanmean(bot_x, 0)

@@ -26,6 +26,7 @@ MAX_WALL_GAP = 0.7  # (front wall at a disc - soft tissue) / (the wall above and
 SOFT_HU = 40.0
 BONE_HU = 150.0  # cortex and dense marrow; the ring is filled, so dark marrow still counts
 MARROW_HU = 95.0  # marrow of a thin cortex on a low-dose scan: above muscle (~50), below cortex
+MARROW_CLIP_HU = 250.0  # trabecular bone reads up to about this; brighter is cortex
 SACRUM_WIDTH_MM = 75.0  # the sacral alae: a lumbar body is 40-55 mm wide
 BODY_L_MM = 35.0  # no body is wider than 70 mm
 DISC_D_MM = 19.0  # where a disc's plane is anchored: the middle of CORE_D_MM
@@ -184,7 +185,10 @@ def body_mask(straight: np.ndarray, frame: SpineFrame, top: tuple[float, float],
     keep_l = np.abs(frame.l_mm) <= BODY_L_MM
     smooth = ndimage.gaussian_filter(straight[rows], (0.0, 0.7, 0.7))
     # the cortical ring (filled below), or marrow where the cortex is too thin to ring it
-    block = (smooth > BONE_HU) | (ndimage.gaussian_filter(straight[rows], (0.0, 1.5, 1.5)) > MARROW_HU)
+    # (the cortex is clipped before the marrow's blur: 800 HU bled into the disc beside it, a biconcave
+    # endplate's dimple came out as bone and every body about 2 mm high)
+    marrow = ndimage.gaussian_filter(np.minimum(straight[rows], MARROW_CLIP_HU), (0.0, 1.5, 1.5))
+    block = (smooth > BONE_HU) | (marrow > MARROW_HU)
     block &= keep_d[None, :, None] & keep_l[None, None, :] & between_discs[:, :, None]
     # Dark (osteoporotic) marrow under a thin cortex: what lies between the two endplates is body.
     # (Not the inside of each row's cortical ring: where a biconcave endplate has sunk, the disc
