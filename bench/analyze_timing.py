@@ -2,7 +2,8 @@
 
 usage: uv run python bench/analyze_timing.py [--bundle DIR]... [--analyses fractures,levels] [--large]
        [--realdata ../shared/realdata]   (default: the CT bundles `analyze` runs by default)
---large adds a 512x512x400 CT (a phantom embedded in a full-size grid) for the <= 20 s target.
+--large adds a 512x512x400 CT (a phantom embedded in a full-size grid) for the <= 20 s target;
+--whole-spine makes that phantom C1-S1 at 0.7 x 0.7 x 1.6 mm (the spine fills the 400 slices).
 """
 from __future__ import annotations
 
@@ -21,9 +22,11 @@ from SpineFractureAILib.pipeline import Analyzer
 from SpineFractureAILib.volume import Volume, read_volume
 
 
-def large_ct(seed: int = 90_500) -> Volume:
-    """A phantom at 0.7 x 0.7 x 0.8 mm embedded in a 512 x 512 x 400 air/soft-tissue grid."""
-    case = make_phantom("T8-L5", "ct", ["L1:wedge:3"], [], seed=seed, spacing=(0.7, 0.7, 0.8))
+def large_ct(seed: int = 90_500, whole_spine: bool = False) -> Volume:
+    """A phantom at 0.7 x 0.7 x 0.8 mm (whole spine: C1-S1 at 1.6 mm slices) embedded in a
+    512 x 512 x 400 air/soft-tissue grid."""
+    levels, spacing = ("C1-S1", (0.7, 0.7, 1.6)) if whole_spine else ("T8-L5", (0.7, 0.7, 0.8))
+    case = make_phantom(levels, "ct", ["L1:wedge:3"], [], seed=seed, spacing=spacing)
     small = case.image
     big = np.full((400, 512, 512), -1000, np.int16)
     k, j, i = (min(a, b) for a, b in zip(small.voxels.shape, big.shape))
@@ -31,7 +34,7 @@ def large_ct(seed: int = 90_500) -> Volume:
     big[ok:ok + k, oj:oj + j, oi:oi + i] = small.voxels[:k, :j, :i]
     affine = small.ijk_to_ras.copy()
     affine[:3, 3] = small.ijk_to_ras_points([[-oi, -oj, -ok]])[0]
-    return Volume(big, affine, "ct", "large_ct_512x512x400")
+    return Volume(big, affine, "ct", "whole_spine_ct_512x512x400" if whole_spine else "large_ct_512x512x400")
 
 
 def rss_mib() -> float:
@@ -41,17 +44,17 @@ def rss_mib() -> float:
     return float("nan")
 
 
-def large_ct_file(out: Path) -> Path:
+def large_ct_file(out: Path, whole_spine: bool = False) -> Path:
     """Written once by a child process, so making it does not count in this process's peak."""
-    path = out / "large_ct_512x512x400.nii.gz"
+    path = out / f"{'whole_spine' if whole_spine else 'large'}_ct_512x512x400.nii.gz"
     if not path.exists():
         import subprocess
         import sys
 
         out.mkdir(parents=True, exist_ok=True)
         code = ("import sys; sys.path[:0] = [%r, %r]; from analyze_timing import large_ct; "
-                "from SpineFractureAILib.volume import write_volume; write_volume(large_ct(), %r)"
-                % (str(Path(__file__).parent), str(REPO / "SpineFractureAI"), str(path)))
+                "from SpineFractureAILib.volume import write_volume; write_volume(large_ct(whole_spine=%r), %r)"
+                % (str(Path(__file__).parent), str(REPO / "SpineFractureAI"), whole_spine, str(path)))
         subprocess.run([sys.executable, "-c", code], check=True)
     return path
 
@@ -83,6 +86,7 @@ def main() -> None:
     p.add_argument("--bundle", action="append", help="default: what `analyze` runs on a CT")
     p.add_argument("--analyses", help="e.g. fractures,levels (as `analyze --analyses`)")
     p.add_argument("--large", action="store_true")
+    p.add_argument("--whole-spine", action="store_true", help="with --large: a C1-S1 phantom in the big grid")
     p.add_argument("--realdata", default=str(REPO.parent / "shared" / "realdata"))
     p.add_argument("--out", default=str(REPO / "bench" / "out"))
     args = p.parse_args()
@@ -101,7 +105,7 @@ def main() -> None:
     cases.append(time_case(analyzer, real, Path(args.out), time.perf_counter() - t0))
     memory = None
     if args.large:
-        path = large_ct_file(Path(args.out))
+        path = large_ct_file(Path(args.out), args.whole_spine)
         baseline = rss_mib()  # interpreter, torch, the loaded model and the warm-up cases
         t0 = time.perf_counter()
         large = read_volume(path)
