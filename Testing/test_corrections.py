@@ -8,6 +8,7 @@ import numpy as np
 import slicer
 
 from conftest import results_from_truth
+from SpineFractureAILib.results import VertebraRow
 from SpineFractureAILib.slicer.logic import SpineFractureLogic
 from SpineFractureAILib.slicer.scene import add_volume_node, write_results_to_scene
 from SpineFractureAILib.slicing import Intensity, make_stack, stack_labels_to_volume
@@ -115,8 +116,8 @@ def test_moved_morphometry_points_export_as_pose_labels(tmp_path, wedge_phantom)
     results = results_from_truth(wedge_phantom)
     for v in wedge_phantom.truth["vertebrae"]:
         if v["has_body"]:
-            results.vertebrae.append({"kind": "vertebra", "level": v["level"], "status": "measured",
-                                      "keypoints_ras": v["keypoints_ras"], "heights_mm": v["heights_mm"]})
+            results.vertebrae.append(VertebraRow("mask", v["level"], data={
+                "status": "measured", "keypoints_ras": v["keypoints_ras"], "heights_mm": v["heights_mm"]}))
     scene = slicer.vtkMRMLScene()
     volume_node = add_volume_node(scene, wedge_phantom.image)
     out = write_results_to_scene(scene, volume_node, results)

@@ -8,7 +8,7 @@ import pytest
 from SpineFractureAILib.assembly import assemble_results
 from SpineFractureAILib.level_assignment import LevelProfile, assign_body_levels
 from SpineFractureAILib.levels import LEVELS
-from SpineFractureAILib.results import Finding, Roi
+from SpineFractureAILib.results import Finding, Roi, VertebraRow
 from SpineFractureAILib.run_state import Body, RunState
 from SpineFractureAILib.terminology import terminology_entry
 
@@ -77,7 +77,7 @@ def _results_with_bodies(levels, fractured: dict[str, str]):
     results = RunState("case", np.zeros(shape, np.uint8), np.eye(4), [], [], modality="ct")
     for n, (level, c) in enumerate(zip(levels, centres)):
         instances[n * 8:n * 8 + 5, 5:15, 5:15] = n + 1
-        row = {"kind": "vertebra", "level": f"#{n + 1} from top", "status": "measured"}
+        row = VertebraRow("mask", f"#{n + 1} from top", data={"status": "measured"})
         results.vertebrae.append(row)
         body = Body(n + 1, fractured.get(level, "vertebral body"), _box_roi(c), 0.05, row)
         if level in fractured:

@@ -82,13 +82,14 @@ def test_scene_writer_aligns_segments_and_rois_to_the_volume(wedge_phantom):
 
 def test_morphometry_markups_are_editable_and_regrade(wedge_phantom):
     """Moving a keypoint re-measures the vertebra: heights, grade, lines and table follow."""
+    from SpineFractureAILib.results import VertebraRow
     from SpineFractureAILib.spine_morphometry import measure_labelmap
 
     names = {v["label"]: v["level"] for v in wedge_phantom.truth["vertebrae"]}
     labels = np.where(np.isin(wedge_phantom.labels.voxels, list(names)), wedge_phantom.labels.voxels, 0)
     results = results_from_truth(wedge_phantom)
-    results.vertebrae = [m.to_json() for m in measure_labelmap(labels.astype(np.uint16),
-                                                               wedge_phantom.image.ijk_to_ras, names)]
+    results.vertebrae = [VertebraRow.from_json({"method": "mask", **m.to_json()}) for m in measure_labelmap(
+        labels.astype(np.uint16), wedge_phantom.image.ijk_to_ras, names)]
     scene = slicer.vtkMRMLScene()
     volume_node = add_volume_node(scene, wedge_phantom.image)
     morph = write_results_to_scene(scene, volume_node, results).morphometry

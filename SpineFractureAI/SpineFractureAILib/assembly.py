@@ -9,7 +9,7 @@ import numpy as np
 from .level_assignment import LevelProfile, assign_body_levels
 from .levels import LEVELS
 from .progress import add_time
-from .results import Finding
+from .results import Finding, VertebraRow
 from .run_state import RunState
 from .terminology import FRACTURE_SEG_CLASSES, segment_for_body, segment_for_class
 
@@ -42,7 +42,7 @@ def _assign_levels(state: RunState) -> None:
         if body.level is None:  # off the prior's stretch of canal: the classifier's level there
             body.level = profile.best_level(body.roi.center_ras)[0]
             if body.row is not None:
-                body.row["level"] = body.level
+                body.row.level = body.level
             if body.finding is not None:
                 body.finding.level = body.level
     if state.bodies and not named:
@@ -52,9 +52,8 @@ def _assign_levels(state: RunState) -> None:
             body.level = name
             if body.finding is not None:
                 body.finding.level = name
-            if body.row is not None:
-                body.row["position"] = body.row["level"]  # "#n from top": what the morphometry saw
-                body.row["level"] = name
+            if body.row is not None:  # the rank the morphometry saw ("#n from top") stays as position
+                body.row.position, body.row.level = body.row.level, name
         state.levels_check = check
         atlas = [b for b in state.bodies if b.level == "C1"]
         if atlas:  # C1 has no body: what the fracture model took for one is part of the atlas
@@ -103,7 +102,7 @@ def _sizes_over_classifier(state: RunState) -> bool:
     if off <= MAX_GUESS_GAP:
         return False
     for body in guessed:
-        body.level = body.row["level"] = body.row["level_guess"]
+        body.level = body.row.level = body.row["level_guess"]
         if body.finding is not None:
             body.finding.level = body.level
     state.warnings.append(f"levels: the level classifier's names lie {off:.0f} levels beyond what the bodies' "
@@ -211,12 +210,11 @@ def _vertebra_rows(state: RunState) -> None:
             if name in seen:
                 continue
             centre = profile.ras_of_slice((first + last) / 2)
-            state.vertebrae.append({"kind": "vertebra", "level": name, "method": "level classifier",
-                                      "status": "located by the level classifier",
-                                      "center_ras": np.round(centre, 2).tolist(),
-                                      "extent_ras": [np.round(profile.ras_of_slice(first - 0.5), 2).tolist(),
-                                                     np.round(profile.ras_of_slice(last + 0.5), 2).tolist()],
-                                      "fracture_probability": per_level.get(name, 0.0 if looked else None)})
+            state.vertebrae.append(VertebraRow("level classifier", name, data={
+                "status": "located by the level classifier", "center_ras": np.round(centre, 2).tolist(),
+                "extent_ras": [np.round(profile.ras_of_slice(first - 0.5), 2).tolist(),
+                               np.round(profile.ras_of_slice(last + 0.5), 2).tolist()],
+                "fracture_probability": per_level.get(name, 0.0 if looked else None)}))
             per_level.setdefault(name, 0.0 if looked else None)
         state.vertebrae.sort(key=lambda r: LEVELS.index(r["level"]) if r.get("level") in LEVELS else 99)
     if not per_level:

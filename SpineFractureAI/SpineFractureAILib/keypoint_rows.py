@@ -5,6 +5,7 @@ import numpy as np
 
 from .slice_tracks import Track
 from .morphometry import Measurement, grade, heights_from_points
+from .results import VertebraRow
 from .slicing import SliceStack
 
 
@@ -30,4 +31,4 @@ def keypoint_rows(stack: SliceStack, tracks: list[Track], visibility: float, sou
                                     heights_mm={k: round(v, 3) for k, v in heights_from_points(kps).items()}))
     for n, m in enumerate(measured):
         grade(m, [measured[i].heights_mm["posterior"] for i in (n - 1, n + 1) if 0 <= i < len(measured)])
-    return [{"kind": "vertebra", "method": "keypoints", "source": source, **m.to_json()} for m in measured]
+    return [VertebraRow.from_json({"method": "keypoints", "source": source, **m.to_json()}) for m in measured]

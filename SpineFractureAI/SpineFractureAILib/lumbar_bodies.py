@@ -10,7 +10,7 @@ from scipy import ndimage
 
 from .slice_tracks import roi_from_mask_slices
 from .levels import LEVELS, disc_name
-from .results import Finding
+from .results import Finding, VertebraRow
 from .run_state import Body, RunState
 from .slicing import stack_labels_to_box
 from .spine_morphometry import measure_labelmap
@@ -202,8 +202,8 @@ def add_mr_bodies(volume, stack, class_maps, body_class: int, state: RunState, s
     bodies = []
     for label, (level, roi) in enumerate(zip(names, rois), start=1):
         m = by_label[label]
-        row = {"kind": "vertebra", "method": "mask (MR segmentation)", "level_anchor": ANCHOR, **m.to_json(),
-               "roi": roi.__dict__}
+        row = VertebraRow.from_json({"method": "mask (MR segmentation)", "level_anchor": ANCHOR, **m.to_json(),
+                                     "roi": roi.__dict__})
         body = Body(label, "vertebral body", roi, 0.0, row, level=level)
         if m.status == "measured" and (m.genant_grade or 0) >= min_grade:
             confidence = min(0.99, 0.5 + m.height_loss)

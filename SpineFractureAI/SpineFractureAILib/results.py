@@ -1,6 +1,7 @@
 """Plain-data results: what every writer (files, MRML scene, report) consumes. No Slicer types."""
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -62,6 +63,50 @@ class Segment:
 
 
 @dataclass
+class VertebraRow(MutableMapping):
+    """One row of findings.json `vertebrae`. The name shown (`level`), the rank the morphometry saw
+    before levels were named (`position`) and how the row was made (`method`) are fields; the rest
+    (the measurement's status, heights, grade; the ROI; where the level came from) is `data`.
+    Reads and writes like its JSON (row["genant_grade"]), so writers and tests see one shape."""
+    method: str
+    level: str | None = None
+    position: str | int | None = None
+    data: dict = field(default_factory=dict)
+    kind: str = "vertebra"
+
+    NAMED = ("kind", "level", "position", "method")
+
+    @classmethod
+    def from_json(cls, flat: dict) -> "VertebraRow":
+        flat = dict(flat)
+        return cls(**{k: flat.pop(k) for k in cls.NAMED if k in flat}, data=flat)
+
+    def to_json(self) -> dict:
+        named = {"kind": self.kind, "level": self.level, "position": self.position, "method": self.method}
+        return {**{k: v for k, v in named.items() if v is not None or k == "level"}, **self.data}
+
+    def __getitem__(self, key):
+        return self.to_json()[key]
+
+    def __setitem__(self, key, value) -> None:
+        if key in self.NAMED:
+            setattr(self, key, value)
+        else:
+            self.data[key] = value
+
+    def __delitem__(self, key) -> None:
+        if key in self.NAMED:
+            raise KeyError(f"{key} is a field of every row")
+        del self.data[key]
+
+    def __iter__(self):
+        return iter(self.to_json())
+
+    def __len__(self) -> int:
+        return len(self.to_json())
+
+
+@dataclass
 class Results:
     """What one analysis of one volume wrote: every writer (files, scene, report, DICOM) reads only
     this. The stages' working state lives in run_state.RunState, which turns into a Results."""
@@ -74,7 +119,7 @@ class Results:
     bundles: list[dict] = field(default_factory=list)  # name, version, clinical_use of each bundle run
     warnings: list[str] = field(default_factory=list)
     modality: str = "unknown"
-    vertebrae: list[dict] = field(default_factory=list)  # morphometry rows (spine_morphometry)
+    vertebrae: list[VertebraRow] = field(default_factory=list)  # one per vertebra (morphometry, level)
     patient: dict | None = None  # RSNA 2022-style per-level and overall fracture probability
     levels_check: dict | None = None  # how the level classifier and the body count agreed
     lumbar: dict | None = None  # which sagittal slices the lumbar MR models analysed
@@ -85,7 +130,7 @@ class Results:
     def to_json(self) -> dict:
         return {"schema_version": SCHEMA_VERSION, "case": self.case, "modality": self.modality,
                 "findings": [f.to_json() for f in self.findings],
-                "vertebrae": self.vertebrae,
+                "vertebrae": [r.to_json() for r in self.vertebrae],
                 **({"patient": self.patient} if self.patient else {}),
                 **({"levels_check": self.levels_check} if self.levels_check else {}),
                 **({"lumbar": self.lumbar} if self.lumbar else {}),

@@ -9,7 +9,7 @@ from scipy import ndimage
 
 from ..slice_tracks import roi_from_mask_slices
 from ..morphometry import genant_grade
-from ..results import Finding
+from ..results import Finding, VertebraRow
 from ..run_state import Body, RunState
 from ..spine_morphometry import measure_labelmap
 from .anchors import Naming
@@ -85,7 +85,7 @@ def add_prior_bodies(state: RunState, volume, found: SpineBodies, naming: Naming
     offset = np.eye(4)
     offset[:3, 3] = [box[2].start, box[1].start, box[0].start]
     ct = volume.voxels[box] if volume.modality == "ct" else None
-    rows = {m.label: {"kind": "vertebra", "method": "mask", "source": SOURCE, **m.to_json(), **naming.row_fields()}
+    rows = {m.label: VertebraRow.from_json({"method": "mask", "source": SOURCE, **m.to_json(), **naming.row_fields()})
             for m in measure_labelmap(numbers, volume.ijk_to_ras @ offset, names, whole_vertebrae=True, ct_image=ct)}
     first_id = _merge_instances(state, box, numbers)
     contradicted = 0

@@ -11,7 +11,7 @@ import numpy as np
 from ..slice_tracks import track_rois, tracks_to_box
 from ..predictors.yolo import YoloPredictor, yolo_predictor
 from ..progress import Progress, add_time
-from ..results import Finding
+from ..results import Finding, VertebraRow
 from ..run_state import Body, RunState
 from ..sliced_model import run_sliced_model, tracks as link_tracks
 from ..spine.prior import off_chain
@@ -143,6 +143,6 @@ def _measure_tracks(state: RunState, box, instances, volume) -> dict[int, dict]:
     ct = volume.voxels[box] if volume.modality == "ct" else None
     rows = {}
     for m in measure_labelmap(instances, ijk_to_ras, names, ct_image=ct):
-        rows[m.label] = {"kind": "vertebra", "method": "mask", **m.to_json()}
+        rows[m.label] = VertebraRow.from_json({"method": "mask", **m.to_json()})
         state.vertebrae.append(rows[m.label])
     return rows

@@ -21,7 +21,7 @@ from ..predictors.keypoint_net import build_keypoint_net, from_crop
 from ..predictors.yolo import YoloPredictor
 from ..radiograph.chain import level_steps, name_levels, on_chain
 from ..radiograph.model_input import crop_resized, to_uint8
-from ..results import Finding, Roi
+from ..results import Finding, Roi, VertebraRow
 from ..run_state import RunState
 from ..safe_weights import load_into
 from ..terminology import segment_for_body, segment_for_class
@@ -265,8 +265,10 @@ def _write(state: RunState, volume: Volume, boxes, scores, points_px, rows, scal
         layer = np.ascontiguousarray(state.labelmap[0])
         cv2.fillPoly(layer, [hexagon], int(seg.value))
         state.labelmap[0] = layer
-        row = {**m.to_json(), "level": level, "position": n + 1, "segment_value": seg.value, "center_ras": roi.center_ras,
-               "detection_score": round(float(scores[n]), 4), "rib_bearing": bool(classes[n] == RIB_CLASS)}
+        row = VertebraRow.from_json({**m.to_json(), "method": "keypoints (radiograph)", "level": level,
+                                     "position": n + 1, "segment_value": seg.value, "center_ras": roi.center_ras,
+                                     "detection_score": round(float(scores[n]), 4),
+                                     "rib_bearing": bool(classes[n] == RIB_CLASS)})
         if getattr(m, "age", None):
             row.update({"age": m.age, "age_probability": m.age_probability})
         state.vertebrae.append(row)
