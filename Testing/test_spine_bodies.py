@@ -86,3 +86,28 @@ def test_whole_spine_phantom_of_an_unseen_seed_is_named_and_its_fracture_found()
     assert named >= 22, named  # of 23 bodies C2-L5 (>= 95 %)
     fractures = [f for f in results.findings if f.kind == "fracture"]
     assert [f.level for f in fractures] == ["L1"] and fractures[0].label == "wedge"
+
+
+def test_a_thoracolumbar_scan_without_sacrum_is_counted_from_the_last_rib():
+    """No sacrum in the scan: the last rib-bearing vertebra (T12) anchors the count, on every row."""
+    case = make_phantom("T6-L3", "ct", ["T11:wedge:3"], seed=919191, spacing=(1.0, 1.0, 2.0), half_width_mm=100)
+    results = _analyzer().analyze(case.image)
+    rows = _rows(results)
+    truth = {v["level"]: v["center_ras"] for v in case.truth["vertebrae"] if v["has_body"]}
+    right = [lv for lv, c in truth.items() if lv in rows and Roi(**rows[lv]["roi"]).contains(c, 2.0)]
+    assert len(right) >= len(truth) - 1, (sorted(rows), sorted(truth))  # a body at the scan's edge may be cut
+    assert {r["level_anchor"] for r in rows.values()} == {"last rib (T12)"}
+    assert {r["level_certainty"] for r in rows.values()} == {"counted from the anchor"}
+    assert [f.level for f in results.findings if f.kind == "fracture"] == ["T11"]
+
+
+def test_thirteen_rib_pairs_make_the_count_uncertain_and_say_why():
+    """The sacrum says the last rib-bearing vertebra is L1: transitional anatomy, warned, levels uncertain."""
+    case = make_phantom("T8-S1", "ct", [], seed=929292, spacing=(1.0, 1.0, 2.0), rib_pairs=13, half_width_mm=100)
+    results = _analyzer().analyze(case.image)
+    assert any("last rib-bearing vertebra is L1, not T12" in w for w in results.warnings), results.warnings
+    rows = _rows(results)
+    assert rows and {r["level_certainty"] for r in rows.values()} == {"uncertain (±1)"}
+    truth = {v["level"]: v["center_ras"] for v in case.truth["vertebrae"] if v["has_body"] and v["level"] != "S1"}
+    assert all(Roi(**rows[lv]["roi"]).contains(c, 2.0) for lv, c in truth.items() if lv in rows)  # counted from S1
+    assert not [f for f in results.findings if f.kind == "fracture"]

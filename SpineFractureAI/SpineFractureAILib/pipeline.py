@@ -14,6 +14,7 @@ from .spine.anchors import name_bodies
 from .spine.bodies import find_bodies
 from .spine.canal import find_canal
 from .spine.prior_bodies import add_prior_bodies
+from .spine.ribs import rib_bearing
 from .spine.straighten import spine_frame, straighten
 from .spine.prior import summary as prior_summary
 from .tasks import TASKS
@@ -83,7 +84,9 @@ class Analyzer:
                 progress("spine prior: vertebral bodies", 0.1)
                 frame = spine_frame(state.canal)
                 found = find_bodies(straighten(volume, frame), frame)
-                prior = (found, name_bodies(found))
+                prior = (found, name_bodies(found, rib_bearing(volume, found)))
+                if prior[1].warning:
+                    state.warnings.append(prior[1].warning)
                 state.spine_prior.update(bodies=len(found.bodies), level_anchor=prior[1].anchor,
                                            sacrum_found=found.sacrum is not None)
             timing["spine_prior"] = time.perf_counter() - started

@@ -50,9 +50,9 @@ def random_rotation(rng: np.random.Generator, min_deg=8.0, max_deg=25.0) -> np.n
     return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k
 
 
-def _extent_points(spine: list[Vertebra]) -> np.ndarray:
+def _extent_points(spine: list[Vertebra], half_width_mm: float | None = None) -> np.ndarray:
     pts = []
-    half_x = max(v.width for v in spine) / 2 + 35
+    half_x = half_width_mm or max(v.width for v in spine) / 2 + 35
     for v in spine:
         ap = canal_size(v.index)[0]
         back = v.depth / 2 + ap + (18 if v.index < 7 else 28) + 35
@@ -64,10 +64,10 @@ def _extent_points(spine: list[Vertebra]) -> np.ndarray:
     return np.array(pts)
 
 
-def make_grid(spine, spacing, direction: np.ndarray):
+def make_grid(spine, spacing, direction: np.ndarray, half_width_mm: float | None = None):
     """Smallest grid with this spacing/direction that covers the phantom's field of view."""
     spacing = np.asarray(spacing, dtype=float)
-    q = _extent_points(spine) @ direction  # coordinates along the grid axes
+    q = _extent_points(spine, half_width_mm) @ direction  # coordinates along the grid axes
     qmin, qmax = q.min(0), q.max(0)
     size = np.ceil((qmax - qmin) / spacing).astype(int) + 1
     affine = np.eye(4)
@@ -78,8 +78,10 @@ def make_grid(spine, spacing, direction: np.ndarray):
 
 def make_phantom(levels="T10-L3", modality="ct", fractures=(), herniations=(), seed=0,
                  spacing=(1.0, 1.0, 1.0), orientation="axial", direction=None,
-                 curvature=None) -> PhantomCase:
-    """A phantom volume, its labelmap and truth; deterministic for a seed."""
+                 curvature=None, rib_pairs: int = 12, half_width_mm: float | None = None) -> PhantomCase:
+    """A phantom volume, its labelmap and truth; deterministic for a seed. rib_pairs: 11 or 13 for
+    transitional anatomy; half_width_mm: the field beside the spine (default: just past the
+    transverse processes; ~100 takes in the ribs' posterior arcs)."""
     if modality not in INTENSITY:
         raise ValueError(f"modality must be ct or mr, not {modality!r}")
     names = level_range(levels) if isinstance(levels, str) else list(levels)
@@ -104,13 +106,14 @@ def make_phantom(levels="T10-L3", modality="ct", fractures=(), herniations=(), s
     if direction is None:
         direction = random_rotation(rng) @ _DIRECTIONS["axial"] if orientation == "oblique" \
             else _DIRECTIONS[orientation]
-    shape, affine = make_grid(spine, spacing, np.asarray(direction, dtype=float))
-    canvas, disc_centers = render(spine, shape, affine, herniated)
+    shape, affine = make_grid(spine, spacing, np.asarray(direction, dtype=float), half_width_mm)
+    canvas, disc_centers = render(spine, shape, affine, herniated, rib_pairs)
     voxels = _intensities(canvas, spine, affine, modality, rng, np.asarray(spacing, float))
     name = f"phantom_{modality}_{names[0]}-{names[-1]}_s{seed}"
     image = Volume(voxels, affine, modality, name, {"phantom": True})
     labels = Volume(canvas.labels, affine.copy(), modality, name + "_labels")
     truth = _truth(spine, disc_centers, herniated, seed, modality, curvature, image)
+    truth["rib_pairs"] = rib_pairs  # the last rib-bearing vertebra is T12 only with 12
     return PhantomCase(image, labels, truth, spine)
 
 

@@ -125,15 +125,15 @@ def draw_canal(cv: Canvas, v: Vertebra, gap_above: float, gap_below: float):
         cv.paint(sl, (_ellipse(x, a, 4.5, 4.0, a0) <= 1) & span, None, CORD)
 
 
-def draw_arch(cv: Canvas, v: Vertebra):
-    """Pedicles + laminae (a ring round the canal), spinous and transverse processes, ribs."""
+def draw_arch(cv: Canvas, v: Vertebra, ribs: bool):
+    """Pedicles + laminae (a ring round the canal), spinous and transverse processes, and ribs."""
     ap, lr = canal_size(v.index)
     a0 = v.depth / 2 + ap / 2 + 0.5
     spin = 18.0 if v.index < 7 else 28.0
     reach = v.width / 2 + (12.0 if v.index >= 7 else 8.0)
-    thoracic = 7 <= v.index <= 18
+    thoracic = 7 <= v.index <= 18  # the shape of the processes; `ribs` says whether it bears ribs
     rib_rx = v.width / 2 + 55.0
-    half_x = rib_rx + 6 if thoracic else reach + 2
+    half_x = rib_rx + 6 if ribs else reach + 2
     box = cv.box(v, (half_x, v.depth / 2 + ap + spin + 4, v.height / 2 + 8))
     if box is None:
         return
@@ -149,7 +149,7 @@ def draw_arch(cv: Canvas, v: Vertebra):
     transverse = (np.abs(x) <= reach) & (np.abs(x) >= lr / 2) & (np.abs(a - a0 + 1) <= 4) & (np.abs(z) <= 5)
     bone = ring | spinous | transverse
     cv.paint(sl, bone, lab, ARCH)
-    if thoracic:
+    if ribs:
         rib_ra, rib_a0 = 45.0 + v.index, -8.0
         r = np.sqrt(_ellipse(x, a, rib_rx, rib_ra, rib_a0))
         rib = (np.abs(r - 1) * min(rib_rx, rib_ra) <= 4.0) & (np.abs(z - v.height * 0.25) <= 4.5)
@@ -218,8 +218,10 @@ def draw_sacrum(cv: Canvas, v: Vertebra):
     cv.paint(sl, block & core, None, CANCELLOUS)
 
 
-def render(spine: list[Vertebra], shape_kji, ijk_to_ras, herniated: set[str]) -> tuple[Canvas, dict]:
-    """Draw in order of precedence: discs, canal, posterior elements, then bodies."""
+def render(spine: list[Vertebra], shape_kji, ijk_to_ras, herniated: set[str],
+           rib_pairs: int = 12) -> tuple[Canvas, dict]:
+    """Draw in order of precedence: discs, canal, posterior elements, then bodies. rib_pairs: ribs
+    on T1 and the next rib_pairs - 1 vertebrae (11 or 13: transitional anatomy)."""
     cv = Canvas(shape_kji, ijk_to_ras)
     disc_centers = {}
     for up, low in zip(spine, spine[1:]):
@@ -232,7 +234,7 @@ def render(spine: list[Vertebra], shape_kji, ijk_to_ras, herniated: set[str]) ->
             draw_canal(cv, v, above, disc_gap(v))
     for v in spine:
         if v.has_body:
-            draw_arch(cv, v)
+            draw_arch(cv, v, 7 <= v.index < 7 + rib_pairs)
     for v in spine:
         if v.level == "C1":
             draw_atlas(cv, v)

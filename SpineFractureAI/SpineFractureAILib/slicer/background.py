@@ -70,6 +70,7 @@ class WorkerRun:
         self.status = RunStatus(State.RUNNING, "starting the worker", 0.0, started=time.perf_counter())
         self.status.events.append((State.RUNNING, "starting"))
         self.job = self.worker.submit(self.volume)
+        self.volume = None  # the worker has its copy: the panel need not hold a second one
 
     def cancel(self, why: str = "cancelled; the scene is unchanged") -> None:
         """Kill the worker now (not at the next batch); nothing reaches the scene."""

@@ -26,8 +26,10 @@ LOG_TAIL_CHARS = 1500
 
 
 def slicer_python() -> str:
-    """Slicer's own interpreter (PythonSlicer) when we run inside Slicer, else this one."""
-    return shutil.which("PythonSlicer") or sys.executable
+    """Slicer's own interpreter (PythonSlicer, beside SlicerApp-real in Slicer's bin folder) when we
+    run inside Slicer, else this one (never Slicer's application itself: that would open a window)."""
+    beside = Path(sys.executable).with_name("PythonSlicer" + (".exe" if os.name == "nt" else ""))
+    return shutil.which("PythonSlicer") or (str(beside) if beside.is_file() else sys.executable)
 
 
 class WorkerClient:

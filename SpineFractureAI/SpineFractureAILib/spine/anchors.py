@@ -1,11 +1,12 @@
 """Names for the bodies found along the canal, counted from an anchor that is in the scan.
 
-The sacrum (the block below the last disc whose alae spread sideways) is the anchor used: the body
-above it is L5 and the count goes up. Without it the names are a best guess from the bodies'
-spacing against typical adult sizes, and every name says "uncertain (±1)" (and more, really:
-without an anchor no one can name a short stretch for sure). A sixth lumbar or a lumbarised S1
-shifts every name by one: the count cannot see it, and the rows say which anchor was used so a
-reader can check it against the ribs."""
+The sacrum (the block below the last disc whose alae spread sideways) is the first anchor: the body
+above it is L5 and the count goes up. The last rib-bearing vertebra (spine/ribs.py) is T12 in most
+people: where the sacrum is not in the scan the count starts there; where both are, they must
+agree, and when they do not (11 or 13 rib pairs, a sixth lumbar vertebra, a lumbarised S1) the
+names are counted from the sacrum, marked "uncertain (±1)" and a warning says why. Without either
+anchor the names are a best guess from the bodies' spacing against typical adult sizes, every one
+"uncertain (±1)". The rows say which anchor was used."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,23 +32,49 @@ def typical_spacing(name: str) -> float:
 @dataclass
 class Naming:
     names: list[str | None]  # per body, head first; "C1" marks a piece of the atlas above C2
-    anchor: str  # "sacrum" | "none"
+    anchor: str  # "sacrum" | "sacrum and last rib" | "last rib (T12)" | "none"
     uncertain: bool
     plausible: list[tuple[str, str]] | None = None  # without an anchor: per body, the levels its spacing allows
+    warning: str | None = None  # the anchors disagree: transitional anatomy
 
     def row_fields(self) -> dict:
         return {"level_anchor": self.anchor,
                 "level_certainty": "uncertain (±1)" if self.uncertain else "counted from the anchor"}
 
 
-def name_bodies(found: SpineBodies) -> Naming:
+def last_rib(ribs: list[bool | None] | None) -> int | None:
+    """The last rib-bearing body (head first): two rib-bearing bodies followed by two without
+    (a single hit is no rib cage: the iliac crests beside L4-L5 light up the same place)."""
+    for k in range(1, len(ribs or ()) - 2):
+        if ribs[k - 1] is True and ribs[k] is True and ribs[k + 1] is False and ribs[k + 2] is False:
+            return k
+    return None
+
+
+def _counted(n: int, k: int, level: str) -> list[str | None]:
+    """Names of n bodies, head first, when body k is `level`."""
+    at = level_index(level)
+    return [LEVELS[at + j - k] if 0 <= at + j - k <= level_index("L5") else None for j in range(n)]
+
+
+def name_bodies(found: SpineBodies, ribs: list[bool | None] | None = None) -> Naming:
+    """ribs: per body, whether it bears ribs (spine/ribs.py; None: unknown)."""
     n = len(found.bodies)
     if not n:
         return Naming([], "none", True)
+    rib = last_rib(ribs)
     if found.sacrum is not None:
-        last = level_index("L5")
-        names = [LEVELS[last - (n - 1 - k)] if last - (n - 1 - k) >= 0 else None for k in range(n)]
-        return Naming(names, "sacrum", False)
+        names = _counted(n, n - 1, "L5")
+        if rib is None:
+            return Naming(names, "sacrum", False)
+        if names[rib] == "T12":
+            return Naming(names, "sacrum and last rib", False)
+        return Naming(names, "sacrum", True, warning=(
+            f"levels: counted up from the sacrum the last rib-bearing vertebra is {names[rib]}, not T12 "
+            "(11 or 13 rib pairs, a sixth lumbar vertebra or a lumbarised S1?): names counted from the "
+            "sacrum, uncertain (±1); check the count"))
+    if rib is not None:
+        return Naming(_counted(n, rib, "T12"), "last rib (T12)", False)
     names, plausible = guess_from_spacing(found)
     return Naming(names, "none", True, plausible)
 

@@ -1,0 +1,41 @@
+"""Which of the bodies found along the canal bear ribs: bone beside the spine on both sides, further
+out than any lumbar transverse process reaches, at the height of the body's upper half and the
+disc above it (where a rib's head and neck sit). In most people the last rib-bearing vertebra is
+T12: an anchor for the count where the sacrum is not in the scan, and a check where it is (11 or
+13 rib pairs and a sixth lumbar vertebra make the two disagree)."""
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from .bodies import SpineBodies
+
+RIB_L_MM = (55.0, 85.0)  # lateral of the canal: past the longest lumbar transverse process (L3, ~50 mm)
+RIB_D_MM = (-45.0, 15.0)  # from behind the canal (the rib's angle) to just in front of it
+RIB_HU = 250.0  # a rib's cortex and marrow; kidneys with contrast stay below
+MIN_RIB_MM2 = 40.0  # bone per side in one cross-section: a rib's neck or angle, not a stray voxel
+ABOVE_MM = 6.0  # the disc above: a rib head articulates across it
+
+
+def rib_bearing(volume, bodies: SpineBodies) -> list[bool | None]:
+    """Per body (head first): True with rib bone on both sides, False with none on either or one
+    side only, None where the sides lie (mostly) outside the scan."""
+    frame = bodies.frame
+    d = np.arange(RIB_D_MM[0], RIB_D_MM[1] + 1e-6, 1.0)
+    ls = np.arange(RIB_L_MM[0], RIB_L_MM[1] + 1e-6, 1.0)
+    out: list[bool | None] = []
+    for body in bodies.bodies:
+        rows = np.arange(max(body.top_u - ABOVE_MM, 0.0), (body.top_u + body.bottom_u) / 2 + 1e-6, 1.0)
+        sides = []
+        for sign in (1.0, -1.0):
+            uu, dd, ll = np.meshgrid(rows, d, sign * ls, indexing="ij")
+            ijk = volume.ras_to_ijk_points(frame.to_ras(uu, dd, ll).reshape(-1, 3))
+            inside = np.all((ijk >= -0.5) & (ijk <= np.array(volume.shape_ijk) - 0.5), axis=1)
+            if inside.mean() < 0.25:  # mostly outside the scan: cannot tell
+                sides.append(None)
+                continue
+            hu = ndimage.map_coordinates(volume.voxels, ijk[:, ::-1].T, order=1, mode="constant", cval=-1024.0)
+            bone_mm2 = (hu.reshape(uu.shape) > RIB_HU).sum((1, 2))  # 1 mm x 1 mm samples per row
+            sides.append(bool(bone_mm2.max() >= MIN_RIB_MM2))
+        out.append(None if None in sides else all(sides))
+    return out
