@@ -71,7 +71,7 @@ class WorkerClient:
         self.starts += 1
         self._replies = queue.Queue()
         threading.Thread(target=self._read, args=(self._process, self._replies), daemon=True).start()
-        self._send({**self.config})
+        self._send(self.config)
 
     @staticmethod
     def _read(process: subprocess.Popen, replies: queue.Queue) -> None:
