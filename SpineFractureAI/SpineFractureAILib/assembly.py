@@ -66,7 +66,7 @@ def _assign_levels(state: RunState) -> None:
         disagree = [f"{a or '?'}->{b}" for a, b in zip(check["classifier_alone"], names) if a != b]
         if check["agreement"] < 0.5 and not by_size:
             state.warnings.append(f"levels: the classifier and the body count disagree on {len(disagree)} of "
-                                    f"{len(names)} vertebrae ({', '.join(disagree)}); levels follow the count")
+                                  f"{len(names)} vertebrae ({', '.join(disagree)}); levels follow the count")
     for finding in state.findings:  # findings that are no body of the fracture model
         if finding.level is None:
             finding.level = profile.best_level(finding.roi.center_ras)[0]
@@ -106,7 +106,7 @@ def _sizes_over_classifier(state: RunState) -> bool:
         if body.finding is not None:
             body.finding.level = body.level
     state.warnings.append(f"levels: the level classifier's names lie {off:.0f} levels beyond what the bodies' "
-                            "sizes allow; levels follow the sizes (no anchor in the scan: uncertain)")
+                          "sizes allow; levels follow the sizes (no anchor in the scan: uncertain)")
     return True
 
 
@@ -131,7 +131,7 @@ def _fuse_detections(state: RunState) -> None:
         trained = det.extra.pop("levels_trained", None)
         if trained and det.level and det.level not in trained:
             state.warnings.append(f"{det.source[0]}: a finding at {det.level} is outside the levels it was "
-                                    f"trained on ({trained[0]}-{trained[-1]}): dropped")
+                                  f"trained on ({trained[0]}-{trained[-1]}): dropped")
             continue
         fuses = body is not None and body.finding is not None
         if trained and not det.level and not fuses:
@@ -153,7 +153,7 @@ def _fuse_detections(state: RunState) -> None:
         state.findings.append(det)
     if unconfirmed:
         state.warnings.append(f"{unconfirmed} detector finding(s) without a level and without a fracture-model "
-                                "finding on the same body were not reported (run the levels analysis to use them)")
+                              "finding on the same body were not reported (run the levels analysis to use them)")
 
 
 def _write_segments(state: RunState) -> None:
@@ -221,9 +221,9 @@ def _vertebra_rows(state: RunState) -> None:
         return
     known = [p for p in per_level.values() if p is not None]
     state.patient = {"format": "RSNA 2022 cervical spine fracture (levels not in the scan: null)",
-                       **{c: per_level.get(c) for c in CERVICAL},
-                       "per_level": {k: per_level[k] for k in sorted(per_level, key=LEVELS.index)},
-                       "patient_overall": max(known) if known else None}
+                     **{c: per_level.get(c) for c in CERVICAL},
+                     "per_level": {k: per_level[k] for k in sorted(per_level, key=LEVELS.index)},
+                     "patient_overall": max(known) if known else None}
 
 
 def _levels_beyond_bodies(state: RunState, profile: LevelProfile) -> dict[str, tuple[int, int]]:

@@ -82,8 +82,8 @@ def run_lumbar_mr(volume, bundle, predictor: LumbarPredictor, state: RunState, p
     scores = np.array([_best_box(d)[1] for d in found])
     if not len(scores) or scores.max() == 0:
         state.warnings.append(f"no spine found: {bundle.name} found no lumbar region on the central sagittal "
-                                "slices (an image without a lumbar spine; cervical or thoracic MR is not supported "
-                                "by the lumbar model): discs, bodies and MR fractures were not analysed")
+                              "slices (an image without a lumbar spine; cervical or thoracic MR is not supported "
+                              "by the lumbar model): discs, bodies and MR fractures were not analysed")
         return
     # The region shows on every slice through the vertebral bodies; their middle is the midline
     # (the surest single slice may sit anywhere across the bodies' width).
@@ -132,7 +132,7 @@ def run_lumbar_mr(volume, bundle, predictor: LumbarPredictor, state: RunState, p
                                        [tracks[i].vote(1)[1] for i in order])
         if None in names:
             state.warnings.append(f"{bundle.name}: {names.count(None)} disc detection(s) repeating a disc "
-                                    "between the same two bodies were not reported")
+                                  "between the same two bodies were not reported")
     else:
         names = _disc_names(len(tracks))
     progress(f"{bundle.name}: herniation", 0.8)
@@ -153,8 +153,8 @@ def run_lumbar_mr(volume, bundle, predictor: LumbarPredictor, state: RunState, p
             finding.extra["herniation_model"] = HERNIATION_CAVEAT
         state.findings.append(finding)
     state.lumbar = {"mid_sagittal_slice": mid, "analysed_slices": analysed,
-                      "stack_to_ras": np.round(stack.stack_to_ras, 6).tolist(),
-                      "analysed_ras_x": [round(float(stack.to_ras(s, size / 2, size / 2)[0]), 2)
+                    "stack_to_ras": np.round(stack.stack_to_ras, 6).tolist(),
+                    "analysed_ras_x": [round(float(stack.to_ras(s, size / 2, size / 2)[0]), 2)
                                          for s in analysed]}
 
 

@@ -190,7 +190,7 @@ def add_mr_bodies(volume, stack, class_maps, body_class: int, state: RunState, s
     heights = [float(r.extent_ras()[2]) for r in rois]
     if np.median(heights) < MIN_LUMBAR_HEIGHT_MM:
         state.warnings.append(f"{source}: the bodies found are {np.median(heights):.0f} mm high, not lumbar: "
-                                "cervical or thoracic MR is not supported by the lumbar model")
+                              "cervical or thoracic MR is not supported by the lumbar model")
         return []
     # Heights are sagittal measures: a slab that ends left or right of the bodies is still measurable.
     lr_axis = 2 - int(np.argmax(np.abs(volume.ijk_to_ras[0, :3]) / volume.spacing))

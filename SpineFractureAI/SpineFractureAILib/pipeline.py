@@ -69,7 +69,7 @@ class Analyzer:
                          dicom_series=volume.metadata.get("dicom_series"))
         if state.dicom_series:
             state.warnings.append(f"the DICOM folder holds {1 + len(state.dicom_series['other_series'])} series; "
-                                    f"analysed {state.dicom_series['series_uid']} ({state.dicom_series['rule']})")
+                                  f"analysed {state.dicom_series['series_uid']} ({state.dicom_series['rule']})")
         timing = state.timing_s
         prior = None
         if volume.modality == "ct" and any(b.task in PRIOR_TASKS and b.fits("ct") for b in self.bundles):
@@ -79,7 +79,7 @@ class Analyzer:
             state.spine_prior = prior_summary(state.canal, 0)
             if state.canal is None:
                 state.warnings.append("no spine found: no spinal canal in this CT, so no vertebra is named "
-                                        "and no fracture reported (an image without a spine, or too coarse a scan)")
+                                      "and no fracture reported (an image without a spine, or too coarse a scan)")
             else:
                 progress("spine prior: vertebral bodies", 0.1)
                 frame = spine_frame(state.canal)
@@ -88,12 +88,12 @@ class Analyzer:
                 if prior[1].warning:
                     state.warnings.append(prior[1].warning)
                 state.spine_prior.update(bodies=len(found.bodies), level_anchor=prior[1].anchor,
-                                           sacrum_found=found.sacrum is not None)
+                                         sacrum_found=found.sacrum is not None)
             timing["spine_prior"] = time.perf_counter() - started
         for bundle in self.bundles:
             if not bundle.fits(volume.modality):
                 state.warnings.append(f"bundle {bundle.name} is for {bundle.manifest['modalities']}, "
-                                        f"not {volume.modality}: skipped")
+                                      f"not {volume.modality}: skipped")
                 continue
             if cancelled():
                 raise Cancelled()

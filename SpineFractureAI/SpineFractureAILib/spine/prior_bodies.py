@@ -108,7 +108,7 @@ def add_prior_bodies(state: RunState, volume, found: SpineBodies, naming: Naming
         state.bodies.append(body)
     if contradicted:
         state.warnings.append(f"{contradicted} fracture-model call(s) not reported: the body's own measurement "
-                                "shows no height loss (Genant grade 0); kept in the rows as model_fracture")
+                              "shows no height loss (Genant grade 0); kept in the rows as model_fracture")
 
 
 def _take_model_bodies(state: RunState, found: SpineBodies) -> dict[int, Body]:
@@ -130,7 +130,7 @@ def _take_model_bodies(state: RunState, found: SpineBodies) -> dict[int, Body]:
             on[n] = body
     if sacral:
         state.warnings.append(f"spine prior: {sacral} fracture-model object(s) on the sacrum ignored "
-                                "(the sacrum is not a vertebral body)")
+                              "(the sacrum is not a vertebral body)")
     return on
 
 

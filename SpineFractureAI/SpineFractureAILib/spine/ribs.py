@@ -6,9 +6,9 @@ T12: an anchor for the count where the sacrum is not in the scan, and a check wh
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from .bodies import SpineBodies
+from .straighten import in_grid, sample_hu, straightened_ijk
 
 RIB_L_MM = (55.0, 85.0)  # lateral of the canal: past the longest lumbar transverse process (L3, ~50 mm)
 RIB_D_MM = (-45.0, 15.0)  # from behind the canal (the rib's angle) to just in front of it
@@ -29,12 +29,11 @@ def rib_bearing(volume, bodies: SpineBodies) -> list[bool | None]:
         sides = []
         for sign in (1.0, -1.0):
             uu, dd, ll = np.meshgrid(rows, d, sign * ls, indexing="ij")
-            ijk = volume.ras_to_ijk_points(frame.to_ras(uu, dd, ll).reshape(-1, 3))
-            inside = np.all((ijk >= -0.5) & (ijk <= np.array(volume.shape_ijk) - 0.5), axis=1)
-            if inside.mean() < 0.25:  # mostly outside the scan: cannot tell
+            ijk = straightened_ijk(volume, frame, uu, dd, ll)
+            if in_grid(volume, ijk).mean() < 0.25:  # mostly outside the scan: cannot tell
                 sides.append(None)
                 continue
-            hu = ndimage.map_coordinates(volume.voxels, ijk[:, ::-1].T, order=1, mode="constant", cval=-1024.0)
+            hu = sample_hu(volume, ijk)
             bone_mm2 = (hu.reshape(uu.shape) > RIB_HU).sum((1, 2))  # 1 mm x 1 mm samples per row
             sides.append(bool(bone_mm2.max() >= MIN_RIB_MM2))
         out.append(None if None in sides else all(sides))

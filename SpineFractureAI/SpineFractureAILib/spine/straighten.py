@@ -101,23 +101,27 @@ def spine_frame(chain: CanalChain, margin_mm: float = 20.0, d_range=(-30.0, 90.0
                       np.arange(l_range[0], l_range[1] + 1e-6, STEP_MM))
 
 
+def straightened_ijk(volume, frame: SpineFrame, u, d, l) -> np.ndarray:
+    """[N, 3] voxel coordinates (i, j, k) of straightened points (u: rows; d, l: mm)."""
+    return volume.ras_to_ijk_points(frame.to_ras(u, d, l).reshape(-1, 3))
+
+
+def sample_hu(volume, ijk: np.ndarray, fill: float = -1024.0) -> np.ndarray:
+    """Trilinear HU at voxel coordinates; `fill` outside the scan."""
+    return ndimage.map_coordinates(volume.voxels, ijk[:, ::-1].T, order=1, mode="constant", cval=fill)
+
+
+def in_grid(volume, ijk: np.ndarray) -> np.ndarray:
+    return np.all((ijk >= -0.5) & (ijk <= np.array(volume.shape_ijk) - 0.5), axis=1)
+
+
 def straighten(volume, frame: SpineFrame, fill: float = -1024.0) -> np.ndarray:
     """HU on the straightened grid [u, d, l] (trilinear; `fill` outside the scan)."""
     uu, dd, ll = np.meshgrid(np.arange(len(frame.s)), frame.d_mm, frame.l_mm, indexing="ij")
     out = np.empty(uu.shape, np.float32)
     for start in range(0, len(frame.s), 64):  # in slabs: the coordinates are 3 floats a sample
         part = slice(start, start + 64)
-        ras = frame.to_ras(uu[part], dd[part], ll[part])
-        ijk = volume.ras_to_ijk_points(ras.reshape(-1, 3))
-        out[part] = ndimage.map_coordinates(volume.voxels, ijk[:, ::-1].T, order=1, mode="constant",
-                                            cval=fill).reshape(uu[part].shape)
+        ijk = straightened_ijk(volume, frame, uu[part], dd[part], ll[part])
+        out[part] = sample_hu(volume, ijk, fill).reshape(uu[part].shape)
     return out
 
-
-def inside_scan(volume, frame: SpineFrame) -> np.ndarray:
-    """[u, d, l] True where the straightened sample lies inside the scan's grid."""
-    uu, dd, ll = np.meshgrid(np.arange(len(frame.s)), frame.d_mm, frame.l_mm, indexing="ij")
-    ijk = volume.ras_to_ijk_points(frame.to_ras(uu, dd, ll).reshape(-1, 3))
-    shape = np.array(volume.shape_ijk)
-    ok = np.all((ijk >= -0.5) & (ijk <= shape - 0.5), axis=1)
-    return ok.reshape(uu.shape)

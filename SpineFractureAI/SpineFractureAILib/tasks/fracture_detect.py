@@ -23,7 +23,7 @@ def run(volume, bundle, predictor, state: RunState, progress, cancelled) -> None
     off = off_chain([r.center_ras for r in rois], state.canal)
     if any(off):
         state.warnings.append(f"spine prior: {sum(map(bool, off))} {bundle.name} finding(s) off the spinal "
-                                "canal chain ignored")
+                              "canal chain ignored")
         state.spine_prior["objects_dropped"] += sum(map(bool, off))
     for track, roi, bad in zip(found, rois, off):
         _, confidence = track.vote(1)

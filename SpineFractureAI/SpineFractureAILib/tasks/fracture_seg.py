@@ -91,13 +91,13 @@ def run(volume, bundle, predictor, state: RunState, progress: Progress, cancelle
     off = {n for n, bad in enumerate(off_chain([r.center_ras for r in rois], state.canal)) if bad}
     if off - lateral:
         state.warnings.append(f"spine prior: {len(off - lateral)} object(s) off the spinal canal chain ignored "
-                                "(not vertebral bodies: e.g. spinous processes, pelvis, arms, table)")
+                              "(not vertebral bodies: e.g. spinous processes, pelvis, arms, table)")
         state.spine_prior["objects_dropped"] += len(off - lateral)
     lateral |= off
     if lateral:
         # e.g. the atlas' lateral masses, which look like small bodies on a parasagittal slice
         state.warnings.append(f"{bundle.name}: {len(lateral)} object(s) beside the spine's midline ignored "
-                                "(not vertebral bodies)")
+                              "(not vertebral bodies)")
         instances[np.isin(instances, [n + 1 for n in lateral])] = 0
     rows = _measure_tracks(state, box, instances, volume)
     for n, (track, roi) in enumerate(zip(tracks, rois)):

@@ -160,14 +160,14 @@ def run(volume: Volume, bundle: Bundle, predictor: RadiographPredictor, state: R
     boxes, classes, scores, kp = detect_bodies(predictor, image8)
     state.timing_s["radiograph_pose"] = time.perf_counter() - started
     state.radiograph = {"pixel_spacing_mm": spacing, "spacing_source": volume.metadata.get("spacing_source"),
-                          "working_scale": round(scale, 4), "bodies_detected": int(len(boxes))}
+                        "working_scale": round(scale, 4), "bodies_detected": int(len(boxes))}
     if spacing is None:
         state.warnings.append("pixel spacing unknown (no DICOM spacing): positions assume 1 mm per pixel; "
-                                "heights are reported as ratios, not millimetres")
+                              "heights are reported as ratios, not millimetres")
     ap = int(np.sum(classes == AP_CLASS))
     if ap and ap >= len(boxes) - ap:
         state.warnings.append(f"this looks like an AP (frontal) view ({ap} of {len(boxes)} bodies seen face-on): "
-                                "the radiograph models read lateral views, so nothing was measured or graded")
+                              "the radiograph models read lateral views, so nothing was measured or graded")
         state.radiograph["view"] = "ap"
         return
     keep = classes != AP_CLASS
@@ -178,7 +178,7 @@ def run(volume: Volume, bundle: Bundle, predictor: RadiographPredictor, state: R
     chain = on_chain(boxes)
     if not chain.all():
         state.warnings.append(f"{int((~chain).sum())} detection(s) off the spine's chain of bodies ignored "
-                                "(bowel gas, an iliac crest or a rib crossing, most likely)")
+                              "(bowel gas, an iliac crest or a rib crossing, most likely)")
         boxes, classes, scores, kp = boxes[chain], classes[chain], scores[chain], kp[chain]
     names, anchor = name_levels([c == RIB_CLASS for c in classes], level_steps(boxes))
     state.radiograph.update({"view": "lateral", "levels": anchor})
