@@ -81,3 +81,27 @@ def test_phantom_cli_writes_volume_labels_and_truth(tmp_path):
     assert (tmp_path / "ph.labels.nii.gz").exists()
     assert main(["phantom", str(tmp_path / "bad.nii.gz"), "--fracture", "L9:wedge:3"]) == 2
     assert not (tmp_path / "bad.nii.gz").exists()
+
+
+def test_surroundings_add_unlabelled_trunk_table_arms_and_pelvis_and_leave_the_spine_as_it_was(tmp_path):
+    """`phantom --surroundings`: what a real CT holds besides the spine, none of it labelled."""
+    assert main(["phantom", str(tmp_path / "p.nii.gz"), "--levels", "L3-S1", "--seed", "5", "--spacing", "2",
+                 "--surroundings"]) == 0
+    truth = json.loads((tmp_path / "p.truth.json").read_text(encoding="utf-8"))
+    case = make_phantom("L3-S1", "ct", [], [], seed=5, spacing=(2.0, 2.0, 2.0), surroundings=True)
+    plain = make_phantom("L3-S1", "ct", [], [], seed=5, spacing=(2.0, 2.0, 2.0))
+    assert truth["surroundings"] == case.truth["surroundings"]
+    # the same spine, in a wider field: every label is the spine's, at the same places
+    assert set(np.unique(case.labels.voxels)) == set(np.unique(plain.labels.voxels))
+    for v in plain.truth["vertebrae"]:
+        assert _label_at(case, [v["center_ras"]]) == _label_at(plain, [v["center_ras"]])
+    hu, ras = case.image.voxels, case.image.ijk_to_ras
+    kk, jj, ii = np.nonzero(hu > 300)
+    bone = np.c_[ii, jj, kk] @ ras[:3, :3].T + ras[:3, 3]
+    s1 = next(v for v in case.truth["vertebrae"] if v["level"] == "S1")["center_ras"]
+    centre_x = s1[0]
+    beside = np.abs(bone[:, 0] - centre_x)
+    assert (beside > 70).sum() > 500  # iliac wings and femoral heads (and arms when beside the body)
+    back_y = min(v["center_ras"][1] for v in case.truth["vertebrae"]) - 40
+    assert (bone[:, 1] < back_y - 40).sum() > 100  # the table's carbon skins behind the back
+    assert (hu < -900).sum() > 1000 and (case.labels.voxels[hu < -900] == 0).all()  # air and gas, unlabelled

@@ -2,7 +2,7 @@
 named against their labels, rows and fractures on non-vertebral structures, the spinal canal) and
 whole-spine randomised phantoms (bodies named right, false fractures). Prints JSON.
 
-    uv run python bench/real_ct.py [--phantoms 10] [--seed-base 610000]
+    uv run python bench/real_ct.py [--phantoms 10] [--seed-base 610000] [--randomised] [--no-real]
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import SimpleITK as sitk
 
 from SpineFractureAILib.bundles import bundles_for
 from SpineFractureAILib.levels import TOTALSEG_NAME, VERSE_NAME
-from SpineFractureAILib.phantom import make_phantom
+from SpineFractureAILib.phantom import ORIENTATIONS, make_phantom
 from SpineFractureAILib.pipeline import Analyzer
 from SpineFractureAILib.results import Roi
 from SpineFractureAILib.volume import from_sitk, read_volume
@@ -75,7 +75,9 @@ def real_cases(analyzer) -> dict:
     return out
 
 
-def phantoms(analyzer, n: int, base: int) -> dict:
+def phantoms(analyzer, n: int, base: int, randomised: bool = False) -> dict:
+    """randomised: the surroundings of a real CT (trunk, table, arms, vessels, bowel, pelvis, a random
+    kernel and noise) and a random stored orientation, from the same seeds."""
     rng = np.random.default_rng(base)
     rows, graded, typed = [], {1: [0, 0], 2: [0, 0], 3: [0, 0]}, [0, 0]
     for seed in range(base, base + n):
@@ -86,7 +88,9 @@ def phantoms(analyzer, n: int, base: int) -> dict:
                 levels = rng.choice(GENANT_LEVELS, size=2, replace=False)
             fractures = [f"{lv}:{rng.choice(['wedge', 'biconcave', 'crush'])}:{int(rng.integers(1, 4))}" for lv in levels]
         thickness = float(rng.uniform(1.0, 3.0))
-        case = make_phantom("C1-S1", "ct", fractures, [], seed=seed, spacing=(1.0, 1.0, thickness))
+        orientation = str(np.random.default_rng([seed, 5]).choice(ORIENTATIONS)) if randomised else "axial"
+        case = make_phantom("C1-S1", "ct", fractures, [], seed=seed, spacing=(1.0, 1.0, thickness),
+                            orientation=orientation, surroundings=randomised)
         results = analyzer.analyze(case.image)
         truth = {v["level"]: v["center_ras"] for v in case.truth["vertebrae"] if v["has_body"]}
         row = score(results, truth)
@@ -100,7 +104,9 @@ def phantoms(analyzer, n: int, base: int) -> dict:
                 typed[1] += 1
         row["false_fractures"] = sum(1 for f in results.findings if f.kind == "fracture" and not any(
             f.roi.contains(v["center_ras"], 2.0) for v in true_fx.values()))
-        rows.append({"seed": seed, "true_fractures": fractures, "slice_mm": round(thickness, 2), **row})
+        rows.append({"seed": seed, "true_fractures": fractures, "slice_mm": round(thickness, 2),
+                     **({"orientation": orientation, "surroundings": case.truth["surroundings"]} if randomised else {}),
+                     **row})
     return {"cases": rows,
             "bodies_named_right": f"{sum(r['named_right'] for r in rows)}/{sum(r['labelled'] for r in rows)}",
             "false_fractures": sum(r["false_fractures"] for r in rows),
@@ -112,11 +118,15 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--phantoms", type=int, default=10)
     parser.add_argument("--seed-base", type=int, default=610000)
+    parser.add_argument("--randomised", action="store_true",
+                        help="phantoms with a real CT's surroundings and a random stored orientation")
+    parser.add_argument("--no-real", action="store_true", help="phantoms only")
     args = parser.parse_args(argv)
     analyzer = Analyzer(bundles_for("ct"), "cpu")
-    report = {"real": real_cases(analyzer)}
+    report = {} if args.no_real else {"real": real_cases(analyzer)}
     if args.phantoms:
-        report["whole_spine_phantoms"] = phantoms(analyzer, args.phantoms, args.seed_base)
+        key = "whole_spine_randomised_phantoms" if args.randomised else "whole_spine_phantoms"
+        report[key] = phantoms(analyzer, args.phantoms, args.seed_base, args.randomised)
     print(json.dumps(report, indent=1, default=float))
     return 0
 

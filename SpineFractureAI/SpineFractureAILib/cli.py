@@ -34,7 +34,7 @@ def cmd_phantom(args) -> int:
         return 0
     case = make_phantom(args.levels, args.modality, args.fracture, args.herniation, args.seed,
                         _spacing(args.spacing), args.orientation, rib_pairs=args.rib_pairs,
-                        half_width_mm=args.half_width_mm)
+                        half_width_mm=args.half_width_mm, surroundings=args.surroundings)
     paths = write_phantom(case, args.out, dicom=args.dicom)
     print(json.dumps(paths))
     return 0
@@ -258,6 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     ph.add_argument("--rib-pairs", type=int, choices=[11, 12, 13], default=12,
                     help="ct/mr: ribs on T1 and the next N-1 vertebrae (11, 13: transitional anatomy)")
     ph.add_argument("--half-width-mm", type=float, help="ct/mr: the field beside the spine (about 100 shows the ribs)")
+    ph.add_argument("--surroundings", action="store_true",
+                    help="ct: a real CT's surroundings drawn from the seed (trunk, table, arms, vessels with or "
+                         "without contrast, kidneys, bowel gas, pelvis, a random kernel, noise and streaks)")
     ph.add_argument("--dicom", action="store_true", help="write the image as a DICOM series into the folder OUT "
                                                         "(one file per slice, proper UIDs)")
     ph.set_defaults(func=cmd_phantom)

@@ -15,6 +15,8 @@ from .. import atomic
 from ..volume import Volume, case_name, write_volume
 from ..writers.dicom_image_series import write_dicom_series
 from .anatomy import FRACTURE_TYPES, Vertebra, build_spine, canal_size
+from .surroundings import BLOOD, Surroundings, field_half_width, scanner
+from .surroundings import draw as draw_surroundings
 from .render import AIR, CANCELLOUS, CORTICAL, INTENSITY, LABEL_CANAL, LABEL_RIBS, arch_label, body_label, render
 
 ORIENTATIONS = ("axial", "sagittal", "coronal", "oblique")
@@ -50,24 +52,28 @@ def random_rotation(rng: np.random.Generator, min_deg=8.0, max_deg=25.0) -> np.n
     return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k
 
 
-def _extent_points(spine: list[Vertebra], half_width_mm: float | None = None) -> np.ndarray:
+def _extent_points(spine: list[Vertebra], half_width_mm: float | None = None,
+                   field: Surroundings | None = None) -> np.ndarray:
+    """The field of view: the spine (and, with surroundings, the trunk, the table and the hips)."""
     pts = []
     half_x = half_width_mm or max(v.width for v in spine) / 2 + 35
     for v in spine:
         ap = canal_size(v.index)[0]
-        back = v.depth / 2 + ap + (18 if v.index < 7 else 28) + 35
-        below = v.height / 2 + (75 if v.level == "S1" else 12)
-        for a in (-(v.depth / 2 + 25), back):
+        back = v.depth / 2 + ap + (18 if v.index < 7 else 28) + (95 if field else 35)
+        below = v.height / 2 + (75 if v.level == "S1" else 12) + (70 if field and v.level == "S1" else 0)
+        front = 2 * field.trunk_ry - v.depth / 2 - 55 if field else v.depth / 2 + 25
+        for a in (-front, back):
             for z in (-below, v.height / 2 + 12):
                 for x in (-half_x, half_x):
                     pts.append(v.to_ras(x, a, z))
     return np.array(pts)
 
 
-def make_grid(spine, spacing, direction: np.ndarray, half_width_mm: float | None = None):
+def make_grid(spine, spacing, direction: np.ndarray, half_width_mm: float | None = None,
+              field: Surroundings | None = None):
     """Smallest grid with this spacing/direction that covers the phantom's field of view."""
     spacing = np.asarray(spacing, dtype=float)
-    q = _extent_points(spine, half_width_mm) @ direction  # coordinates along the grid axes
+    q = _extent_points(spine, half_width_mm, field) @ direction  # coordinates along the grid axes
     qmin, qmax = q.min(0), q.max(0)
     size = np.ceil((qmax - qmin) / spacing).astype(int) + 1
     affine = np.eye(4)
@@ -78,12 +84,19 @@ def make_grid(spine, spacing, direction: np.ndarray, half_width_mm: float | None
 
 def make_phantom(levels="T10-L3", modality="ct", fractures=(), herniations=(), seed=0,
                  spacing=(1.0, 1.0, 1.0), orientation="axial", direction=None,
-                 curvature=None, rib_pairs: int = 12, half_width_mm: float | None = None) -> PhantomCase:
+                 curvature=None, rib_pairs: int = 12, half_width_mm: float | None = None,
+                 surroundings: bool = False) -> PhantomCase:
     """A phantom volume, its labelmap and truth; deterministic for a seed. rib_pairs: 11 or 13 for
     transitional anatomy; half_width_mm: the field beside the spine (default: just past the
-    transverse processes; ~100 takes in the ribs' posterior arcs)."""
+    transverse processes; ~100 takes in the ribs' posterior arcs); surroundings (CT): the trunk,
+    table, arms, vessels, kidneys, bowel, pelvis and a random scanner, drawn from the seed too."""
     if modality not in INTENSITY:
         raise ValueError(f"modality must be ct or mr, not {modality!r}")
+    if surroundings and modality != "ct":
+        raise ValueError("surroundings are drawn on CT phantoms only")
+    field = Surroundings.draw(np.random.default_rng([seed, 2026])) if surroundings else None
+    if field:
+        half_width_mm = max(half_width_mm or 0.0, field_half_width(field))
     names = level_range(levels) if isinstance(levels, str) else list(levels)
     rng = np.random.default_rng(seed)
     frac = {}
@@ -106,21 +119,28 @@ def make_phantom(levels="T10-L3", modality="ct", fractures=(), herniations=(), s
     if direction is None:
         direction = random_rotation(rng) @ _DIRECTIONS["axial"] if orientation == "oblique" \
             else _DIRECTIONS[orientation]
-    shape, affine = make_grid(spine, spacing, np.asarray(direction, dtype=float), half_width_mm)
-    canvas, disc_centers = render(spine, shape, affine, herniated, rib_pairs)
-    voxels = _intensities(canvas, spine, affine, modality, rng, np.asarray(spacing, float))
+    shape, affine = make_grid(spine, spacing, np.asarray(direction, dtype=float), half_width_mm, field)
+    field_rng = np.random.default_rng([seed, 2027])
+    underlay = (lambda cv: draw_surroundings(cv, spine, field, field_rng)) if field else None
+    canvas, disc_centers = render(spine, shape, affine, herniated, rib_pairs, underlay)
+    voxels = _intensities(canvas, spine, affine, modality, rng, np.asarray(spacing, float), field, field_rng)
     name = f"phantom_{modality}_{names[0]}-{names[-1]}_s{seed}"
     image = Volume(voxels, affine, modality, name, {"phantom": True})
     labels = Volume(canvas.labels, affine.copy(), modality, name + "_labels")
     truth = _truth(spine, disc_centers, herniated, seed, modality, curvature, image)
     truth["rib_pairs"] = rib_pairs  # the last rib-bearing vertebra is T12 only with 12
+    if field:
+        truth["surroundings"] = {"arms": field.arms, "kernel": field.kernel, "noise_hu": round(field.noise_hu, 1),
+                                 "contrast_blood_hu": round(field.hu[BLOOD]), "trunk_half_width_mm": round(field.trunk_rx)}
     return PhantomCase(image, labels, truth, spine)
 
 
-def _intensities(canvas, spine, affine, modality, rng, spacing):
+def _intensities(canvas, spine, affine, modality, rng, spacing, field=None, field_rng=None):
     table = dict(INTENSITY[modality])
     if modality == "ct":
         table[CANCELLOUS] = rng.uniform(110, 240)  # bone density varies between patients
+    if field:
+        table.update(field.hu)
     lut = np.array([table[t] for t in range(len(table))], np.float32)
     vox = lut[canvas.tissue]
     edge = np.isfinite(canvas.bone_fraction)
@@ -131,6 +151,8 @@ def _intensities(canvas, spine, affine, modality, rng, spacing):
     y = affine[1, 0] * ii + affine[1, 1] * jj + affine[1, 2] * kk + affine[1, 3]
     skin_y = min((v.center + (v.depth / 2 + canal_size(v.index)[0] + 48) * v.e_ap)[1] for v in spine)
     outside = (y < skin_y) & (canvas.labels == 0)
+    if field:  # the trunk drew its own skin; the kernel and noise are the scanner's
+        return np.clip(np.round(scanner(vox, spacing[::-1], field, field_rng)), -1024, 3071).astype(np.int16)
     vox[np.broadcast_to(outside, vox.shape)] = table[AIR]
     vox = ndimage.gaussian_filter(vox, sigma=0.5 / spacing[::-1])  # partial volume
     noise = 18.0 if modality == "ct" else 22.0

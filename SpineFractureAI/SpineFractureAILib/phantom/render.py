@@ -219,10 +219,13 @@ def draw_sacrum(cv: Canvas, v: Vertebra):
 
 
 def render(spine: list[Vertebra], shape_kji, ijk_to_ras, herniated: set[str],
-           rib_pairs: int = 12) -> tuple[Canvas, dict]:
+           rib_pairs: int = 12, underlay=None) -> tuple[Canvas, dict]:
     """Draw in order of precedence: discs, canal, posterior elements, then bodies. rib_pairs: ribs
-    on T1 and the next rib_pairs - 1 vertebrae (11 or 13: transitional anatomy)."""
+    on T1 and the next rib_pairs - 1 vertebrae (11 or 13: transitional anatomy). underlay(canvas):
+    draws what lies under the spine first (the surroundings)."""
     cv = Canvas(shape_kji, ijk_to_ras)
+    if underlay is not None:
+        underlay(cv)
     disc_centers = {}
     for up, low in zip(spine, spine[1:]):
         if up.level == "C1":

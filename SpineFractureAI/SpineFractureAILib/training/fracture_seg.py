@@ -19,15 +19,18 @@ DEMO_INTENSITY = {"type": "ct_window", "center": 500.0, "width": 1500.0}
 
 
 def export_phantom_dataset(out_dir: str | Path, n_train: int, n_val: int, size: int = 256,
-                           slice_mm: float = 2.0, log=print) -> Path:
-    """Phantom CT -> YOLO-seg data for the four fracture-seg classes."""
+                           slice_mm: float = 2.0, log=print, randomised: bool = False,
+                           seeds: dict | None = None) -> Path:
+    """Phantom CT -> YOLO-seg data for the four fracture-seg classes. randomised: domain-randomised
+    phantoms (phantom_data.randomised_case_args); seeds: other first seeds per split."""
     out_dir = Path(out_dir)
     intensity = Intensity.from_manifest(DEMO_INTENSITY)
     counts = {"train": 0, "val": 0}
     cases = []
-    for split, base, n in (("train", TRAIN_SEED_BASE, n_train), ("val", VAL_SEED_BASE, n_val)):
+    seeds = seeds or {"train": TRAIN_SEED_BASE, "val": VAL_SEED_BASE}
+    for split, base, n in (("train", seeds["train"], n_train), ("val", seeds["val"], n_val)):
         for seed in range(base, base + n):
-            case, args = random_case(seed, "ct")
+            case, args = random_case(seed, "ct", randomised=randomised)
             class_of = {}
             for v in case.truth["vertebrae"]:
                 if v["has_body"]:
@@ -40,7 +43,8 @@ def export_phantom_dataset(out_dir: str | Path, n_train: int, n_val: int, size: 
                           "spacing": list(args["spacing"])})
             log(f"{split} seed {seed}: {counts[split]} images so far")
     return write_data_yaml(out_dir, FRACTURE_SEG_CLASSES,
-                           {"source": "SpineFractureAI phantoms", "images": counts, "cases": cases,
+                           {"source": "SpineFractureAI phantoms" + (" (domain-randomised)" if randomised else ""),
+                            "images": counts, "cases": cases,
                             "size": size, "slice_mm": slice_mm, "intensity": DEMO_INTENSITY})
 
 
