@@ -148,15 +148,15 @@ def coarse_stack(volume: Volume, plane: str, size: int, intensity: Intensity, sl
 
 def _sample(volume: Volume, m: np.ndarray, slice_idx: np.ndarray, size: int, lo: float, hi: float):
     """Trilinear samples at pixel centres of the given slices, on a crop of the volume."""
-    c = np.arange(size, dtype=np.float32) + 0.5
-    cols, rows = np.meshgrid(c, c)  # [row, col]
-    r2i = volume.ras_to_ijk @ m  # stack -> ijk
-    ijk = (cols[None, ..., None] * r2i[:3, 0] + rows[None, ..., None] * r2i[:3, 1]
-           + slice_idx[:, None, None, None].astype(np.float32) * r2i[:3, 2] + r2i[:3, 3]).astype(np.float32)
+    r2i = volume.ras_to_ijk @ m  # stack -> ijk: affine, so the crop follows from the corners
+    edge = [0.5, size - 0.5]
+    corners = np.array([[c, r, s, 1.0] for c in edge for r in edge for s in (slice_idx.min(), slice_idx.max())])
+    ijk_corners = corners @ r2i[:3].T
     shape = np.array(volume.shape_ijk)
-    start = np.clip(np.floor(ijk.reshape(-1, 3).min(0)).astype(int) - 1, 0, shape - 1)
-    stop = np.clip(np.ceil(ijk.reshape(-1, 3).max(0)).astype(int) + 2, 1, shape)
-    if np.any(stop - start < 1) or np.any(ijk.reshape(-1, 3).max(0) < -1) or np.any(ijk.reshape(-1, 3).min(0) > shape):
+    cmin, cmax = ijk_corners.min(0), ijk_corners.max(0)
+    start = np.clip(np.floor(cmin).astype(int) - 1, 0, shape - 1)
+    stop = np.clip(np.ceil(cmax).astype(int) + 2, 1, shape)
+    if np.any(stop - start < 1) or np.any(cmax < -1) or np.any(cmin > shape):
         return np.zeros((len(slice_idx), size, size), np.uint8)
     stop = np.maximum(stop, start + 2)
     pad = np.maximum(stop - shape, 0)  # a 1-voxel-thick axis still needs two samples
@@ -165,8 +165,15 @@ def _sample(volume: Volume, m: np.ndarray, slice_idx: np.ndarray, size: int, lo:
     crop = volume.voxels[start[2]:stop[2], start[1]:stop[1], start[0]:stop[0]]
     norm = torch.from_numpy(np.ascontiguousarray(crop, dtype=np.float32))
     norm = ((norm - lo) / (hi - lo)).clamp_(0, 1)
-    extent = np.array(norm.shape[::-1], dtype=np.float32)  # (i, j, k) sizes
-    grid = ((ijk - start) / np.maximum(extent - 1, 1) * 2 - 1).astype(np.float32)
+    extent = np.array(norm.shape[::-1], dtype=np.float64)  # (i, j, k) sizes
+    # grid_sample's [-1, 1] coordinates are affine in (col, row, slice) too: one pass builds them
+    scale = 2.0 / np.maximum(extent - 1, 1)
+    g = (r2i[:3] * scale[:, None]).astype(np.float32)
+    g[:, 3] = (r2i[:3, 3] - start) * scale - 1
+    c = np.arange(size, dtype=np.float32) + 0.5
+    s = slice_idx.astype(np.float32)
+    grid = (c[None, None, :, None] * g[:, 0] + c[None, :, None, None] * g[:, 1]
+            + s[:, None, None, None] * g[:, 2] + g[:, 3])
     out = F.grid_sample(norm[None, None], torch.from_numpy(grid)[None], mode="bilinear",
                         padding_mode="zeros", align_corners=True)
     return (out[0, 0] * 255 + 0.5).to(torch.uint8).numpy()

@@ -30,16 +30,18 @@ def isolate_body(mask: np.ndarray, spacing: np.ndarray, radius_mm: float = 4.0) 
     """Drop thin posterior elements: an opening removes pedicles and processes, the largest
     remaining blob is the body, grown back inside the original mask."""
     r = np.maximum(np.rint(radius_mm / spacing[::-1]).astype(int), 1)
-    ball = np.ones(2 * r + 1, bool)
-    zz, yy, xx = np.ogrid[-r[0]:r[0] + 1, -r[1]:r[1] + 1, -r[2]:r[2] + 1]
-    ball &= (zz / r[0]) ** 2 + (yy / r[1]) ** 2 + (xx / r[2]) ** 2 <= 1
-    opened = ndimage.binary_opening(mask, ball)
+    # Erosion and dilation by the ellipsoid {(dz/rz)^2 + (dy/ry)^2 + (dx/rx)^2 <= 1} as distance
+    # transforms in that metric: the same sets as with the structuring element, in linear time.
+    sampling = 1.0 / r
+    padded = np.pad(mask, 1)  # outside the box is background, as binary_erosion's border
+    eroded = ndimage.distance_transform_edt(padded, sampling=sampling) > 1 + 1e-9
+    opened = (ndimage.distance_transform_edt(~eroded, sampling=sampling) <= 1 + 1e-9)[1:-1, 1:-1, 1:-1]
     parts, n = ndimage.label(opened)
     if n == 0:
         return mask
     sizes = ndimage.sum(opened, parts, range(1, n + 1))
-    body = parts == (int(np.argmax(sizes)) + 1)
-    return ndimage.binary_dilation(body, ball) & mask
+    body = np.pad(parts == (int(np.argmax(sizes)) + 1), 1)
+    return (ndimage.distance_transform_edt(~body, sampling=sampling) <= 1 + 1e-9)[1:-1, 1:-1, 1:-1] & mask
 
 
 def _cut_area_mm2(labelmap: np.ndarray, value: int, box: tuple, spacing_kji: np.ndarray, axes) -> float:

@@ -31,34 +31,47 @@ def straight_labels(found: SpineBodies) -> np.ndarray:
 
 def to_grid(volume, found: SpineBodies, labels: np.ndarray, chunk: int = 4) -> tuple[tuple, np.ndarray] | None:
     """(box as (k, j, i) slices, body numbers on that box of the input grid): each voxel takes the
-    label of the straightened sample nearest to it."""
+    label of the straightened sample nearest to it. Only each body's own box is mapped back (a
+    curved spine's whole box is mostly not body)."""
     frame = found.frame
     uu, dd, ll = np.nonzero(labels)
     if not len(uu):
         return None
-    corners = frame.to_ras(uu, frame.d_mm[dd], frame.l_mm[ll])
-    ijk = volume.ras_to_ijk_points(corners)
+    ijk = volume.ras_to_ijk_points(frame.to_ras(uu, frame.d_mm[dd], frame.l_mm[ll]))
+    shape = np.array(volume.shape_ijk)
     lo = np.maximum(np.floor(ijk.min(0)).astype(int) - PAD, 0)
-    hi = np.minimum(np.ceil(ijk.max(0)).astype(int) + PAD + 1, np.array(volume.shape_ijk))
+    hi = np.minimum(np.ceil(ijk.max(0)).astype(int) + PAD + 1, shape)
     box = (slice(lo[2], hi[2]), slice(lo[1], hi[1]), slice(lo[0], hi[0]))
     out = np.zeros(tuple(h - l for h, l in zip(hi[::-1], lo[::-1])), np.int16)
-    jj, ii = np.meshgrid(np.arange(lo[1], hi[1]), np.arange(lo[0], hi[0]), indexing="ij")
-    for k0 in range(lo[2], hi[2], chunk):
-        ks = np.arange(k0, min(k0 + chunk, hi[2]))
-        pts = np.stack(np.broadcast_arrays(ii[None], jj[None], ks[:, None, None]), -1).reshape(-1, 3)
-        ras = volume.ijk_to_ras_points(pts.astype(float))
-        u, d, l = frame.to_straight(ras).T
-        # Where the spine curves, rows fan out and far in front two may claim a voxel: keep only
-        # voxels the straightened sample maps back onto.
-        back = np.linalg.norm(frame.to_ras(u, d, l) - ras, axis=1) <= STEP_MM
-        iu = np.rint(u).astype(int)
-        idd = np.rint((d - frame.d_mm[0]) / STEP_MM).astype(int)
-        il = np.rint((l - frame.l_mm[0]) / STEP_MM).astype(int)
-        ok = back & (iu >= 0) & (iu < labels.shape[0]) & (idd >= 0) & (idd < labels.shape[1]) & (il >= 0) & (il < labels.shape[2])
-        vals = np.zeros(len(pts), np.int16)
-        vals[ok] = labels[iu[ok], idd[ok], il[ok]]
-        out[k0 - lo[2]:k0 - lo[2] + len(ks)] = vals.reshape(len(ks), *jj.shape)
+    values = labels[uu, dd, ll]
+    for number in np.unique(values):
+        mine = ijk[values == number]
+        b_lo = np.maximum(np.floor(mine.min(0)).astype(int) - 1, lo)
+        b_hi = np.minimum(np.ceil(mine.max(0)).astype(int) + 2, hi)
+        jj, ii = np.meshgrid(np.arange(b_lo[1], b_hi[1]), np.arange(b_lo[0], b_hi[0]), indexing="ij")
+        for k0 in range(b_lo[2], b_hi[2], chunk):
+            ks = np.arange(k0, min(k0 + chunk, b_hi[2]))
+            pts = np.stack(np.broadcast_arrays(ii[None], jj[None], ks[:, None, None]), -1).reshape(-1, 3)
+            vals = _straight_label_at(volume, frame, labels, pts).reshape(len(ks), *jj.shape)
+            target = out[k0 - lo[2]:k0 - lo[2] + len(ks), b_lo[1] - lo[1]:b_hi[1] - lo[1], b_lo[0] - lo[0]:b_hi[0] - lo[0]]
+            target[(vals == number) & (target == 0)] = number
     return box, out
+
+
+def _straight_label_at(volume, frame, labels: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """The straightened label nearest to each voxel (i, j, k) of the input grid."""
+    ras = volume.ijk_to_ras_points(pts.astype(float))
+    u, d, l = frame.to_straight(ras).T
+    # Where the spine curves, rows fan out and far in front two may claim a voxel: keep only
+    # voxels the straightened sample maps back onto.
+    back = np.linalg.norm(frame.to_ras(u, d, l) - ras, axis=1) <= STEP_MM
+    iu = np.rint(u).astype(int)
+    idd = np.rint((d - frame.d_mm[0]) / STEP_MM).astype(int)
+    il = np.rint((l - frame.l_mm[0]) / STEP_MM).astype(int)
+    ok = back & (iu >= 0) & (iu < labels.shape[0]) & (idd >= 0) & (idd < labels.shape[1]) & (il >= 0) & (il < labels.shape[2])
+    vals = np.zeros(len(pts), np.int16)
+    vals[ok] = labels[iu[ok], idd[ok], il[ok]]
+    return vals
 
 
 def body_number_at(found: SpineBodies, ras) -> int | None:

@@ -116,12 +116,19 @@ def in_grid(volume, ijk: np.ndarray) -> np.ndarray:
 
 
 def straighten(volume, frame: SpineFrame, fill: float = -1024.0) -> np.ndarray:
-    """HU on the straightened grid [u, d, l] (trilinear; `fill` outside the scan)."""
-    uu, dd, ll = np.meshgrid(np.arange(len(frame.s)), frame.d_mm, frame.l_mm, indexing="ij")
-    out = np.empty(uu.shape, np.float32)
+    """HU on the straightened grid [u, d, l] (trilinear; `fill` outside the scan). Whole rows need
+    no interpolation between rows: each row's plane maps to voxels as origin + d a' + l r'."""
+    to_ijk = np.linalg.inv(volume.ijk_to_ras)
+    origin = frame.centre @ to_ijk[:3, :3].T + to_ijk[:3, 3]  # [n, 3] (i, j, k)
+    a, r = frame.a @ to_ijk[:3, :3].T, frame.r @ to_ijk[:3, :3].T
+    d, l = frame.d_mm.astype(np.float32), frame.l_mm.astype(np.float32)
+    out = np.empty((len(frame.s), len(d), len(l)), np.float32)
     for start in range(0, len(frame.s), 64):  # in slabs: the coordinates are 3 floats a sample
         part = slice(start, start + 64)
-        ijk = straightened_ijk(volume, frame, uu[part], dd[part], ll[part])
-        out[part] = sample_hu(volume, ijk, fill).reshape(uu[part].shape)
+        kji = np.stack([origin[part, None, None, axis].astype(np.float32)
+                        + d[None, :, None] * a[part, None, None, axis].astype(np.float32)
+                        + l[None, None, :] * r[part, None, None, axis].astype(np.float32) for axis in (2, 1, 0)])
+        out[part] = ndimage.map_coordinates(volume.voxels, kji.reshape(3, -1), order=1, mode="constant",
+                                            cval=fill).reshape(out[part].shape)
     return out
 
