@@ -4,11 +4,14 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import torch
 
 from SpineFractureAILib.bundles import load_bundle
 from SpineFractureAILib.cli import main
 from SpineFractureAILib.phantom import make_phantom, write_phantom
-from SpineFractureAILib.training.fracture_seg import export_phantom_dataset
+from SpineFractureAILib.paths import resource
+from SpineFractureAILib.safe_weights import load_state
+from SpineFractureAILib.training.fracture_seg import checkpoint_from_bundle, export_phantom_dataset, train_fracture_seg
 from SpineFractureAILib.training.packaging import package_fracture_seg
 from SpineFractureAILib.volume import read_volume
 
@@ -25,10 +28,6 @@ def test_export_train_package_analyze(tmp_path):
     assert (tmp_path / "run" / "weights" / "last.pt").exists()
     # a run started from our own checkpoint continues from its weights (no download): with a zero
     # learning rate and no warm-up they come out unchanged
-    import torch
-
-    from SpineFractureAILib.training.fracture_seg import train_fracture_seg
-
     start = tmp_path / "run" / "weights" / "last.pt"
     train_fracture_seg(data, tmp_path / "run2", model=str(start), epochs=1, imgsz=128, batch=8, lr0=0.0,
                        warmup_epochs=0)
@@ -79,3 +78,22 @@ def test_pose_export_train_package_analyze(tmp_path):
     assert main(["analyze", image, "--out", str(tmp_path / "out"), "--bundle", str(tmp_path / "bundle")]) == 0
     report = json.loads((tmp_path / "out" / "c" / "findings.json").read_text())
     assert all(r["method"] == "keypoints" and len(r["keypoints_ras"]) == 6 for r in report["vertebrae"])
+
+
+def test_a_run_continues_from_a_bundle_on_domain_randomised_phantoms(tmp_path):
+    """Fine-tuning as the demo bundle was retrained: randomised phantoms (a CT's surroundings) are
+    exported, the bundle's safetensors become the run's starting weights (nothing downloaded), and
+    with a zero learning rate they come out of an epoch unchanged."""
+    data = export_phantom_dataset(tmp_path / "data", n_train=1, n_val=1, size=128, log=lambda *_: None,
+                                  randomised=True, seeds={"train": 10_000, "val": 20_000})
+    described = json.loads((tmp_path / "data" / "dataset.json").read_text(encoding="utf-8"))
+    assert "domain-randomised" in described["source"] and described["cases"][0]["surroundings"] is True
+    weights = resource("Models", "fracture-seg-demo", "fracture_seg.safetensors")
+    start = checkpoint_from_bundle(weights, tmp_path / "init.pt", imgsz=128)
+    train_fracture_seg(data, tmp_path / "run", model=str(start), epochs=1, imgsz=128, batch=8, lr0=0.0,
+                       warmup_epochs=0)
+    bundle_state, _ = load_state(weights)
+    trained = torch.load(tmp_path / "run" / "weights" / "last.pt", map_location="cpu", weights_only=False)
+    trained = trained["model"].float().state_dict()
+    conv = next(k for k in bundle_state if k.endswith("conv.weight"))
+    assert torch.allclose(bundle_state[conv].float(), trained[conv], atol=2e-3)

@@ -174,11 +174,18 @@ def cmd_train(args) -> int:
     if not (data / "data.yaml").exists():
         if not args.phantoms:
             raise ValueError(f"{data}: no data.yaml; pass --phantoms N to export phantom data there")
-        export(data, args.phantoms, args.val_phantoms, args.imgsz or 256, args.slice_mm)
-    overrides = {k: v for k, v in {"epochs": args.epochs, "imgsz": args.imgsz, "batch": args.batch}.items()
-                 if v is not None}
+        if args.randomised and args.task != "fracture-seg":
+            raise ValueError("--randomised: fracture-seg only")
+        extra = {"randomised": True} if args.randomised else {}
+        export(data, args.phantoms, args.val_phantoms, args.imgsz or 256, args.slice_mm, **extra)
+    overrides = {k: v for k, v in {"epochs": args.epochs, "imgsz": args.imgsz, "batch": args.batch,
+                                   "lr0": args.lr0}.items() if v is not None}
     if args.init:
         overrides["init"] = args.init
+    if args.model and (Path(args.model) / "manifest.json").exists():  # continue from a bundle's weights
+        weights = next(Path(args.model).glob("*.safetensors"))
+        args.model = str(fracture_seg.checkpoint_from_bundle(weights, Path(args.out).parent / f"{Path(args.out).name}_init.pt",
+                                                            args.imgsz or 256))
     run = train(data / "data.yaml", args.out, args.model or model, args.device, args.resume, **overrides)
     print(run)
     return 0
@@ -333,10 +340,15 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--phantoms", type=int, default=0, help="export this many training phantoms first")
     tr.add_argument("--val-phantoms", type=int, default=8)
     tr.add_argument("--slice-mm", type=float, default=2.0)
+    tr.add_argument("--randomised", action="store_true",
+                    help="fracture-seg: export domain-randomised phantoms (a real CT's surroundings, any stretch, "
+                         "0.6-5 mm slices)")
+    tr.add_argument("--lr0", type=float, help="YOLO tasks: initial learning rate (e.g. lower to fine-tune)")
     tr.add_argument("--pixel-mm", type=float, help="vertebra-levels: fixed in-plane spacing, so a vertebra's size in"
                                                    " pixels does not depend on the field of view (e.g. 1.75)")
     tr.add_argument("--out", required=True, help="run folder (checkpoints every epoch)")
-    tr.add_argument("--model", help="model yaml or .pt to continue (default: yolov8n-seg.yaml / yolov8n-pose.yaml);"
+    tr.add_argument("--model", help="model yaml, .pt or a bundle folder to continue (default: yolov8n-seg.yaml / "
+                                    "yolov8n-pose.yaml);"
                                     " for vertebra-levels the timm backbone (default gcvit_tiny)")
     tr.add_argument("--init", help="YOLO tasks: a local checkpoint (another task's run) whose matching layers"
                                    " initialise the --model yaml")
