@@ -126,3 +126,23 @@ def test_a_spine_inside_a_trunk_on_a_table_beside_arms_and_a_pelvis_is_named_rig
     assert len(named) >= len(truth) - 1, (named, [v["level"] for v in truth])
     assert len(results.bodies) <= len(truth)  # nothing on the pelvis, the arms or the table
     assert [(f.level, f.label) for f in results.findings if f.kind == "fracture"] == [("L2", "crush")]
+
+
+def test_a_sixth_lumbar_vertebra_makes_the_count_uncertain_and_say_why():
+    """Twelve rib pairs and six lumbar vertebrae: counted up from the sacrum, the last rib-bearing
+    vertebra reads T11, not T12. The names are counted from the sacrum (so each row carries the name
+    of the level above its body, as any count from the sacrum must here), marked uncertain, and a
+    warning says why."""
+    case = make_phantom("T8-S1", "ct", [], seed=939393, spacing=(1.0, 1.0, 2.0), lumbar_vertebrae=6,
+                        half_width_mm=100)
+    assert [v["level"] for v in case.truth["vertebrae"]][-3:] == ["L5", "L6", "S1"]
+    assert any(d["level"] == "L5-L6" for d in case.truth["discs"])
+    results = _analyzer().analyze(case.image)
+    assert any("last rib-bearing vertebra is T11, not T12" in w for w in results.warnings), results.warnings
+    rows = _rows(results)
+    assert rows and {r["level_certainty"] for r in rows.values()} == {"uncertain (±1)"}
+    truth = [v for v in case.truth["vertebrae"] if v["has_body"]]
+    for upper, lower in zip(truth, truth[1:]):  # the row named after `upper` lies on the body below it
+        if upper["level"] in rows:
+            assert Roi(**rows[upper["level"]]["roi"]).contains(lower["center_ras"], 2.0), upper["level"]
+    assert not [f for f in results.findings if f.kind == "fracture"]

@@ -34,7 +34,8 @@ def cmd_phantom(args) -> int:
         return 0
     case = make_phantom(args.levels, args.modality, args.fracture, args.herniation, args.seed,
                         _spacing(args.spacing), args.orientation, rib_pairs=args.rib_pairs,
-                        half_width_mm=args.half_width_mm, surroundings=args.surroundings)
+                        half_width_mm=args.half_width_mm, surroundings=args.surroundings,
+                        lumbar_vertebrae=args.lumbar_vertebrae)
     paths = write_phantom(case, args.out, dicom=args.dicom)
     print(json.dumps(paths))
     return 0
@@ -265,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     ph.add_argument("--rib-pairs", type=int, choices=[11, 12, 13], default=12,
                     help="ct/mr: ribs on T1 and the next N-1 vertebrae (11, 13: transitional anatomy)")
     ph.add_argument("--half-width-mm", type=float, help="ct/mr: the field beside the spine (about 100 shows the ribs)")
+    ph.add_argument("--lumbar-vertebrae", type=int, choices=[5, 6], default=5,
+                    help="ct/mr: 6 adds a sixth lumbar vertebra (L6) below L5 (transitional anatomy)")
     ph.add_argument("--surroundings", action="store_true",
                     help="ct: a real CT's surroundings drawn from the seed (trunk, table, arms, vessels with or "
                          "without contrast, kidneys, bowel gas, pelvis, a random kernel, noise and streaks)")

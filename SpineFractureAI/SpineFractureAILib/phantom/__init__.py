@@ -85,11 +85,12 @@ def make_grid(spine, spacing, direction: np.ndarray, half_width_mm: float | None
 def make_phantom(levels="T10-L3", modality="ct", fractures=(), herniations=(), seed=0,
                  spacing=(1.0, 1.0, 1.0), orientation="axial", direction=None,
                  curvature=None, rib_pairs: int = 12, half_width_mm: float | None = None,
-                 surroundings: bool = False) -> PhantomCase:
+                 surroundings: bool = False, lumbar_vertebrae: int = 5) -> PhantomCase:
     """A phantom volume, its labelmap and truth; deterministic for a seed. rib_pairs: 11 or 13 for
     transitional anatomy; half_width_mm: the field beside the spine (default: just past the
     transverse processes; ~100 takes in the ribs' posterior arcs); surroundings (CT): the trunk,
-    table, arms, vessels, kidneys, bowel, pelvis and a random scanner, drawn from the seed too."""
+    table, arms, vessels, kidneys, bowel, pelvis and a random scanner, drawn from the seed too;
+    lumbar_vertebrae=6: a sixth lumbar vertebra (L6, VerSe label 25) below L5."""
     if modality not in INTENSITY:
         raise ValueError(f"modality must be ct or mr, not {modality!r}")
     if surroundings and modality != "ct":
@@ -98,6 +99,10 @@ def make_phantom(levels="T10-L3", modality="ct", fractures=(), herniations=(), s
     if field:
         half_width_mm = max(half_width_mm or 0.0, field_half_width(field))
     names = level_range(levels) if isinstance(levels, str) else list(levels)
+    if lumbar_vertebrae not in (5, 6) or (lumbar_vertebrae == 6 and "L5" not in names):
+        raise ValueError("lumbar_vertebrae: 5, or 6 with L5 in the levels (L6 follows L5)")
+    if lumbar_vertebrae == 6:
+        names.insert(names.index("L5") + 1, "L6")
     rng = np.random.default_rng(seed)
     frac = {}
     for spec in fractures:
@@ -129,6 +134,7 @@ def make_phantom(levels="T10-L3", modality="ct", fractures=(), herniations=(), s
     labels = Volume(canvas.labels, affine.copy(), modality, name + "_labels")
     truth = _truth(spine, disc_centers, herniated, seed, modality, curvature, image)
     truth["rib_pairs"] = rib_pairs  # the last rib-bearing vertebra is T12 only with 12
+    truth["lumbar_vertebrae"] = lumbar_vertebrae
     if field:
         truth["surroundings"] = {"arms": field.arms, "kernel": field.kernel, "noise_hu": round(field.noise_hu, 1),
                                  "contrast_blood_hu": round(field.hu[BLOOD]), "trunk_half_width_mm": round(field.trunk_rx)}
@@ -179,9 +185,10 @@ def _truth(spine, disc_centers, herniated, seed, modality, curvature, image) -> 
             "superior_axis_ras": np.round(v.e_si, 5).tolist(),
         })
     discs = []
+    below = {a.level: b.level for a, b in zip(spine, spine[1:])}  # L5-L6 where there is an L6
     for upper, center in disc_centers.items():
-        labels[100 + VERSE_ID[upper]] = f"{disc_name(upper)} disc"
-        discs.append({"level": disc_name(upper), "label": 100 + VERSE_ID[upper],
+        labels[100 + VERSE_ID[upper]] = f"{upper}-{below[upper]} disc"
+        discs.append({"level": f"{upper}-{below[upper]}", "label": 100 + VERSE_ID[upper],
                       "center_ras": np.round(center, 3).tolist(), "herniated": upper in herniated})
     labels[LABEL_CANAL] = "spinal canal"
     if any(7 <= v.index <= 18 for v in spine):

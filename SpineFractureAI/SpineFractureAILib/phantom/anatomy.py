@@ -27,6 +27,7 @@ _TILT = [(0, -15.0), (3, 0.0), (6, 15.0), (7, 15.0), (12, 0.0), (18, -12.0), (19
 _CANAL = [(0, (16.0, 26.0)), (6, (14.0, 24.0)), (7, (14.0, 17.0)), (18, (15.0, 18.0)),
           (19, (16.0, 22.0)), (23, (17.0, 24.0))]  # (AP, LR) diameters in mm
 
+TRANSITIONAL = {"L6": "L5"}  # a sixth lumbar vertebra, shaped like L5
 GRADE_LOSS = {1: (0.21, 0.245), 2: (0.27, 0.38), 3: (0.43, 0.55)}
 FRACTURE_TYPES = ("wedge", "biconcave", "crush")
 
@@ -54,10 +55,11 @@ class Vertebra:
     width: float
     fracture: str | None = None
     loss: float = 0.0  # fractional height loss that defines the Genant grade
+    like: str | None = None  # a transitional vertebra (L6) takes the shape of this level (L5)
 
     @property
     def index(self) -> int:
-        return level_index(self.level)
+        return level_index(self.like or self.level)
 
     @property
     def has_body(self) -> bool:
@@ -121,7 +123,8 @@ def build_spine(levels: list[str], rng: np.random.Generator, curvature: float = 
     spine: list[Vertebra] = []
     previous_bottom = np.zeros(3)
     for n, name in enumerate(levels):
-        idx = level_index(name)
+        like = TRANSITIONAL.get(name)
+        idx = level_index(like or name)
         tilt = np.radians(_interp(_TILT, idx) * curvature)
         e_si = np.array([0.0, np.sin(tilt), np.cos(tilt)])
         e_ap = np.array([0.0, -np.cos(tilt), np.sin(tilt)])
@@ -130,7 +133,7 @@ def build_spine(levels: list[str], rng: np.random.Generator, curvature: float = 
             h = 30.0 * scale  # the sacral block's depth along its own axis
         v = Vertebra(name, np.zeros(3), e_si, e_ap, np.array([1.0, 0.0, 0.0]), h,
                      _interp(_DEPTH, idx) * scale * (1.1 if name == "S1" else 1.0),
-                     _interp(_WIDTH, idx) * scale)
+                     _interp(_WIDTH, idx) * scale, like=like)
         if name in fractures:
             kind, grade = fractures[name]
             lo, hi = GRADE_LOSS[grade]
