@@ -99,7 +99,7 @@ def package_bundle(task: str, run: str | Path, out: str | Path, name: str, versi
         "clinical_use": f"{NOT_CLINICAL}: demo weights trained on synthetic spine phantoms only.",
         "provenance": {
             "paper": spec["paper"],
-            "training_data": (f"SpineFractureAI CT phantoms: {dataset.get('images', {})} sagittal slices "
+            "training_data": (f"{dataset.get('source', 'SpineFractureAI phantoms')}: {dataset.get('images', {})} sagittal slices "
                               f"from {len(dataset.get('cases', []))} phantoms (seeds 10000+ train, 20000+ val)"),
             "command": recipe.get("command") or (
                 f"spinefracture train {task} --data {data_dir.name} --phantoms "
