@@ -21,8 +21,15 @@ def yolo_val(weights, data_yaml, size: int):
     """ultralytics' validation of a bundle's YOLO file on a held-out split (the mAP the papers report)."""
     from SpineFractureAILib.predictors.offline_ultralytics import ultralytics_offline
 
+    import tempfile
+
+    from SpineFractureAILib.training.fracture_seg import checkpoint_from_bundle
+
     ultralytics_offline()
     from ultralytics import YOLO
 
-    return YOLO(str(weights)).val(data=str(data_yaml), imgsz=int(size), batch=16, plots=False, device="cpu",
-                                  verbose=False, split="val", conf=0.001, iou=0.6)
+    with tempfile.TemporaryDirectory() as tmp:  # ultralytics validates checkpoints, not safetensors
+        checkpoint = checkpoint_from_bundle(weights, Path(tmp) / "model.pt", int(size))
+        return YOLO(str(checkpoint)).val(data=str(data_yaml), imgsz=int(size), batch=16, plots=False,
+                                         device="cpu", verbose=False, split="val", conf=0.001, iou=0.6,
+                                         project=tmp, name="val")

@@ -87,8 +87,11 @@ def run(volume, bundle, predictor, state: RunState, progress: Progress, cancelle
     classes = bundle.classes
     min_conf = float(t.get("fracture_confidence", 0.25))
     min_grade = int(t.get("morphometry_min_grade", 2))
-    lateral = _off_midline(rois)
     off = {n for n, bad in enumerate(off_chain([r.center_ras for r in rois], state.canal)) if bad}
+    # The midline is fitted through the objects the canal allows: on a real CT the pelvis, the arms
+    # and the table outnumber the bodies, and a line through "most objects" would run through them.
+    on = [n for n in range(len(rois)) if n not in off]
+    lateral = {on[n] for n in _off_midline([rois[n] for n in on])}
     if off - lateral:
         state.warnings.append(f"spine prior: {len(off - lateral)} object(s) off the spinal canal chain ignored "
                               "(not vertebral bodies: e.g. spinous processes, pelvis, arms, table)")
