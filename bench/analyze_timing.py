@@ -117,7 +117,7 @@ def main() -> None:
                   "increase_over_volume": round((peak - baseline) / case["volume_MiB"], 2),
                   "model_file_MiB": round(model_MiB, 1)}
     emit({"bundles": [b.summary() for b in bundles], "device": "cpu", "model_load_s": round(model_load_s, 3), "cases": cases,
-          "memory": memory, "targets": {"large_ct_total_s": 20.0, "pipeline_over_forward": 1.15,
+          "memory": memory, "targets": {"large_ct_total_s": 20.0, "pipeline_over_forward": 1.5,
                                         "increase_over_volume": 3.0}})
 
 

@@ -67,8 +67,9 @@ def _task_of(model) -> str:
     return {"SegmentationModel": "segment", "PoseModel": "pose"}.get(name, "detect")
 
 
-def load_yolo(path: str | Path):
-    """The network built from the header's config, its tensors loaded; fused, float, eval."""
+def build_yolo(path: str | Path):
+    """The network built from the header's config with its tensors loaded, as trained (unfused,
+    float): what a training run continues from."""
     from ultralytics.nn.tasks import DetectionModel, PoseModel, SegmentationModel
 
     state, meta = load_state(path)
@@ -85,4 +86,9 @@ def load_yolo(path: str | Path):
         raise WeightError(f"{Path(path).name}: does not fit its config ({str(err).splitlines()[0][:160]})") from None
     model.names = {int(k): v for k, v in names.items()}
     model.task = task
-    return model.fuse(verbose=False).float().eval()
+    return model.float()
+
+
+def load_yolo(path: str | Path):
+    """The network for inference: build_yolo's, fused, eval."""
+    return build_yolo(path).fuse(verbose=False).eval()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..safe_weights import load_state, save_yolo
+from ..safe_weights import build_yolo, save_yolo
 from ..slicing import Intensity
 from .phantom_data import TRAIN_SEED_BASE, VAL_SEED_BASE, random_case
 from .yolo_export import FRACTURE_SEG_CLASSES, write_data_yaml, write_yolo_slices
@@ -103,16 +103,9 @@ def checkpoint_from_bundle(weights: str | Path, out_pt: str | Path, imgsz: int =
     from ..predictors.offline_ultralytics import ultralytics_offline
 
     ultralytics_offline()
-    from ultralytics.nn.tasks import DetectionModel, PoseModel, SegmentationModel
-
-    state, meta = load_state(weights)
-    config, names, task = json.loads(meta["config"]), json.loads(meta["names"]), meta.get("task", "detect")
-    cls = {"segment": SegmentationModel, "pose": PoseModel, "detect": DetectionModel}[task]
-    model = cls(cfg=config, ch=int(config.get("channels", 3)), nc=len(names), verbose=False)
-    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
-    model.names = {int(k): v for k, v in names.items()}
+    model = build_yolo(weights)
     Path(out_pt).parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": model, "train_args": {"task": task, "imgsz": imgsz}}, str(out_pt))
+    torch.save({"model": model, "train_args": {"task": model.task, "imgsz": imgsz}}, str(out_pt))
     return Path(out_pt)
 
 

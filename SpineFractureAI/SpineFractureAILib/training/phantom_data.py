@@ -53,8 +53,9 @@ def randomised_case_args(seed: int) -> dict:
         args["levels"] = LEVELS[max(0, end - int(rng.integers(4, 11))):end + 1]
     if draw < 0.7:  # fractures on the new stretch: none to three, most at grade 2-3
         bodies = [n for n in args["levels"] if n not in ("C1", "S1")]
-        args["fractures"] = [f"{level}:{FRACTURE_TYPES[int(rng.integers(0, 3))]}:{int(rng.choice([1, 2, 3], p=[0.2, 0.4, 0.4]))}"
-                             for level in rng.choice(bodies, size=min(len(bodies), int(rng.integers(0, 4))), replace=False)]
+        levels = rng.choice(bodies, size=min(len(bodies), int(rng.integers(0, 4))), replace=False)
+        args["fractures"] = [f"{level}:{FRACTURE_TYPES[int(rng.integers(0, 3))]}:"
+                             f"{int(rng.choice([1, 2, 3], p=[0.2, 0.4, 0.4]))}" for level in levels]
     args["surroundings"] = bool(rng.random() < 0.7)
     inplane = float(rng.uniform(0.8, 1.3) if args["surroundings"] else args["spacing"][0])
     args["spacing"] = (inplane, inplane, float(np.exp(rng.uniform(np.log(0.6), np.log(5.0)))))
