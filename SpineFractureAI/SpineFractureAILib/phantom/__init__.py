@@ -152,13 +152,13 @@ def _intensities(canvas, spine, affine, modality, rng, spacing, field=None, fiel
     edge = np.isfinite(canvas.bone_fraction)
     f = canvas.bone_fraction[edge]
     vox[edge] = f * lut[CORTICAL] + (1 - f) * lut[canvas.outside[edge]]
+    if field:  # the trunk drew its own skin; the kernel and noise are the scanner's
+        return np.clip(np.round(scanner(vox, spacing[::-1], field, field_rng)), -1024, 3071).astype(np.int16)
     # Air behind the back: a skin plane posterior to the spinous processes.
     kk, jj, ii = np.indices(vox.shape, sparse=True)
     y = affine[1, 0] * ii + affine[1, 1] * jj + affine[1, 2] * kk + affine[1, 3]
     skin_y = min((v.center + (v.depth / 2 + canal_size(v.index)[0] + 48) * v.e_ap)[1] for v in spine)
     outside = (y < skin_y) & (canvas.labels == 0)
-    if field:  # the trunk drew its own skin; the kernel and noise are the scanner's
-        return np.clip(np.round(scanner(vox, spacing[::-1], field, field_rng)), -1024, 3071).astype(np.int16)
     vox[np.broadcast_to(outside, vox.shape)] = table[AIR]
     vox = ndimage.gaussian_filter(vox, sigma=0.5 / spacing[::-1])  # partial volume
     noise = 18.0 if modality == "ct" else 22.0

@@ -192,9 +192,9 @@ def scanner(vox: np.ndarray, spacing_kji: np.ndarray, s: Surroundings, rng: np.r
     else:
         vox = blurred
     h, w = vox.shape[1:]
+    jj, ii = np.mgrid[0:h, 0:w]
     for _ in range(s.streaks):  # dark bands between dense bones, along one direction per streak
         angle = rng.uniform(0, np.pi)
-        jj, ii = np.mgrid[0:h, 0:w]
         offset = rng.uniform(-0.2, 0.2) * min(h, w)
         dist = np.abs((ii - w / 2) * np.sin(angle) - (jj - h / 2) * np.cos(angle) - offset)
         vox -= (rng.uniform(20, 70) * np.exp(-(dist / rng.uniform(1.5, 4.0)) ** 2)).astype(np.float32)[None]
