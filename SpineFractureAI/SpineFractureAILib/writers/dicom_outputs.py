@@ -21,19 +21,16 @@ SEG_NAME, SR_NAME, COPY_NAME = "segmentation.seg.dcm", "findings.sr.dcm", "sourc
 def write_dicom_outputs(results: Results, files: list[str], folder: Path) -> dict[str, str]:
     """Writes SEG, SR (and the re-identified copy where needed) into `folder`; returns
     {key: name in folder}. What could not be written is said in results.warnings."""
-    if results.modality == "xr":  # a projection has no frame of reference for our SEG/SR writers yet
-        results.warnings.append("no DICOM SEG/SR for a radiograph (not written yet): findings.json, "
-                                "segmentation.seg.nrrd and the report hold the results")
-        return {}
     try:
         sources = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
     except (OSError, pydicom.errors.InvalidDicomError) as err:
         results.warnings.append(f"no DICOM SEG/SR: the source series cannot be read again ({err})")
         return {}
     written = {}
-    missing = missing_uids(sources)
+    volume = results.modality != "xr"  # a radiograph (DX, CR) has no Frame of Reference to need
+    missing = missing_uids(sources, frame_of_reference=volume)
     if missing:
-        copies = reidentify(files, folder / COPY_NAME)
+        copies = reidentify(files, folder / COPY_NAME, frame_of_reference=volume)
         sources = [pydicom.dcmread(f, stop_before_pixels=True) for f in copies]
         written["source_reidentified"] = COPY_NAME
         results.warnings.append(

@@ -1,5 +1,6 @@
 """The result segmentation as a DICOM SEG (highdicom) on the source series: same Frame of
-Reference, each frame referencing its source image, one segment per result segment with the
+Reference, each frame referencing its source image (a radiograph: its one image, which has no
+Frame of Reference), one segment per result segment with the
 result's SNOMED CT codes, the bundles as the algorithm."""
 from __future__ import annotations
 
@@ -81,6 +82,18 @@ def frames_in_source_order(results: Results, sources) -> np.ndarray:
     return results.labelmap[order]
 
 
+def projection_frame(results: Results, sources) -> np.ndarray:
+    """A radiograph's labelmap ([1, rows, cols]) as the one frame of its one source image, which has
+    no patient position to match: its size must be the labelmap's."""
+    if len(sources) != 1:
+        raise DicomReferenceError(f"a radiograph's result comes from one image, not {len(sources)}")
+    rows, cols = results.labelmap.shape[1:]
+    if (int(sources[0].Rows), int(sources[0].Columns)) != (rows, cols):
+        raise DicomReferenceError(f"source image {sources[0].SOPInstanceUID}: {sources[0].Rows}x{sources[0].Columns}, "
+                                  f"the result grid {rows}x{cols}")
+    return results.labelmap[:1]
+
+
 def segment_description(number: int, segment: Segment, bundles: list[dict]) -> hd.seg.SegmentDescription:
     code = segment.code or {}
     category = code.get("category") or (PRIVATE_SCHEME, "result", "SpineFractureAI result")
@@ -95,7 +108,7 @@ def segment_description(number: int, segment: Segment, bundles: list[dict]) -> h
 
 def build_seg(results: Results, sources) -> hd.seg.Segmentation:
     """`sources`: the pydicom datasets of the analysed series (pixel data not needed)."""
-    frames = frames_in_source_order(results, sources)
+    frames = projection_frame(results, sources) if results.modality == "xr" else frames_in_source_order(results, sources)
     lut = np.zeros(max([s.value for s in results.segments] + [int(frames.max()), 0]) + 1, np.uint16)
     for number, segment in enumerate(results.segments, start=1):
         lut[segment.value] = number

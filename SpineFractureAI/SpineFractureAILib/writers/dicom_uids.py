@@ -23,21 +23,24 @@ def derived_uid(*parts: str) -> str:
     return f"2.25.{uuid.uuid5(_NAMESPACE, '|'.join(parts)).int}"
 
 
-def missing_uids(datasets) -> list[str]:
+def missing_uids(datasets, frame_of_reference: bool = True) -> list[str]:
     """The identifying UIDs that some dataset of the series lacks (empty counts as missing), or
-    that are not shared across the series where they must be."""
-    missing = sorted({k for ds in datasets for k in REQUIRED if not str(ds.get(k, "") or "").strip()})
+    that are not shared across the series where they must be. A projection radiograph (DX, CR) has
+    no Frame of Reference to need (`frame_of_reference=False`)."""
+    required = REQUIRED if frame_of_reference else tuple(k for k in REQUIRED if k != "FrameOfReferenceUID")
+    missing = sorted({k for ds in datasets for k in required if not str(ds.get(k, "") or "").strip()})
     for key in ("StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID"):
-        if key not in missing and len({str(ds.get(key)) for ds in datasets}) > 1:
+        if key in required and key not in missing and len({str(ds.get(key)) for ds in datasets}) > 1:
             missing.append(key)
     if "SOPInstanceUID" not in missing and len({str(ds.SOPInstanceUID) for ds in datasets}) < len(datasets):
         missing.append("SOPInstanceUID")
     return missing
 
 
-def reidentify(files: list[str], out_dir: Path) -> list[Path]:
+def reidentify(files: list[str], out_dir: Path, frame_of_reference: bool = True) -> list[Path]:
     """Copy a series with new, valid UIDs (the same on every run: derived from the files' bytes)
-    into out_dir; pixel data and every other tag unchanged. Returns the copies, in the order given."""
+    into out_dir; pixel data and every other tag unchanged (a projection gets no Frame of Reference
+    it did not have). Returns the copies, in the order given."""
     digest = hashlib.sha256()
     for f in files:
         digest.update(Path(f).read_bytes())
@@ -53,7 +56,9 @@ def reidentify(files: list[str], out_dir: Path) -> list[Path]:
         if not sop_class:
             raise ValueError(f"{f}: no SOP Class UID in the dataset or its file meta: cannot re-identify")
         ds.SOPClassUID = sop_class
-        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+        if frame_of_reference or "FrameOfReferenceUID" in ds:
+            ds.FrameOfReferenceUID = frame
         ds.SOPInstanceUID = derived_uid(key, "instance", str(n))
         ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
