@@ -17,6 +17,7 @@ from SpineFractureAILib.radiograph.drr import expose, project, radiograph_volume
 from SpineFractureAILib.results import Roi
 from SpineFractureAILib.spine.canal import find_canal
 from SpineFractureAILib.radiograph.chain import level_steps, name_levels, on_chain
+from SpineFractureAILib.radiograph.windows import cut_by_window, merge, windows
 from SpineFractureAILib.volume import read_volume
 
 from conftest import REPO
@@ -75,6 +76,39 @@ def test_levels_follow_the_lowest_rib_bearing_body_or_stay_uncertain():
     assert name_levels([True, False, True, False])[0] == [None] * 4  # alternating: not trusted
     # a body missing between L1 and L3 (a gap twice the usual): counted across, not shifted
     assert name_levels([True, True, False, False], [1, 1, 2])[0] == ["T11", "T12", "L1", "L3"]
+    # a whole-spine film: above T4 the class names nothing (short upper ribs, a neck the model never
+    # saw), and the body counted to S1 is the sacrum's top
+    names, how = name_levels([True, False, True, False, False] + [True] * 11 + [False] * 6)
+    assert names == ["C4", "C5", "C6", "C7", "T1"] + [f"T{i}" for i in range(2, 13)] + \
+        ["L1", "L2", "L3", "L4", "L5", "S1"] and "counted up" in how
+    # ... but a body without ribs within the lower thorax is a misread class: uncertain
+    assert name_levels([False, True, True, False, False])[0] == [None] * 5
+    assert name_levels([True] * 4 + [False] + [True] * 7 + [False] * 3)[0] == [None] * 15
+
+
+def test_gaps_are_judged_against_their_neighbours_not_the_whole_spine():
+    # cervical gaps of 17 px, lumbar of 35 px: a lumbar gap is no missing body; a 70 px one is
+    centres = np.concatenate([np.arange(0, 17 * 8, 17), 17 * 7 + np.cumsum([25, 27, 30, 33, 35, 35, 70, 35])])
+    boxes = np.stack([np.full(len(centres), 90.0), centres - 8, np.full(len(centres), 126.0), centres + 8], 1)
+    assert level_steps(boxes) == [1] * 13 + [2, 1]
+
+
+def test_a_tall_film_is_read_in_windows_and_a_body_cut_by_a_window_edge_is_left_to_the_next():
+    assert windows((300, 280), 320) == [(0, 300, 0, 280)]  # fits: read whole, as before
+    parts = windows((705, 343), 320)
+    assert parts[0][0] == 0 and parts[-1][1] == 705 and all(r1 - r0 == 320 for r0, r1, _, _ in parts)
+    assert all((c0, c1) == (0, 343) for _, _, c0, c1 in parts)
+    for (a0, a1, _, _), (b0, _, _, _) in zip(parts, parts[1:]):
+        assert a1 - b0 >= 0.4 * 320 - 1  # more than a lumbar body with its discs overlaps
+    boxes = np.array([[100, 300, 140, 318], [100, 250, 140, 280]], float)
+    assert cut_by_window(boxes, parts[0], (705, 343)).tolist() == [True, False]
+    assert cut_by_window(boxes[:1], (0, 320, 0, 343), (320, 343)).tolist() == [False]  # the film's own edge
+    kp = np.zeros((1, 6, 3))
+    one = (np.array([[100, 250, 140, 280.0]]), np.array([0]), np.array([0.6]), kp)
+    same = (np.array([[101, 251, 141, 281.0]]), np.array([1]), np.array([0.9]), kp)
+    below = (np.array([[100, 290, 140, 318.0]]), np.array([0]), np.array([0.5]), kp)
+    boxes, classes, scores, _ = merge([one, same, below])
+    assert scores.tolist() == [0.9, 0.5] and classes.tolist() == [1, 0]
 
 
 def test_detections_off_the_spine_chain_are_dropped_and_gaps_counted():
@@ -137,6 +171,29 @@ def test_monochrome1_dicom_gives_the_same_result_as_the_png(tmp_path, capsys):
         [(f["level"], f["label"], f["age"]) for f in dcm["findings"]] == [("L1", "wedge", "fresh")]
     assert [r["level"] for r in png["vertebrae"]] == [r["level"] for r in dcm["vertebrae"]]
     assert dcm["radiograph"]["pixel_spacing_mm"] == 1.0 and png["radiograph"]["pixel_spacing_mm"] is None
+
+
+def test_a_whole_spine_film_is_read_in_windows_and_named_from_t12(tmp_path, capsys):
+    """A C2-S1 lateral film (about 650 px tall, twice the model's input; seed 790, never used before):
+    read in windows, the bodies named from the lowest rib-bearing one, the wedge found, the sacrum's
+    top not graded. Before the windows, such a film gave "no vertebral body found"."""
+    assert _run(capsys, "phantom", tmp_path / "spine.dcm", "--modality", "xr", "--levels", "C2-S1",
+                "--fracture", "T9:wedge:3:old", "--seed", 790)[0] == 0
+    assert _run(capsys, "analyze", tmp_path / "spine.dcm", "--out", tmp_path / "out", "--bundle", BUNDLE)[0] == 0
+    truth = json.loads((tmp_path / "spine.truth.json").read_text(encoding="utf-8"))
+    result, fractures = _l1_finding(tmp_path / "out", "spine")
+    assert result["radiograph"]["levels"].startswith("anchored"), result["radiograph"]
+    rows = result["vertebrae"]
+    named = 0
+    for v in truth["vertebrae"]:
+        if v["has_body"]:
+            near = [r for r in rows if np.linalg.norm(np.subtract(r["center_ras"], v["center_ras"])) < 12]
+            named += bool(near) and near[0]["level"] == v["level"]
+    assert named >= 19, named  # of 23 (C2-L5); the neck was never in the training films
+    t9 = next(v for v in truth["vertebrae"] if v["level"] == "T9")
+    assert [(f["level"], f["label"]) for f in fractures] == [("T9", "wedge")]
+    assert Roi(**fractures[0]["roi"]).contains(t9["center_ras"])
+    assert all(r["status"].startswith("not graded") for r in rows if r["level"] in ("C2", "S1"))
 
 
 def test_an_ap_view_is_refused_with_a_warning(tmp_path, capsys):

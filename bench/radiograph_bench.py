@@ -4,6 +4,9 @@ soft-voting ensemble on the fractured bodies' crops, the ROC curve (PNG), and th
 found, levels named, fractures found and their age right.
 
 usage: uv run python bench/radiograph_bench.py [--cases 150] [--roc docs/figures/radiograph_roc.png]
+                                             [--whole-spine 10]
+--whole-spine N adds N whole-spine lateral films (C2-S1, seeds 96000+, 0.8-1.2 mm pixels, 0-2 fractures
+of grade 2-3 between T4 and L5): a film taller than the model's input, read in windows.
 """
 from __future__ import annotations
 
@@ -20,10 +23,12 @@ from SpineFractureAILib.pipeline import Analyzer
 from SpineFractureAILib.predictors.ensembles import weighted_average
 from SpineFractureAILib.radiograph.drr import radiograph_volume
 from SpineFractureAILib.radiograph.frame import default_plane
+from SpineFractureAILib.levels import LEVELS
 from SpineFractureAILib.radiograph.model_input import crop_resized
+from SpineFractureAILib.radiograph.phantom import make_radiograph
 from SpineFractureAILib.training.radiograph_data import AGE_CLASSES, render_case
 
-SEED_BASE = 95_000
+SEED_BASE, WHOLE_SPINE_SEEDS = 95_000, 96_000
 PAPER = {"EfficientNet": {"auc": 0.861, "accuracy": 0.830}, "MobileNet": {"auc": 0.852, "accuracy": 0.824},
          "MnasNet": {"auc": 0.865, "accuracy": 0.822}}
 
@@ -31,6 +36,16 @@ PAPER = {"EfficientNet": {"auc": 0.861, "accuracy": 0.830}, "MobileNet": {"auc":
 def _render(seed):
     args, image8, case = render_case(seed)
     return seed, args, image8, case
+
+
+def _whole_spine(seed):
+    rng = np.random.default_rng([seed, 96])
+    levels = rng.choice(LEVELS[LEVELS.index("T4"):LEVELS.index("S1")], int(rng.integers(0, 3)), replace=False)
+    fractures = [f"{lv}:{rng.choice(['wedge', 'biconcave', 'crush'])}:{int(rng.integers(2, 4))}:"
+                 f"{rng.choice(['fresh', 'old'])}" for lv in levels]
+    spacing = float(np.round(rng.uniform(0.8, 1.2), 2))
+    case = make_radiograph("C2-S1", fractures, seed=seed, spacing=spacing)
+    return seed, {"view": "lateral", "fractures": fractures, "spacing": spacing}, case
 
 
 def _pipeline_scores(analyzer, seed, args, case) -> dict:
@@ -64,6 +79,7 @@ def main() -> None:
     p.add_argument("--cases", type=int, default=150)
     p.add_argument("--bundle", default=str(demo_bundle("radiograph-fracture-demo")))
     p.add_argument("--roc", default=str(REPO / "docs" / "figures" / "radiograph_roc.png"))
+    p.add_argument("--whole-spine", type=int, default=0, help="whole-spine films to add (seeds 96000+)")
     args = p.parse_args()
     bundle = load_bundle(args.bundle)
     analyzer = Analyzer([bundle], "cpu")
@@ -88,7 +104,12 @@ def main() -> None:
     _roc_png(y, {**{n: p[:, 1] for n, p in zip(names, member_probs)},
                  "ensemble": weighted_average(member_probs, predictor.age.weights)[:, 1]}, args.roc)
     lateral = [c for c in cases if c["view"] == "lateral"]
-    total = lambda k: sum(c[k] for c in lateral)  # noqa: E731
+    total = lambda k, films=lateral: sum(c[k] for c in films)  # noqa: E731
+    whole = []
+    if args.whole_spine:
+        with Pool(2) as pool:
+            films = pool.map(_whole_spine, range(WHOLE_SPINE_SEEDS, WHOLE_SPINE_SEEDS + args.whole_spine))
+        whole = [_pipeline_scores(analyzer, seed, fargs, case) for seed, fargs, case in films]
     emit({"held_out_seeds": [SEED_BASE, SEED_BASE + args.cases - 1], "fracture_crops": int(len(y)),
           "fresh": int(y.sum()), "age_classifier": table, "paper_seed_002": PAPER, "roc_png": args.roc,
           "pipeline": {"lateral_images": len(lateral), "bodies": total("bodies"), "found": total("found"),
@@ -97,7 +118,13 @@ def main() -> None:
                        "found_fractures": total("fractures_found"), "age_right": total("age_right"),
                        "false_findings": total("false_findings"),
                        "ap_images": len(cases) - len(lateral),
-                       "ap_refused": sum(c["ap_refused"] for c in cases if c["view"] == "ap")}})
+                       "ap_refused": sum(c["ap_refused"] for c in cases if c["view"] == "ap")},
+          **({"whole_spine": {"films": len(whole), "seeds": [WHOLE_SPINE_SEEDS, WHOLE_SPINE_SEEDS + len(whole) - 1],
+                              **{k: total(k, whole) for k in ("bodies", "found", "named", "named_wrong", "anchor",
+                                                              "fractures_g2", "fractures_found", "age_right",
+                                                              "false_findings")},
+                              "films_every_body_named_right": sum(c["named"] == c["bodies"] for c in whole)}}
+             if whole else {})})
 
 
 def _member(model, x, predictor):

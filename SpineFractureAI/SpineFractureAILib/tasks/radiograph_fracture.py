@@ -21,6 +21,7 @@ from ..predictors.keypoint_net import build_keypoint_net, from_crop
 from ..predictors.yolo import YoloPredictor
 from ..radiograph.chain import level_steps, name_levels, on_chain
 from ..radiograph.model_input import crop_resized, to_uint8
+from ..radiograph.windows import cut_by_window, merge, windows
 from ..results import Finding, Roi, VertebraRow
 from ..run_state import RunState
 from ..safe_weights import load_into
@@ -30,6 +31,8 @@ from ..volume import Volume
 WORK_MM = 1.0  # the models were trained on 0.8-1.25 mm pixels: a known spacing is resampled to this
 MAX_UNKNOWN_SIDE = 700  # a bitmap without spacing larger than this is shrunk (ratios do not change)
 AP_CLASS, RIB_CLASS = 2, 1
+NOT_GRADED = {"C1": "not graded: C1 has no body", "C2": "not graded: C2's body carries the dens",
+              "S1": "not graded: the top of the sacrum"}  # whole-spine films reach these
 
 
 class RadiographPredictor:
@@ -116,6 +119,21 @@ def detect_bodies(predictor: RadiographPredictor, image8: np.ndarray):
 
 
 def _detect_once(predictor: RadiographPredictor, image8: np.ndarray):
+    """The film read whole where it fits the model's input, else in windows at the training scale."""
+    parts = windows(image8.shape, predictor.pose.size)
+    if len(parts) == 1:
+        return _detect_window(predictor, image8)
+    found = []
+    for window in parts:
+        r0, r1, c0, c1 = window
+        boxes, classes, scores, kp = _detect_window(predictor, image8[r0:r1, c0:c1])
+        boxes, kp = boxes + [c0, r0, c0, r0], kp + [c0, r0, 0]
+        whole = ~cut_by_window(boxes, window, image8.shape)
+        found.append((boxes[whole], classes[whole], scores[whole], kp[whole]))
+    return merge(found)
+
+
+def _detect_window(predictor: RadiographPredictor, image8: np.ndarray):
     canvas, r, left, top = _letterbox(image8, predictor.pose.size)
     (det,) = predictor.pose.predict(canvas[None])
     boxes = (det.boxes - [left, top, left, top]) / r
@@ -210,8 +228,8 @@ def _measure(points_px, names, mm: float, known: bool, cut) -> list[Measurement]
     rows = []
     for n, points in enumerate(points_px):
         m = Measurement(names[n] or f"#{n + 1}", n + 1)
-        if cut[n]:
-            m.status = "unmeasurable: cut by the film's edge"
+        if cut[n] or names[n] in NOT_GRADED:
+            m.status = NOT_GRADED.get(names[n], "unmeasurable: cut by the film's edge")
             rows.append(m)
             continue
         pts = np.concatenate([points * mm, np.zeros((6, 1))], 1)
