@@ -11,6 +11,7 @@ import SimpleITK as sitk
 from SpineFractureAILib.bundles import bundles_for
 from SpineFractureAILib.levels import TOTALSEG_NAME, VERSE_NAME
 from SpineFractureAILib.phantom import make_phantom
+from SpineFractureAILib.phantom.surroundings import BLOOD, Surroundings
 from SpineFractureAILib.pipeline import Analyzer
 from SpineFractureAILib.report import write_report
 from SpineFractureAILib.results import Roi
@@ -146,3 +147,28 @@ def test_a_sixth_lumbar_vertebra_makes_the_count_uncertain_and_say_why():
         if upper["level"] in rows:
             assert Roi(**rows[upper["level"]]["roi"]).contains(lower["center_ras"], 2.0), upper["level"]
     assert not [f for f in results.findings if f.kind == "fracture"]
+
+
+def test_a_contrast_filled_aorta_touching_the_bodies_is_not_measured_as_body():
+    """Contrast at 320 HU on a soft kernel makes the aorta as bright as marrow, touching the bodies'
+    front over more than the mask's opening cuts: before, it joined their masks (centres 10 mm
+    anterior, keypoints off the body, T11/T12 "too coarse to measure", a grade-3 biconcave T12
+    missed), and the pocket of fat between aorta, vena cava and bodies was taken for the canal (no
+    body at all). What runs on through both discs is left out now, and the canal is the rearmost
+    chain."""
+    field = Surroundings.draw(np.random.default_rng(424242))
+    field.kernel, field.noise_hu, field.streaks = "soft", 8.0, 0
+    field.hu = {**field.hu, BLOOD: 320.0}
+    case = make_phantom("T8-L3", "ct", ["T12:biconcave:3"], seed=515151, spacing=(1.0, 1.0, 1.75),
+                        surroundings=field)
+    results = _analyzer().analyze(case.image)
+    truth = {v["level"]: v for v in case.truth["vertebrae"] if v["has_body"]}
+    rows = _rows(results)
+    assert results.spine_prior["bodies"] == 8
+    for level in ("T8", "T9", "T10", "T11", "T12", "L1", "L2", "L3"):
+        row, true = rows[level], truth[level]
+        assert row["status"] == "measured", (level, row["status"])
+        assert np.linalg.norm(np.subtract(row["roi"]["center_ras"], true["center_ras"])) < 3.0, level
+        if level != "T12":
+            assert abs(row["heights_mm"]["anterior"] - true["heights_mm"]["anterior"]) < 4.0, level
+    assert [(f.level, f.label) for f in results.findings if f.kind == "fracture"] == [("T12", "biconcave")]

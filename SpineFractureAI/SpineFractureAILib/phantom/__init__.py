@@ -85,17 +85,19 @@ def make_grid(spine, spacing, direction: np.ndarray, half_width_mm: float | None
 def make_phantom(levels="T10-L3", modality="ct", fractures=(), herniations=(), seed=0,
                  spacing=(1.0, 1.0, 1.0), orientation="axial", direction=None,
                  curvature=None, rib_pairs: int = 12, half_width_mm: float | None = None,
-                 surroundings: bool = False, lumbar_vertebrae: int = 5) -> PhantomCase:
+                 surroundings: bool | Surroundings = False, lumbar_vertebrae: int = 5) -> PhantomCase:
     """A phantom volume, its labelmap and truth; deterministic for a seed. rib_pairs: 11 or 13 for
     transitional anatomy; half_width_mm: the field beside the spine (default: just past the
     transverse processes; ~100 takes in the ribs' posterior arcs); surroundings (CT): the trunk,
-    table, arms, vessels, kidneys, bowel, pelvis and a random scanner, drawn from the seed too;
+    table, arms, vessels, kidneys, bowel, pelvis and a random scanner, drawn from the seed too (or
+    given: a Surroundings, to set the kernel or the contrast);
     lumbar_vertebrae=6: a sixth lumbar vertebra (L6, VerSe label 25) below L5."""
     if modality not in INTENSITY:
         raise ValueError(f"modality must be ct or mr, not {modality!r}")
     if surroundings and modality != "ct":
         raise ValueError("surroundings are drawn on CT phantoms only")
-    field = Surroundings.draw(np.random.default_rng([seed, 2026])) if surroundings else None
+    field = surroundings if isinstance(surroundings, Surroundings) else \
+        Surroundings.draw(np.random.default_rng([seed, 2026])) if surroundings else None
     if field:
         half_width_mm = max(half_width_mm or 0.0, field_half_width(field))
     names = level_range(levels) if isinstance(levels, str) else list(levels)

@@ -31,6 +31,8 @@ SACRUM_WIDTH_MM = 75.0  # the sacral alae: a lumbar body is 40-55 mm wide
 BODY_L_MM = 35.0  # no body is wider than 70 mm
 DISC_D_MM = 19.0  # where a disc's plane is anchored: the middle of CORE_D_MM
 MAX_DISC_TILT = 0.6  # rows per mm: ~31 degrees against the canal's rows
+TUBE_RUN_MM = 90  # unbroken along the canal for longer than two bodies and a disc: a vessel
+VESSEL_MIN_RADIUS_MM = 4  # a vessel through the discs is wider than 8 mm (aorta ~25, IVC ~20)
 
 
 @dataclass
@@ -79,6 +81,9 @@ def front_wall_gap(straight: np.ndarray, frame: SpineFrame) -> np.ndarray:
     front wall runs unbroken down a body and stops at each disc (ratio well under 1); a dip in the
     middle of a body (thick slices blur the endplates into bands) keeps its wall (ratio ~1)."""
     mid = straight[:, :, np.abs(frame.l_mm) <= 3].mean(2)
+    # bone that runs on unbroken for longer than any body and its discs is no body's front wall: a
+    # contrast-filled aorta or vena cava lying on the bodies (else it hides every disc's break)
+    mid = np.where(long_runs(mid > BONE_HU, TUBE_RUN_MM), SOFT_HU, mid)
     front = np.full(len(mid), np.nan)
     for u, row in enumerate(mid):
         hits = np.flatnonzero((row > BONE_HU) & (frame.d_mm > 0) & (frame.d_mm < 70))
@@ -96,6 +101,15 @@ def front_wall_gap(straight: np.ndarray, frame: SpineFrame) -> np.ndarray:
         if len(around):
             gap[u] = (near - SOFT_HU) / max(np.median(around) - SOFT_HU, 1.0)
     return gap
+
+
+def long_runs(bright: np.ndarray, length: int) -> np.ndarray:
+    """[u, d] pixels in a run of `length` rows or more of bright pixels along u (axis 0)."""
+    labels, count = ndimage.label(bright, structure=np.array([[0, 1, 0], [0, 1, 0], [0, 1, 0]]))
+    if not count:
+        return np.zeros_like(bright)
+    runs = ndimage.sum_labels(np.ones_like(labels), labels, index=np.arange(1, count + 1))
+    return np.r_[False, runs >= length][labels]
 
 
 def choose_discs(dip: np.ndarray, gap: np.ndarray) -> list[int]:
@@ -169,10 +183,35 @@ def disc_line(straight: np.ndarray, frame: SpineFrame, u0: int) -> tuple[float, 
     return float(u0), float(np.clip(slope, -MAX_DISC_TILT, MAX_DISC_TILT))
 
 
+def through_discs(straight: np.ndarray, frame: SpineFrame, discs: list[tuple[float, float]]) -> np.ndarray:
+    """[d, l] columns that are bright in the middle of every given disc (row at DISC_D_MM, slope) in
+    compact blobs away from the body's core: a vessel with contrast (the aorta at 300 HU on a soft
+    kernel touches the body over more than the opening in body_mask cuts) runs on through the disc,
+    a body does not. A thin osteophyte bridge is no blob; a disc row that grazes an endplate reaches
+    the core and is ignored."""
+    d_off = frame.d_mm - DISC_D_MM
+    columns = np.arange(len(frame.d_mm))
+    bright = []
+    for row, slope in discs:
+        u = np.round(row + slope * d_off).astype(int)
+        if u.min() >= 0 and u.max() < len(straight):
+            bright.append(ndimage.gaussian_filter(straight[u, columns, :], 0.7) > BONE_HU)
+    if not bright:
+        return np.zeros(straight.shape[1:], bool)
+    tube = ndimage.binary_opening(np.logical_and.reduce(bright), iterations=VESSEL_MIN_RADIUS_MM)
+    parts, count = ndimage.label(tube)
+    core = (frame.d_mm[:, None] >= CORE_D_MM[0]) & (frame.d_mm[:, None] <= CORE_D_MM[1]) & \
+        (np.abs(frame.l_mm)[None, :] <= CORE_L_MM)
+    for n in np.unique(parts[core & (parts > 0)]):
+        tube[parts == n] = False
+    return ndimage.binary_dilation(tube, iterations=2)
+
+
 def body_mask(straight: np.ndarray, frame: SpineFrame, top: tuple[float, float],
-              bottom: tuple[float, float]) -> np.ndarray | None:
+              bottom: tuple[float, float], not_body: np.ndarray | None = None) -> np.ndarray | None:
     """The body between the disc planes top and bottom (row at DISC_D_MM, slope): per row the bone
-    ring in front of the canal wall, closed and filled; the 3D part that holds the body's core."""
+    ring in front of the canal wall, closed and filled; the 3D part that holds the body's core.
+    not_body: [d, l] columns left out (what runs on through the discs: through_discs)."""
     d_off = frame.d_mm - DISC_D_MM
     upper, lower = top[0] + top[1] * d_off, bottom[0] + bottom[1] * d_off  # per column d
     first = max(int(np.floor(max(upper.min(), 0))), 0)
@@ -190,6 +229,8 @@ def body_mask(straight: np.ndarray, frame: SpineFrame, top: tuple[float, float],
     marrow = ndimage.gaussian_filter(np.minimum(straight[rows], MARROW_CLIP_HU), (0.0, 1.5, 1.5))
     block = (smooth > BONE_HU) | (marrow > MARROW_HU)
     block &= keep_d[None, :, None] & keep_l[None, None, :] & between_discs[:, :, None]
+    if not_body is not None:
+        block &= ~not_body[None]
     # Dark (osteoporotic) marrow under a thin cortex: what lies between the two endplates is body.
     # (Not the inside of each row's cortical ring: where a biconcave endplate has sunk, the disc
     # fills the middle of the rim's ring, and filling the ring would hide the fracture.)
@@ -232,8 +273,9 @@ def find_bodies(straight: np.ndarray, frame: SpineFrame) -> SpineBodies:
             continue
         top = (float(a), 0.0) if a_edge else lines[a]
         bottom = (float(b), 0.0) if b_edge else lines[b]
+        vessels = through_discs(straight, frame, [lines[u] for u, edge in ((a, a_edge), (b, b_edge)) if not edge])
         mask = body_mask(straight, frame, (top[0] + (0 if a_edge else 2), top[1]),
-                         (bottom[0] - (0 if b_edge else 2), bottom[1]))
+                         (bottom[0] - (0 if b_edge else 2), bottom[1]), vessels)
         if mask is None or mask.sum() < 300:  # mm^3: less than a sliver of a body
             continue
         uu, dd, ll = np.nonzero(mask)

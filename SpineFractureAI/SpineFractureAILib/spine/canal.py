@@ -21,6 +21,7 @@ MIN_CLEARANCE_MM = 2.5  # the canal is 12-25 mm across: marrow inside a thin bon
 AREA_MM2 = (10.0, 700.0)
 # At a disc no bone rings the canal: a lumbar disc and the endplates beside it leave ~16 mm unseen.
 MAX_GAP_MM = 20.0
+REAR_MM = 12.0  # a chain this far behind the longest one is the canal (what is in front: vessels)
 
 
 @dataclass
@@ -130,8 +131,27 @@ def find_canal(volume, slice_mm: float = 4.0, pixel_mm: float = 1.5, max_size: i
     chain = longest_chain(candidates, stack.pixel_mm, stack.slice_mm)
     if len(chain) < 3:
         return None
+    chain, candidates = _rearmost(chain, candidates, stack)
     points = np.array([stack.to_ras(s, candidates[s][i][0], candidates[s][i][1]) for s, i in chain])
     # a running median over five slices: one pocket off the canal (a foramen) must not pull a node away
     if len(points) >= 5:
         points[:, :2] = ndimage.median_filter(points[:, :2], size=(5, 1), mode="nearest")
     return CanalChain(points, stack.slice_mm)
+
+
+def _rearmost(chain, candidates, stack):
+    """The canal lies behind the vertebral bodies; a pocket of soft tissue enclosed in front of them
+    (between a contrast-filled aorta and vena cava lying on the bodies) can form a chain as long as
+    the canal's. Where a chain of at least half the length runs 12 mm or more behind the chosen one,
+    that is the canal. Returns (chain, the candidates it indexes)."""
+    ras = [[stack.to_ras(s, c[0], c[1]) for c in found] for s, found in enumerate(candidates)]
+    along = np.array([ras[s][i] for s, i in chain])
+    order = np.argsort(along[:, 2])
+    front = lambda p: np.interp(p[2], along[order, 2], along[order, 1])  # noqa: E731
+    side = lambda p: np.interp(p[2], along[order, 2], along[order, 0])  # noqa: E731
+    behind = [[c for c, p in zip(found, points) if p[1] <= front(p) - REAR_MM and abs(p[0] - side(p)) <= 30.0]
+              for found, points in zip(candidates, ras)]
+    rear = longest_chain(behind, stack.pixel_mm, stack.slice_mm)
+    if len(rear) >= max(3, len(chain) / 2):
+        return rear, behind
+    return chain, candidates
