@@ -13,6 +13,7 @@ from SpineFractureAILib.levels import TOTALSEG_NAME, VERSE_NAME
 from SpineFractureAILib.phantom import make_phantom
 from SpineFractureAILib.phantom.surroundings import BLOOD, Surroundings
 from SpineFractureAILib.pipeline import Analyzer
+from SpineFractureAILib.spine.prior_bodies import tilted_endplates
 from SpineFractureAILib.report import write_report
 from SpineFractureAILib.results import Roi
 from SpineFractureAILib.slicer.table_model import ResultsTable
@@ -172,3 +173,16 @@ def test_a_contrast_filled_aorta_touching_the_bodies_is_not_measured_as_body():
         if level != "T12":
             assert abs(row["heights_mm"]["anterior"] - true["heights_mm"]["anterior"]) < 4.0, level
     assert [(f.level, f.label) for f in results.findings if f.kind == "fracture"] == [("T12", "biconcave")]
+
+
+def test_a_wedge_that_the_next_bodys_reverse_wedge_explains_is_doubted_not_reported():
+    def row(ha, hp):
+        return {"status": "measured", "heights_mm": {"anterior": ha, "middle": (ha + hp) / 2, "posterior": hp}}
+    # the dev phantom 720009 at 2.5 mm: T2 and T3 measured with the endplate between them tilted
+    names = {1: "T2", 2: "T3", 4: "T7", 5: "T8", 7: "L4", 8: "L5", 10: "T5", 11: "T6"}  # pairs apart
+    rows = {1: row(13.37, 19.56), 2: row(19.71, 14.87),  # the pair keeps its heights: doubt on T2
+            4: row(15.0, 23.0), 5: row(23.0, 24.0),  # a real T7 wedge beside a normal T8: no doubt
+            7: row(17.5, 27.0), 8: row(30.0, 25.0),  # L5 is a reverse wedge by nature: explains nothing
+            10: row(11.5, 23.0), 11: row(27.0, 23.4)}  # the pair lost height: a fracture, no doubt
+    doubts = tilted_endplates(rows, names)
+    assert list(doubts) == [1] and "T3" in doubts[1] and "tilted" in doubts[1]

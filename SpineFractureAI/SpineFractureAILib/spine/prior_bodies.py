@@ -101,6 +101,9 @@ def add_prior_bodies(state: RunState, volume, found: SpineBodies, naming: Naming
     rows = {m.label: VertebraRow.from_json({"method": "mask", "source": SOURCE, **m.to_json(), **naming.row_fields()})
             for m in measure_labelmap(numbers, volume.ijk_to_ras @ offset, names, whole_vertebrae=True, ct_image=ct)}
     first_id = _merge_instances(state, box, numbers)
+    for number, why in tilted_endplates(rows, names).items():
+        rows[number]["measurement_doubt"] = why
+        state.warnings.append(f"{names[number]}: {why}; not reported as a fracture (check the image)")
     contradicted = 0
     for number, row in sorted(rows.items()):
         level = names[number]
@@ -147,6 +150,33 @@ def _take_model_bodies(state: RunState, found: SpineBodies) -> dict[int, Body]:
     return on
 
 
+def tilted_endplates(rows: dict, names: dict) -> dict[int, str]:
+    """Wedges that a neighbour's reverse wedge explains: where one body measures Ha/Hp <= 0.8 and the
+    next Ha/Hp >= 1.15 while the two together keep their heights (sum of Ha / sum of Hp >= 0.9), the
+    endplate between them was measured tilted; a real wedge fracture leaves its neighbour's shape alone,
+    and no body from T1 to L4 is a reverse wedge. L5 (a reverse wedge by nature) explains nothing.
+    Returns {row number: why} for the wedge-shaped rows."""
+    doubts = {}
+    numbers = sorted(rows)
+    for upper, lower in zip(numbers, numbers[1:]):
+        if lower != upper + 1:
+            continue
+        pair = [rows[upper], rows[lower]]
+        if any(r.get("status") != "measured" or not r.get("heights_mm") for r in pair):
+            continue
+        ha = [r["heights_mm"]["anterior"] for r in pair]
+        hp = [r["heights_mm"]["posterior"] for r in pair]
+        ratio = [a / max(p, 1e-6) for a, p in zip(ha, hp)]
+        if sum(ha) / max(sum(hp), 1e-6) < 0.9:
+            continue
+        for wedge, reverse in ((0, 1), (1, 0)):
+            if ratio[wedge] <= 0.8 and ratio[reverse] >= 1.15 and names[(upper, lower)[reverse]] != "L5":
+                doubts[(upper, lower)[wedge]] = (
+                    f"wedge-shaped (Ha/Hp {ratio[wedge]:.2f}) beside {names[(upper, lower)[reverse]]}'s reverse "
+                    f"wedge (Ha/Hp {ratio[reverse]:.2f}): the endplate between them measured tilted")
+    return doubts
+
+
 def genant_type(row: dict) -> str:
     """The deformity a row's height ratios show most (what morphometry types a graded body by)."""
     ratios = row.get("ratios") or {}
@@ -173,7 +203,9 @@ def _fracture_finding(state: RunState, body: Body, model: Body | None, min_grade
     # min_grade or more is still shown, as a possible fracture with its grade range.
     possible = measured and grade < min_grade <= genant_grade(row.get("height_loss") or 0.0) \
         and bool(row.get("genant_grade_range"))
-    if measured and (grade >= min_grade or possible):
+    if measured and row.get("measurement_doubt") and not called:
+        pass  # warned in add_prior_bodies; the row keeps its measurement
+    elif measured and (grade >= min_grade or possible):
         morph = {k: row[k] for k in ("status", "heights_mm", "height_loss", "genant_grade", "genant_grade_range",
                                      "type", "keypoints_ras")}
         label = model.finding.label if called and model.finding.label in ("wedge", "biconcave", "crush") else row["type"]
