@@ -203,9 +203,8 @@ def _fracture_finding(state: RunState, body: Body, model: Body | None, min_grade
     # min_grade or more is still shown, as a possible fracture with its grade range.
     possible = measured and grade < min_grade <= genant_grade(row.get("height_loss") or 0.0) \
         and bool(row.get("genant_grade_range"))
-    if measured and row.get("measurement_doubt") and not called:
-        pass  # warned in add_prior_bodies; the row keeps its measurement
-    elif measured and (grade >= min_grade or possible):
+    doubted = bool(row.get("measurement_doubt")) and not called  # warned in add_prior_bodies
+    if measured and not doubted and (grade >= min_grade or possible):
         morph = {k: row[k] for k in ("status", "heights_mm", "height_loss", "genant_grade", "genant_grade_range",
                                      "type", "keypoints_ras")}
         label = model.finding.label if called and model.finding.label in ("wedge", "biconcave", "crush") else row["type"]
