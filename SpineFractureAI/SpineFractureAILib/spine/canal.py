@@ -146,11 +146,13 @@ def _rearmost(chain, candidates, stack):
     that is the canal. Returns (chain, the candidates it indexes)."""
     ras = [[stack.to_ras(s, c[0], c[1]) for c in found] for s, found in enumerate(candidates)]
     along = np.array([ras[s][i] for s, i in chain])
-    order = np.argsort(along[:, 2])
-    front = lambda p: np.interp(p[2], along[order, 2], along[order, 1])  # noqa: E731
-    side = lambda p: np.interp(p[2], along[order, 2], along[order, 0])  # noqa: E731
-    behind = [[c for c, p in zip(found, points) if p[1] <= front(p) - REAR_MM and abs(p[0] - side(p)) <= 30.0]
-              for found, points in zip(candidates, ras)]
+    along = along[np.argsort(along[:, 2])]
+
+    def behind_it(p) -> bool:  # REAR_MM or more behind the chain at p's height, and not far beside it
+        x, y = (np.interp(p[2], along[:, 2], along[:, k]) for k in (0, 1))
+        return p[1] <= y - REAR_MM and abs(p[0] - x) <= 30.0
+
+    behind = [[c for c, p in zip(found, points) if behind_it(p)] for found, points in zip(candidates, ras)]
     rear = longest_chain(behind, stack.pixel_mm, stack.slice_mm)
     if len(rear) >= max(3, len(chain) / 2):
         return rear, behind

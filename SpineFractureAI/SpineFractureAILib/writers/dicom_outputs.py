@@ -27,10 +27,10 @@ def write_dicom_outputs(results: Results, files: list[str], folder: Path) -> dic
         results.warnings.append(f"no DICOM SEG/SR: the source series cannot be read again ({err})")
         return {}
     written = {}
-    volume = results.modality != "xr"  # a radiograph (DX, CR) has no Frame of Reference to need
-    missing = missing_uids(sources, frame_of_reference=volume)
+    has_frame = results.modality != "xr"  # a radiograph (DX, CR) has no Frame of Reference to need
+    missing = missing_uids(sources, frame_of_reference=has_frame)
     if missing:
-        copies = reidentify(files, folder / COPY_NAME, frame_of_reference=volume)
+        copies = reidentify(files, folder / COPY_NAME, frame_of_reference=has_frame)
         sources = [pydicom.dcmread(f, stop_before_pixels=True) for f in copies]
         written["source_reidentified"] = COPY_NAME
         results.warnings.append(
