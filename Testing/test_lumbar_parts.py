@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from SpineFractureAILib.lumbar import _disc_names
-from SpineFractureAILib.lumbar_bodies import SPLIT_STATUS, not_graded, split_at_discs
+from SpineFractureAILib.lumbar_bodies import SPLIT_STATUS, not_graded, split_run_together
 from SpineFractureAILib.lumbar_crops import crop_to_image, grow_box, mask_box, seg_target, square_crop
 from SpineFractureAILib.lumbar_metrics import auc, classification_metrics, segmentation_metrics
 from SpineFractureAILib.volume import Volume
@@ -115,9 +115,9 @@ def test_members_from_local_weights_train_frozen_then_unfrozen(tmp_path):
     assert backbone_moved(2)  # epoch 2: everything at the fine-tuning lr
 
 
-def _stacked_bodies(tops_mm, height_mm=28):
+def _stacked_bodies(tops_mm, height_mm=28, size=200):
     """Bodies as boxes on a 1 mm grid, S up (array axis 0 = k = S), head first."""
-    labels = np.zeros((200, 40, 30), np.int32)
+    labels = np.zeros((size, 40, 30), np.int32)
     for n, top in enumerate(tops_mm, start=1):
         labels[top - height_mm:top, 10:35, 5:25] = n
     return Volume(labels.astype(np.int16), np.eye(4), "mr"), labels
@@ -127,14 +127,46 @@ def test_two_bodies_run_together_across_a_disc_are_cut_there():
     volume, labels = _stacked_bodies([190, 150, 110])  # three bodies 28 mm high, 12 mm discs
     labels[12:75, 10:35, 5:25] = 4  # the segmenter ran L4 and L5 together (63 mm) across their disc
     discs = [(15.0, 22.0, s) for s in (156.0, 116.0, 78.5, 43.5, 5.0)]  # (R, A, S) centres, head first
-    out, cut = split_at_discs(volume, labels.copy(), discs)
+    out, cut = split_run_together(volume, labels.copy(), discs)
     assert out.max() == 5 and cut == {4, 5}
     for label, (lo, hi) in ((4, (44, 75)), (5, (12, 44))):  # cut at the disc's plane, S = 43.5
         k = np.nonzero((out == label).any((1, 2)))[0]
         assert abs(k.min() - lo) <= 1 and abs(k.max() + 1 - hi) <= 1, (label, k.min(), k.max())
     assert ((out == 1) == (labels == 1)).all() and ((out == 3) == (labels == 3)).all()
-    untouched, none = split_at_discs(volume, out.copy(), discs)  # nothing left to cut
+    untouched, none = split_run_together(volume, out.copy(), discs)  # nothing left to cut
     assert none == set() and (untouched == out).all()
     skip = not_graded(["L1", "L2", "L3", "L4", "L5"], cut, ["L2", "L3", "L4", "L5"])
     assert skip[4] == skip[5] == SPLIT_STATUS and skip[1].startswith("unmeasurable: the MR segmenter")
     assert 2 not in skip and 3 not in skip
+
+
+
+def test_bodies_run_together_without_a_detected_disc_are_cut_at_their_waist():
+    # T11 and T12 above the discs the detector learned, L4 and L5 across a thin dark disc: each pair
+    # one piece joined by a 4 mm bridge at the back, and no disc detected inside either piece.
+    volume, labels = _stacked_bodies([290, 250, 210, 170, 130, 90, 50], size=300)
+    labels[250:262, 10:14, 5:25] = 1  # the bridge over T11-T12 (the gap between the two bodies)
+    labels[labels == 2] = 1
+    labels[50:62, 31:35, 5:25] = 6  # the bridge over L4-L5
+    labels[labels == 7] = 6
+    labels = np.unique(labels, return_inverse=True)[1].reshape(labels.shape).astype(np.int32)  # 1..5
+    discs = [(15.0, 22.0, s) for s in (196.0, 156.0, 116.0)]  # L1-L2 ... L3-L4 only, in no piece
+    out, cut = split_run_together(volume, labels.copy(), discs)
+    assert out.max() == 7 and cut == {1, 2, 6, 7}, cut
+    for label in range(1, 8):
+        top = 290 - 40 * (label - 1)
+        k = np.nonzero(out == label)[0]
+        assert abs(np.median(k) - (top - 14)) <= 2, (label, np.median(k))  # the body, not the bridge
+        assert abs(k.max() + 1 - top) <= 6 and abs(k.min() - (top - 28)) <= 6, (label, k.min(), k.max())
+
+
+def test_three_bodies_in_one_piece_become_three_and_a_tall_piece_without_a_waist_stays_whole():
+    volume, labels = _stacked_bodies([190, 150, 110, 70, 30])
+    labels[2:110, 10:35, 5:25] = 3  # L3, L4 and L5 one piece, both discs inside it detected
+    discs = [(15.0, 22.0, s) for s in (156.0, 116.0, 76.0, 36.0)]
+    out, cut = split_run_together(volume, labels.copy(), discs)
+    assert out.max() == 5 and cut == {3, 4, 5}
+    for label, s in ((3, 93), (4, 56), (5, 19)):  # cut at the discs, S = 76 and 36
+        assert abs(np.median(np.nonzero(out == label)[0]) - s) <= 3, (label, np.median(np.nonzero(out == label)[0]))
+    out, none = split_run_together(volume, labels.copy(), [])  # the same piece, no disc and no waist
+    assert none == set() and (out == labels).all()

@@ -125,7 +125,7 @@ def run_lumbar_mr(volume, bundle, predictor: LumbarPredictor, state: RunState, p
         bodies = add_mr_bodies(volume, stack, class_maps, classes.index("vertebral body"), state, bundle.name,
                                [r.center_ras for r in rois],
                                int(m.get("thresholds", {}).get("morphometry_min_grade", 2)),
-                               stages["segmentation"].get("graded_levels"))
+                               stages["segmentation"].get("graded_levels"), (lo, hi))
     order = np.argsort([-r.center_ras[2] for r in rois])  # head first
     if bodies:  # discs named by the bodies below them, themselves counted up from the sacrum
         names = disc_names_from_bodies([rois[i].center_ras[2] for i in order], [b.roi.center_ras[2] for b in bodies],

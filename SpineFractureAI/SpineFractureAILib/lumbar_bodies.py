@@ -10,7 +10,7 @@ from scipy import ndimage
 
 from .slice_tracks import roi_from_mask_slices
 from .levels import LEVELS, disc_name
-from .results import Finding, VertebraRow
+from .results import Finding, Roi, VertebraRow
 from .run_state import Body, RunState
 from .slicing import stack_labels_to_box
 from .spine_morphometry import measure_labelmap
@@ -22,9 +22,10 @@ FLUID_WORDS = {"STIR", "TIRM", "FATSAT", "FS", "SPAIR", "SPIR", "WATER"}
 FLUID_PHRASES = ("FAT SAT", "DIXON W")
 MIN_LUMBAR_HEIGHT_MM = 17.0  # a lumbar body is 24-30 mm high; a cervical one about 14
 OEDEMA_RATIO = 1.25
-# A piece this much higher than the median body, with a detected disc inside it, is two bodies the
-# segmenter ran together across that disc (seen on volunteer exams: L4 and L5 as one 60 mm piece).
+# A piece this much higher than the median body, with a detected disc or a waist inside it, is two
+# bodies the segmenter ran together (seen on volunteer exams: L4 and L5 as one 60 mm piece).
 MERGED_HEIGHT = 1.5
+WAIST = 0.6  # a run-together piece without a detected disc is cut where it is this much narrower
 SPLIT_STATUS = "unmeasurable: run together with a neighbour across a disc (its endplates not segmented)"
 
 
@@ -54,38 +55,72 @@ def head_first(volume, labels: np.ndarray, values) -> np.ndarray:
     return out
 
 
-def split_at_discs(volume, instances: np.ndarray, disc_centres: list) -> tuple[np.ndarray, set[int]]:
-    """Cut a piece that is two bodies run together across a detected disc along that disc's plane
-    (normal: the spine's direction there, from the neighbouring discs), so that the count and the
-    names stay right. Returns the instances relabelled head first and the labels of cut bodies
-    (a cut is no endplate: they are not measured)."""
+def split_run_together(volume, instances: np.ndarray, disc_centres: list) -> tuple[np.ndarray, set[int]]:
+    """Cut a piece that is two bodies run together: along a detected disc's plane inside it (normal:
+    the spine's direction there, from the neighbouring discs), or, where no disc was detected (a thin,
+    dark, degenerate disc; T11-T12 above the discs the detector learned), at its waist. Each part is
+    looked at again, so three bodies in one piece become three. Returns the instances relabelled head
+    first and the labels of cut bodies (a cut is no endplate: they are not measured)."""
     n = int(instances.max())
-    if n < 2 or not len(disc_centres):
+    if n < 2:
         return instances, set()
     discs = sorted((np.asarray(c, float) for c in disc_centres), key=lambda c: -c[2])
-    objects = ndimage.find_objects(instances)
-    extents = [roi_from_mask_slices(volume, o).extent_ras()[2] for o in objects]
-    typical = float(np.median(extents))
-    out, next_label, split = instances.copy(), n + 1, []
-    for label, (obj, extent) in enumerate(zip(objects, extents), start=1):
-        if extent < MERGED_HEIGHT * typical:
-            continue
-        ijk = np.argwhere(instances[obj] == label) + [s.start for s in obj]  # (k, j, i)
+    typical = float(np.median([roi_from_mask_slices(volume, o).extent_ras()[2]
+                               for o in ndimage.find_objects(instances) if o is not None]))
+    out, next_label, split = instances.copy(), n + 1, set()
+    queue = list(range(1, n + 1))
+    while queue:
+        label = queue.pop()
+        ijk = np.argwhere(out == label)  # (k, j, i)
         ras = volume.ijk_to_ras_points(ijk[:, ::-1])
-        lo, hi = ras[:, 2].min() + 0.3 * typical, ras[:, 2].max() - 0.3 * typical
-        for d, centre in enumerate(discs):
-            if not lo < centre[2] < hi:
-                continue
-            below = (ras - centre) @ _spine_axis(discs, d) < 0
-            if below.any() and (~below).any():
-                out[tuple(ijk[below].T)] = next_label
-                split.append(label)
-                next_label += 1
-            break  # one cut per piece: a third body would need a second disc inside the lower part
+        if not len(ras) or np.ptp(ras[:, 2]) < MERGED_HEIGHT * typical:
+            continue
+        plane = _disc_plane(ras, discs, typical) or _waist(ras, typical)
+        if plane is None:
+            continue
+        below = (ras - plane[0]) @ plane[1] < 0
+        if below.all() or not below.any():
+            continue
+        out[tuple(ijk[below].T)] = next_label
+        split |= {int(v) for v in np.unique(instances[tuple(ijk.T)])}
+        queue += [label, next_label]
+        next_label += 1
     if not split:
         return instances, set()
     out = head_first(volume, out, range(1, next_label))
     return out, {int(v) for label in split for v in np.unique(out[instances == label]) if v}
+
+
+def _disc_plane(ras: np.ndarray, discs: list[np.ndarray], typical: float):
+    """(point, normal) of the first detected disc well inside the piece, or None."""
+    lo, hi = ras[:, 2].min() + 0.3 * typical, ras[:, 2].max() - 0.3 * typical
+    for d, centre in enumerate(discs):
+        if lo < centre[2] < hi:
+            return centre, _spine_axis(discs, d)
+    return None
+
+
+def _waist(ras: np.ndarray, typical: float):
+    """(point, normal) of the narrowest cross-section along the piece's long axis, at least 0.3 of a
+    typical body from either end and narrower than WAIST of its typical cross-section; or None."""
+    centre = ras.mean(0)
+    axis = np.linalg.svd(ras - centre, full_matrices=False)[2][0]
+    t = (ras - centre) @ axis
+    counts, edges = np.histogram(t, np.arange(t.min(), t.max() + 1.0, 1.0))  # 1 mm bins
+    area = ndimage.uniform_filter1d(counts.astype(float), 3)
+    mids = (edges[:-1] + edges[1:]) / 2
+    inner = np.nonzero((mids > t.min() + 0.3 * typical) & (mids < t.max() - 0.3 * typical))[0]
+    if not len(inner):
+        return None
+    i = inner[np.argmin(area[inner])]
+    if area[i] > WAIST * np.median(area[area > 0]):
+        return None
+    lo = hi = i  # the middle of the narrowest stretch (a bridge as long as the disc is high)
+    while lo - 1 in inner and area[lo - 1] <= 1.1 * area[i]:
+        lo -= 1
+    while hi + 1 in inner and area[hi + 1] <= 1.1 * area[i]:
+        hi += 1
+    return centre + (mids[lo] + mids[hi]) / 2 * axis, axis
 
 
 def heights_s(volume, labels: np.ndarray, values) -> list[float]:
@@ -175,12 +210,28 @@ def _spine_axis(discs: list[np.ndarray], d: int) -> np.ndarray:
     return axis / max(float(np.linalg.norm(axis)), 1e-6)
 
 
+def across_region(volume, stack, roi: Roi, region_slices: tuple[int, int]) -> Roi:
+    """The body's ROI reaching, across the patient, over the sagittal slices that show the lumbar
+    region (a body is as wide as the region; only the central slices are segmented)."""
+    centre = stack.from_ras(np.asarray(roi.center_ras)[None])[0]
+    ends = stack.to_ras(np.array([region_slices[0] - 0.5, region_slices[1] + 0.5]),
+                        np.full(2, centre[0]), np.full(2, centre[1]))
+    axes = np.asarray(roi.axes_ras)
+    half = np.asarray(roi.size_mm) / 2
+    local = (ends - np.asarray(roi.center_ras)) @ axes.T  # the ends in the ROI's own axes
+    lo, hi = np.minimum(-half, local.min(0)), np.maximum(half, local.max(0))
+    centre_ras = np.asarray(roi.center_ras) + ((lo + hi) / 2) @ axes
+    return Roi(np.round(centre_ras, 4).tolist(), np.round(hi - lo, 4).tolist(), roi.axes_ras)
+
+
 def add_mr_bodies(volume, stack, class_maps, body_class: int, state: RunState, source: str,
-                  disc_centres: list, min_grade: int = 2, graded_levels: list[str] | None = None) -> list[Body]:
+                  disc_centres: list, min_grade: int = 2, graded_levels: list[str] | None = None,
+                  region_slices: tuple[int, int] | None = None) -> list[Body]:
     """Bodies, their rows and fracture findings into state; returns the bodies head first.
     disc_centres: the RAS centre of each disc found (the lowest is L5-S1); graded_levels: the levels
-    whose outlines the segmenter was trained on (the manifest's; None: all), the others not graded."""
-    instances, cut = split_at_discs(volume, body_instances(volume, stack, class_maps, body_class), disc_centres)
+    whose outlines the segmenter was trained on (the manifest's; None: all), the others not graded;
+    region_slices: the first and last sagittal slice showing the lumbar region (the ROIs' width)."""
+    instances, cut = split_run_together(volume, body_instances(volume, stack, class_maps, body_class), disc_centres)
     n = drop_sacrum(volume, instances, [float(c[2]) for c in disc_centres])
     names = names_from_sacrum(n)
     if not names:
@@ -188,6 +239,8 @@ def add_mr_bodies(volume, stack, class_maps, body_class: int, state: RunState, s
     objects = ndimage.find_objects(instances)
     rois = [roi_from_mask_slices(volume, o) for o in objects]
     heights = [float(r.extent_ras()[2]) for r in rois]
+    if region_slices is not None:
+        rois = [across_region(volume, stack, r, region_slices) for r in rois]
     if np.median(heights) < MIN_LUMBAR_HEIGHT_MM:
         state.warnings.append(f"{source}: the bodies found are {np.median(heights):.0f} mm high, not lumbar: "
                               "cervical or thoracic MR is not supported by the lumbar model")
