@@ -8,7 +8,9 @@ import torch
 
 from SpineFractureAILib.lumbar import _disc_names
 from SpineFractureAILib.lumbar_bodies import SPLIT_STATUS, not_graded, split_run_together
-from SpineFractureAILib.lumbar_crops import crop_to_image, grow_box, mask_box, seg_target, square_crop
+from SpineFractureAILib.lumbar_crops import crop_to_image, gap_box, grow_box, mask_box, seg_target, square_crop
+from SpineFractureAILib.lumbar_gaps import missing_discs
+from SpineFractureAILib.run_state import Body
 from SpineFractureAILib.lumbar_metrics import auc, classification_metrics, segmentation_metrics
 from SpineFractureAILib.volume import Volume
 from SpineFractureAILib.predictors.ensembles import (PAPER_CLASSIFIERS, Classifier, Segmenter, grid_search_weights,
@@ -170,3 +172,19 @@ def test_three_bodies_in_one_piece_become_three_and_a_tall_piece_without_a_waist
         assert abs(np.median(np.nonzero(out == label)[0]) - s) <= 3, (label, np.median(np.nonzero(out == label)[0]))
     out, none = split_run_together(volume, labels.copy(), [])  # the same piece, no disc and no waist
     assert none == set() and (out == labels).all()
+
+
+def test_a_disc_between_two_bodies_is_their_gap_not_a_grazed_corner():
+    upper, lower = np.zeros((80, 60), bool), np.zeros((80, 60), bool)
+    upper[10:30, 10:50] = True  # rows 10-29
+    lower[40:70, 10:50] = True  # the disc: rows 30-39
+    lower[65:70, 50:52] = True  # the lower body's rounded corner reaches two columns further
+    upper[28:30, 50:52] = True  # ... under the upper body's own corner: a 35-row "gap" there
+    np.testing.assert_array_equal(gap_box(upper, lower), [10, 30, 50, 40])
+    assert gap_box(upper, np.zeros_like(lower)) is None
+
+
+def test_a_missing_disc_is_looked_for_between_each_pair_of_bodies():
+    bodies = [Body(n, "vertebral body", None, 0.0, level=level) for n, level in enumerate(["T12", "L1", "L2"], 1)]
+    assert [b.level for b in missing_discs(bodies, ["L1-L2", None, "L2-L3"])] == ["T12"]
+    assert missing_discs(bodies, ["T12-L1", "L1-L2"]) == []

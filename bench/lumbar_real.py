@@ -25,7 +25,8 @@ from SpineFractureAILib.levels import LEVELS
 from SpineFractureAILib.lumbar import analysed_mask
 from SpineFractureAILib.pipeline import Analyzer
 from SpineFractureAILib.results import Roi
-from SpineFractureAILib.training.lumbar_real import exam_levels, exam_split, gap_box, list_exams, structures_head_first
+from SpineFractureAILib.lumbar_crops import gap_box
+from SpineFractureAILib.training.lumbar_real import exam_levels, exam_split, list_exams, structures_head_first
 from SpineFractureAILib.volume import read_volume
 
 ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"

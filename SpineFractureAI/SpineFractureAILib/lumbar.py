@@ -12,6 +12,7 @@ from .bundles import Bundle, choose_device
 from .slice_tracks import Track, link_detections, track_rois
 from .levels import LEVELS, disc_name
 from .lumbar_bodies import add_mr_bodies, disc_names_from_bodies
+from .lumbar_gaps import PLACED, gap_tracks, missing_discs
 from .lumbar_crops import central_slices, crop_to_image, grow_box, square_crop
 from .predictors import SliceDetections
 from .predictors.ensembles import Ensemble
@@ -112,20 +113,18 @@ def run_lumbar_mr(volume, bundle, predictor: LumbarPredictor, state: RunState, p
     # Each disc's ROI spans, across the patient, the slices that show the lumbar region (the discs are
     # as wide as the bodies), and in-plane its boxes on the analysed slices.
     lo, hi = int(sure.min()), int(sure.max())
-    widened = [Track(tr.members + [(lo,) + tuple(tr.members[len(tr.members) // 2][1:]),
-                                   (hi,) + tuple(tr.members[len(tr.members) // 2][1:])]) for tr in tracks]
-    rois = track_rois(volume, stack, widened, None, None)
+    rois = track_rois(volume, stack, _across(tracks, lo, hi), None, None)
     if cancelled():
         raise Cancelled()
     progress(f"{bundle.name}: segmentation", 0.6)
     class_maps = _segment(volume, stack, analysed, predictor, state, stages["segmentation"])
     classes = stages["segmentation"]["classes"]
-    bodies = []
+    bodies, instances = [], None
     if "vertebral body" in classes:
-        bodies = add_mr_bodies(volume, stack, class_maps, classes.index("vertebral body"), state, bundle.name,
-                               [r.center_ras for r in rois],
-                               int(m.get("thresholds", {}).get("morphometry_min_grade", 2)),
-                               stages["segmentation"].get("graded_levels"), (lo, hi))
+        bodies, instances = add_mr_bodies(volume, stack, class_maps, classes.index("vertebral body"), state,
+                                          bundle.name, [r.center_ras for r in rois],
+                                          int(m.get("thresholds", {}).get("morphometry_min_grade", 2)),
+                                          stages["segmentation"].get("graded_levels"), (lo, hi))
     order = np.argsort([-r.center_ras[2] for r in rois])  # head first
     if bodies:  # discs named by the bodies below them, themselves counted up from the sacrum
         names = disc_names_from_bodies([rois[i].center_ras[2] for i in order], [b.roi.center_ras[2] for b in bodies],
@@ -135,20 +134,23 @@ def run_lumbar_mr(volume, bundle, predictor: LumbarPredictor, state: RunState, p
                                   "between the same two bodies were not reported")
     else:
         names = _disc_names(len(tracks))
+    discs = [(names[rank], tracks[i], rois[i], None) for rank, i in enumerate(order) if names[rank] is not None]
+    if bodies:
+        gaps = gap_tracks(volume, stack, instances, missing_discs(bodies, names), analysed)
+        gap_rois = track_rois(volume, stack, _across([tr for _, tr in gaps], lo, hi), None, None)
+        discs = sorted(discs + [(name, tr, roi, PLACED) for (name, tr), roi in zip(gaps, gap_rois)],
+                       key=lambda d: -d[2].center_ras[2])
     progress(f"{bundle.name}: herniation", 0.8)
     crop_size = int(stages["herniation"]["input_size"])
     threshold = float(stages["herniation"].get("thresholds", {}).get("herniated", 0.5))
-    for rank, idx in enumerate(order):
-        if names[rank] is None:
-            continue
-        track, roi = tracks[idx], rois[idx]
+    for name, track, roi, placed in discs:
         crops = np.stack([square_crop(stack.images[s], grow_box(box), crop_size)[0] for s, box, *_ in track.members])
         p = float(predictor.herniation.predict(crops)[:, 1].mean())
         herniated = p >= threshold
         finding = Finding("disc", "herniated" if herniated else "not herniated", p if herniated else 1 - p, roi,
-                          level=names[rank], source=[bundle.name], slices=track.slices())
-        finding.extra.update({"herniated": bool(herniated), "probability": round(p, 4),
-                              "detection_confidence": round(track.vote(1)[1], 4)})
+                          level=name, source=[bundle.name], slices=track.slices())
+        finding.extra.update({"herniated": bool(herniated), "probability": round(p, 4)})
+        finding.extra.update({"placed": placed} if placed else {"detection_confidence": round(track.vote(1)[1], 4)})
         if stages["herniation"].get("trained_on_synthetic_herniations"):
             finding.extra["herniation_model"] = HERNIATION_CAVEAT
         state.findings.append(finding)
@@ -164,6 +166,13 @@ def analysed_mask(volume, lumbar: dict) -> np.ndarray:
     k, j, i = np.indices(volume.voxels.shape, sparse=True)
     s = np.rint(to_stack[2, 0] * i + to_stack[2, 1] * j + to_stack[2, 2] * k + to_stack[2, 3])
     return np.isin(s, lumbar["analysed_slices"])
+
+
+def _across(tracks: list[Track], lo: int, hi: int) -> list[Track]:
+    """Each disc's track reaching, across the patient, from slice lo to hi (the slices that show the
+    lumbar region: the discs are as wide as the bodies), in-plane at its middle member's box."""
+    return [Track(tr.members + [(lo,) + tuple(tr.members[len(tr.members) // 2][1:]),
+                                (hi,) + tuple(tr.members[len(tr.members) // 2][1:])]) for tr in tracks]
 
 
 def _disc_names(n: int) -> list[str]:

@@ -226,8 +226,9 @@ def across_region(volume, stack, roi: Roi, region_slices: tuple[int, int]) -> Ro
 
 def add_mr_bodies(volume, stack, class_maps, body_class: int, state: RunState, source: str,
                   disc_centres: list, min_grade: int = 2, graded_levels: list[str] | None = None,
-                  region_slices: tuple[int, int] | None = None) -> list[Body]:
-    """Bodies, their rows and fracture findings into state; returns the bodies head first.
+                  region_slices: tuple[int, int] | None = None) -> tuple[list[Body], np.ndarray]:
+    """Bodies, their rows and fracture findings into state; returns the bodies head first and
+    their instance map on the volume grid (label = Body.instance, 1 = the highest).
     disc_centres: the RAS centre of each disc found (the lowest is L5-S1); graded_levels: the levels
     whose outlines the segmenter was trained on (the manifest's; None: all), the others not graded;
     region_slices: the first and last sagittal slice showing the lumbar region (the ROIs' width)."""
@@ -235,7 +236,7 @@ def add_mr_bodies(volume, stack, class_maps, body_class: int, state: RunState, s
     n = drop_sacrum(volume, instances, [float(c[2]) for c in disc_centres])
     names = names_from_sacrum(n)
     if not names:
-        return []
+        return [], instances
     objects = ndimage.find_objects(instances)
     rois = [roi_from_mask_slices(volume, o) for o in objects]
     heights = [float(r.extent_ras()[2]) for r in rois]
@@ -244,7 +245,7 @@ def add_mr_bodies(volume, stack, class_maps, body_class: int, state: RunState, s
     if np.median(heights) < MIN_LUMBAR_HEIGHT_MM:
         state.warnings.append(f"{source}: the bodies found are {np.median(heights):.0f} mm high, not lumbar: "
                               "cervical or thoracic MR is not supported by the lumbar model")
-        return []
+        return [], instances
     # Heights are sagittal measures: a slab that ends left or right of the bodies is still measurable.
     lr_axis = 2 - int(np.argmax(np.abs(volume.ijk_to_ras[0, :3]) / volume.spacing))
     rows = measure_labelmap(instances, volume.ijk_to_ras, dict(zip(range(1, n + 1), names)),
@@ -276,4 +277,4 @@ def add_mr_bodies(volume, stack, class_maps, body_class: int, state: RunState, s
         state.vertebrae.append(row)
         bodies.append(body)
     state.bodies += bodies
-    return bodies
+    return bodies, instances

@@ -59,6 +59,24 @@ def mask_box(mask: np.ndarray) -> np.ndarray | None:
     return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], float)
 
 
+def gap_box(upper: np.ndarray, lower: np.ndarray) -> np.ndarray | None:
+    """The disc between two body masks of one slice: over the columns both cover, from the upper
+    body's lowest pixel to the lower body's highest. A column where one body only grazes (a rounded
+    corner: there the gap runs down the body's side) is not the disc: columns whose gap is more than
+    twice the median gap are left out."""
+    cols = np.nonzero(upper.any(0) & lower.any(0))[0]
+    if len(cols) < 3:
+        return None
+    rows = np.arange(upper.shape[0])[:, None]
+    bottom = np.where(upper[:, cols], rows, -1).max(0)
+    top = np.where(lower[:, cols], rows, upper.shape[0]).min(0)
+    ok = top > bottom
+    if not ok.any():
+        return None
+    ok &= top - bottom <= 2 * np.median((top - bottom)[ok])
+    return np.array([cols[ok].min(), bottom[ok].min() + 1, cols[ok].max() + 1, top[ok].max()], float)
+
+
 def seg_target(label_img: np.ndarray) -> np.ndarray:
     """Phantom labels (VerSe bodies 1-28, discs 100 + upper level, canal 200) -> SEG_CLASSES ids."""
     out = np.zeros(label_img.shape, np.uint8)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..levels import LEVELS
-from ..lumbar_crops import SEG_CLASSES, grow_box, image_to_crop, mask_box, square_crop
+from ..lumbar_crops import SEG_CLASSES, gap_box, grow_box, image_to_crop, mask_box, square_crop
 from ..slicing import Intensity, make_stack, sample_labels
 from ..volume import read_volume
 from .lumbar_data import MR_INTENSITY, write_yolo_image, yolo_box_line
@@ -63,21 +63,6 @@ def exam_levels(exam: str, n: int) -> list[str] | None:
         top = LEVELS.index(TOP_BODY[kind])
         return LEVELS[top: top + n]
     return None
-
-
-def gap_box(upper: np.ndarray, lower: np.ndarray) -> np.ndarray | None:
-    """The disc between two body masks of one slice: over the columns both cover, from the upper
-    body's lowest pixel to the lower body's highest."""
-    cols = np.nonzero(upper.any(0) & lower.any(0))[0]
-    if len(cols) < 3:
-        return None
-    rows = np.arange(upper.shape[0])[:, None]
-    bottom = np.where(upper[:, cols], rows, -1).max(0)
-    top = np.where(lower[:, cols], rows, upper.shape[0]).min(0)
-    ok = top > bottom
-    if not ok.any():
-        return None
-    return np.array([cols[ok].min(), bottom[ok].min() + 1, cols[ok].max() + 1, top[ok].max()], float)
 
 
 def slice_targets(lab: np.ndarray, order: list[int], levels: list[str] | None, kind: str):
