@@ -169,3 +169,21 @@ def test_panel_parameters_survive_saving_and_reloading_the_scene(tmp_path, wedge
     assert p.segmentation.GetName() == outputs.segmentation.GetName() and p.table is not None
     with pytest.raises(ValueError, match="device"):
         PanelParameters(device="tpu")
+
+
+def test_a_disc_placed_between_bodies_says_so_in_the_table(wedge_phantom):
+    """A disc the lumbar detector missed, placed in the gap between two bodies, must not read in the
+    panel as one a model found."""
+    from SpineFractureAILib.results import Finding
+    from SpineFractureAILib.slicer.table_model import COLUMNS, ResultsTable
+
+    scene = slicer.vtkMRMLScene()
+    volume_node = add_volume_node(scene, wedge_phantom.image)
+    results = results_from_truth(wedge_phantom)
+    roi = results.findings[0].roi
+    results.findings += [Finding("disc", "not herniated", 0.9, roi, level="T11-T12", extra={"probability": 0.1, "placed": "x"}),
+                         Finding("disc", "not herniated", 0.8, roi, level="L1-L2", extra={"probability": 0.2})]
+    table = ResultsTable(write_results_to_scene(scene, volume_node, results), results)
+    cells = {table.cell(r, COLUMNS.index("level")): table.cell(r, COLUMNS.index("finding"))
+             for r in range(len(table.rows)) if table.rows[r].kind == "disc"}
+    assert cells == {"T11-T12": "not herniated (placed between the bodies: not detected)", "L1-L2": "not herniated"}

@@ -11,7 +11,7 @@ import numpy as np
 
 from .bundles import NOT_CLINICAL
 from .radiograph.report_image import radiograph_figure
-from .results import Results, shown_level
+from .results import Results, shown_label, shown_level
 from .slicing import Intensity, SliceStack, make_stack, plan_stack, sample_labels
 from .volume import Volume
 
@@ -90,7 +90,7 @@ def _png(img: np.ndarray) -> str:
 def write_report(volume: Volume, results: Results, path: str | Path) -> Path:
     e = html.escape
     rows = "".join(f"<tr><td>{e(f.kind)}</td><td>{e(shown_level(f.level, f.extra.get('level_certainty')))}</td>"
-                   f"<td>{e(f.label)}</td>"
+                   f"<td>{e(shown_label(f.label, f.extra))}</td>"
                    f"<td>{f.confidence:.2f}</td><td>{e(', '.join(f.source))}</td>"
                    f"<td>{e(str(f.extra.get('morphometry', {}).get('genant_grade', '')))}</td>"
                    f"<td>{e(_age(f.extra))}</td></tr>"

@@ -17,6 +17,12 @@ def shown_level(level: str | None, certainty: str | None = None) -> str:
     return f"{level} (uncertain ±1)" if (certainty or "").startswith("uncertain") else level
 
 
+def shown_label(label: str, extra: dict) -> str:
+    """A finding's label as a reader sees it: a disc no detector found, placed between two bodies
+    (lumbar MR, `placed`), says so."""
+    return f"{label} (placed between the bodies: not detected)" if extra.get("placed") else label
+
+
 @dataclass
 class Roi:
     """A box aligned to the input volume's axes, in RAS millimetres."""

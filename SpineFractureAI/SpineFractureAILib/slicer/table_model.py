@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..results import shown_level
+from ..results import shown_label, shown_level
 
 REVIEW_ATTRIBUTE = "SpineFractureAI.Review"
 COLUMNS = ("level", "finding", "type", "Genant grade", "confidence", "review")
@@ -34,7 +34,7 @@ class ResultsTable:
         self.rows: list[Row] = [Row("warning", "", f"warning: {w}", "", "", "", None) for w in results.warnings]
         for finding, roi in zip(results.findings, outputs.rois):
             if finding.kind == "disc":  # lumbar MR: herniated or not, with its probability
-                self.rows.append(Row("disc", finding.level or "", finding.label, "", "",
+                self.rows.append(Row("disc", finding.level or "", shown_label(finding.label, finding.extra), "", "",
                                      f"{finding.extra.get('probability', finding.confidence):.2f}",
                                      finding.roi.center_ras, roi))
                 continue
