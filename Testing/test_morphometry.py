@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from SpineFractureAILib.cli import main
-from SpineFractureAILib.morphometry import Measurement, grade
+from SpineFractureAILib.morphometry import Measurement, grade, grade_chain
 from SpineFractureAILib.phantom import make_phantom
 from SpineFractureAILib.spine_morphometry import measure_labelmap, name_labels
 from SpineFractureAILib.volume import read_volume
@@ -132,3 +132,32 @@ def test_heights_carry_their_voxel_uncertainty():
         assert measured
         for m in measured:  # about half a voxel per endplate along the (nearly axial) body axis
             assert np.sqrt(2) / 2 * 0.9 <= m.height_uncertainty_mm / slice_mm <= np.sqrt(2) / 2 * 1.25, m
+
+
+def _body(level: str, anterior: float, posterior: float, middle: float | None = None) -> Measurement:
+    middle = (anterior + posterior) / 2 if middle is None else middle
+    return Measurement(level, 0, heights_mm={"anterior": anterior, "middle": middle, "posterior": posterior,
+                                             "minimum": min(anterior, middle, posterior)})
+
+
+def test_two_bodies_in_one_are_not_graded_nor_anyone_s_reference():
+    """Seen on a randomised whole-spine phantom: C2-C3 disc missed, the piece 36 mm high graded a
+    grade-3 wedge, and C4 next to it (its top moved up the piece's side) a grade-2 wedge. No
+    fracture makes a body higher than the bodies around it."""
+    chain = [_body("C3", 12.9, 36.5), _body("C4", 9.7, 19.3), _body("C5", 13.8, 11.8), _body("C6", 14.1, 12.3),
+             _body("C7", 14.0, 13.0)]
+    grade_chain(chain)
+    assert [m.status.split(":")[0] for m in chain] == ["not graded", "not graded", "measured", "measured", "measured"]
+    assert "two bodies run together" in chain[0].status and chain[0].genant_grade is None
+    assert chain[2].genant_grade == 0 and chain[2].ratios["Hp/neighbours"] == round(11.8 / 12.3, 4)  # C6 only
+
+
+def test_the_neighbours_of_a_crushed_body_are_not_two_bodies_in_one():
+    """A grade-2 or -3 crush makes its neighbours look 1.4-2.2x as high: at the end of a chain only one
+    neighbour is there, so the comparison takes the bodies around, not the next one alone."""
+    for crushed in (0.62, 0.45):
+        chain = [_body("T12", 24.0, 24.5), _body("L1", 25.0 * crushed, 25.0 * crushed), _body("L2", 25.5, 26.0)]
+        grade_chain(chain)
+        assert [m.status for m in chain] == ["measured"] * 3
+        assert chain[1].type == "crush" and chain[1].genant_grade == (2 if crushed > 0.5 else 3)
+        assert chain[0].genant_grade == chain[2].genant_grade == 0

@@ -76,8 +76,9 @@ def _c2_not_graded(state: RunState) -> None:
     """C2's body runs up into the dens, so its heights are no Genant measure (the method grades
     the bodies below it): a deformity measured there alone is not a finding."""
     for body in state.bodies:
-        if body.level != "C2" or body.row is None or body.row.get("status") != "measured":
-            continue
+        status = "" if body.row is None else str(body.row.get("status"))
+        if body.level != "C2" or not (status == "measured" or status.startswith("not graded")):
+            continue  # (C2 with its dens reads as "two bodies high" next to C3: the dens says why)
         body.row.update(status="not graded: the C2 body runs up into the dens", genant_grade=None, type=None)
         if body.finding is not None and body.finding.source == ["morphometry"]:
             state.findings = [f for f in state.findings if f is not body.finding]

@@ -21,6 +21,7 @@ STEP_A, STEP_Z = 0.5, 0.25  # mm: resampling of the mid-sagittal profile
 MIN_VOXELS_PER_HEIGHT = 6
 COARSE_UNCERTAINTY_MM = 1.3  # half-voxel endplate errors of ~1.9 mm voxels: the coarse regime above
 NEIGHBOURS_DISAGREE = 1.5  # neighbours' posterior heights this far apart: one of them is no reference
+RUN_TOGETHER = 1.5  # a body this much higher at the back than its neighbours is two bodies in one
 # Seed 003's six points sit at these fractions of the body's depth from its anterior wall: the
 # anterior, middle and posterior heights (each a superior and an inferior endplate point).
 KEYPOINT_T = (0.15, 0.5, 0.85)
@@ -285,3 +286,34 @@ def grade(m: Measurement, neighbour_posterior: list[float]) -> None:
             if m.height_uncertainty_mm > COARSE_UNCERTAINTY_MM:  # coarse voxels: the least the heights show
                 m.genant_grade = low
     m.type = kind if m.genant_grade > 0 else None
+
+
+def grade_chain(chain: list[Measurement]) -> None:
+    """Grade a head-first chain of bodies against their measured neighbours. No fracture makes a
+    body higher: one RUN_TOGETHER times as high at the back as the bodies around it (the median of
+    up to two on each side, so that a crushed neighbour does not make a normal body look high) is
+    two bodies in one, where a disc was not found. It is not graded, nor is it a reference for the
+    bodies around it, which are looked at again without it."""
+    reference = [m.status == "measured" for m in chain]
+    while True:
+        two_in_one = []
+        for n, m in enumerate(chain):
+            around = _around(chain, reference, n)
+            if reference[n] and len(around) >= 2 and m.heights_mm["posterior"] > RUN_TOGETHER * np.median(around):
+                two_in_one.append((n, m.heights_mm["posterior"] / np.median(around)))
+        if not two_in_one:
+            break
+        for n, ratio in two_in_one:
+            reference[n] = False
+            chain[n].status = (f"not graded: {ratio:.1f}x as high as the bodies around it (two bodies run "
+                               "together: the disc between them was not found)")
+    for n, m in enumerate(chain):
+        if reference[n]:
+            grade(m, [chain[i].heights_mm["posterior"] for i in (n - 1, n + 1) if 0 <= i < len(chain) and reference[i]])
+
+
+def _around(chain: list[Measurement], reference: list[bool], n: int, each_side: int = 2) -> list[float]:
+    """Posterior heights of the nearest reference bodies, up to each_side above and below n."""
+    up = [i for i in range(n - 1, -1, -1) if reference[i]][:each_side]
+    down = [i for i in range(n + 1, len(chain)) if reference[i]][:each_side]
+    return [chain[i].heights_mm["posterior"] for i in up + down]

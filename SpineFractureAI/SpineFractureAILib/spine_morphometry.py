@@ -5,7 +5,7 @@ import numpy as np
 from scipy import ndimage
 
 from .levels import TOTALSEG_NAME, VERSE_NAME
-from .morphometry import BodySampler, ImageSampler, Measurement, grade, measure_body
+from .morphometry import BodySampler, ImageSampler, Measurement, grade_chain, measure_body
 
 CUT_AREA_MM2 = 80.0  # of a body on the grid's faces: cut by the field of view (a lumbar section is ~1200)
 NOT_A_BODY = {"C1": "C1 (atlas) has no vertebral body", "S1": "the sacrum is not a vertebral body"}
@@ -115,10 +115,5 @@ def measure_labelmap(labelmap: np.ndarray, ijk_to_ras: np.ndarray, names: dict[i
         except (ValueError, IndexError, FloatingPointError, np.linalg.LinAlgError) as err:
             # A mask too small or odd to measure must not stop the analysis of the rest.
             results.append(Measurement(level, value, f"unmeasurable: {err}"))
-    for n, m in enumerate(results):
-        if m.status != "measured":
-            continue
-        neighbours = [results[i].heights_mm["posterior"] for i in (n - 1, n + 1)
-                      if 0 <= i < len(results) and results[i].status == "measured"]
-        grade(m, neighbours)
+    grade_chain(results)
     return results
