@@ -21,7 +21,7 @@ STEP_A, STEP_Z = 0.5, 0.25  # mm: resampling of the mid-sagittal profile
 MIN_VOXELS_PER_HEIGHT = 6
 COARSE_UNCERTAINTY_MM = 1.3  # half-voxel endplate errors of ~1.9 mm voxels: the coarse regime above
 NEIGHBOURS_DISAGREE = 1.5  # neighbours' posterior heights this far apart: one of them is no reference
-RUN_TOGETHER = 1.5  # a body this much higher at the back than its neighbours is two bodies in one
+RUN_TOGETHER = 1.5  # a body this much higher at the back than the bodies around it is two in one
 # Seed 003's six points sit at these fractions of the body's depth from its anterior wall: the
 # anterior, middle and posterior heights (each a superior and an inferior endplate point).
 KEYPOINT_T = (0.15, 0.5, 0.85)
@@ -298,8 +298,8 @@ def grade_chain(chain: list[Measurement]) -> None:
     while True:
         two_in_one = []
         for n, m in enumerate(chain):
-            around = _around(chain, reference, n)
-            if reference[n] and len(around) >= 2 and m.heights_mm["posterior"] > RUN_TOGETHER * np.median(around):
+            around = _around(chain, reference, n) if reference[n] else []
+            if len(around) >= 2 and m.heights_mm["posterior"] > RUN_TOGETHER * np.median(around):
                 two_in_one.append((n, m.heights_mm["posterior"] / np.median(around)))
         if not two_in_one:
             break
