@@ -210,7 +210,7 @@ def _spine_axis(discs: list[np.ndarray], d: int) -> np.ndarray:
     return axis / max(float(np.linalg.norm(axis)), 1e-6)
 
 
-def across_region(volume, stack, roi: Roi, region_slices: tuple[int, int]) -> Roi:
+def across_region(stack, roi: Roi, region_slices: tuple[int, int]) -> Roi:
     """The body's ROI reaching, across the patient, over the sagittal slices that show the lumbar
     region (a body is as wide as the region; only the central slices are segmented)."""
     centre = stack.from_ras(np.asarray(roi.center_ras)[None])[0]
@@ -241,7 +241,7 @@ def add_mr_bodies(volume, stack, class_maps, body_class: int, state: RunState, s
     rois = [roi_from_mask_slices(volume, o) for o in objects]
     heights = [float(r.extent_ras()[2]) for r in rois]
     if region_slices is not None:
-        rois = [across_region(volume, stack, r, region_slices) for r in rois]
+        rois = [across_region(stack, r, region_slices) for r in rois]
     if np.median(heights) < MIN_LUMBAR_HEIGHT_MM:
         state.warnings.append(f"{source}: the bodies found are {np.median(heights):.0f} mm high, not lumbar: "
                               "cervical or thoracic MR is not supported by the lumbar model")
