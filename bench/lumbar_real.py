@@ -23,9 +23,9 @@ from scipy import ndimage
 from SpineFractureAILib.bundles import builtin_bundles, load_bundle
 from SpineFractureAILib.levels import LEVELS
 from SpineFractureAILib.lumbar import analysed_mask
+from SpineFractureAILib.lumbar_crops import gap_box
 from SpineFractureAILib.pipeline import Analyzer
 from SpineFractureAILib.results import Roi
-from SpineFractureAILib.lumbar_crops import gap_box
 from SpineFractureAILib.training.lumbar_real import exam_levels, exam_split, list_exams, structures_head_first
 from SpineFractureAILib.volume import read_volume
 

@@ -30,7 +30,8 @@ def gap_tracks(volume: Volume, stack: SliceStack, instances: np.ndarray, uppers:
     if not uppers:
         return []
     per_slice = sample_labels(Volume(instances, volume.ijk_to_ras, volume.modality), stack, analysed)
-    heights = [np.ptp(np.nonzero(per_slice == b.instance)[1]) + 1 for b in uppers if (per_slice == b.instance).any()]
+    rows = [np.nonzero(per_slice == b.instance)[1] for b in uppers]  # each body's rows on the slices
+    heights = [np.ptp(r) + 1 for r in rows if len(r)]
     if not heights:
         return []
     tallest = MAX_GAP * float(np.median(heights))
