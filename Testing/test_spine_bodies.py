@@ -13,7 +13,10 @@ from SpineFractureAILib.levels import TOTALSEG_NAME, VERSE_NAME
 from SpineFractureAILib.phantom import make_phantom
 from SpineFractureAILib.phantom.surroundings import BLOOD, Surroundings
 from SpineFractureAILib.pipeline import Analyzer
+from SpineFractureAILib.spine.bodies import choose_discs, find_bodies
+from SpineFractureAILib.spine.canal import find_canal
 from SpineFractureAILib.spine.prior_bodies import tilted_endplates
+from SpineFractureAILib.spine.straighten import spine_frame, straighten
 from SpineFractureAILib.report import write_report
 from SpineFractureAILib.results import Roi
 from SpineFractureAILib.slicer.table_model import ResultsTable
@@ -186,3 +189,29 @@ def test_a_wedge_that_the_next_bodys_reverse_wedge_explains_is_doubted_not_repor
             10: row(11.5, 23.0), 11: row(27.0, 23.4)}  # the pair lost height: a fracture, no doubt
     doubts = tilted_endplates(rows, names)
     assert list(doubts) == [1] and "T3" in doubts[1] and "tilted" in doubts[1]
+
+
+def test_small_bodies_seen_through_coarse_voxels_across_the_spine_are_not_split_in_two():
+    """Stored coronal with 2.8 mm slices across the spine, the middle of each small cervical and upper
+    thoracic body dips between its two endplates like a disc (before: a "disc" in every body from
+    C5 to T4, 14 bodies for 9). Two discs closer than 12 mm need a thin band between sharp endplates."""
+    case = make_phantom("C3-T6", "ct", [], [], seed=12345, spacing=(1.0, 1.0, 2.8), orientation="coronal")
+    frame = spine_frame(find_canal(case.image))
+    found = find_bodies(straighten(case.image, frame), frame)
+    truth = [frame.to_straight(np.array([d["center_ras"]]))[0][0] for d in case.truth["discs"]
+             if d.get("center_ras") is not None]
+    assert all(min(abs(u - t) for u in found.discs_u) <= 2 for t in truth)
+    inside = [u for u in found.discs_u if truth[0] - 4 <= u <= truth[-1] + 4]
+    assert len(inside) == len(truth), (found.discs_u, truth)
+
+
+def test_discs_closer_than_a_vertebra_only_around_a_crushed_body():
+    """Synthetic rows: strong discs every 20 mm, and weak dips halfway between two of them whose
+    endplates lie 11 mm apart (a body's middle) are left out; two sharp discs 10 mm apart around a
+    vertebra plana are both kept."""
+    n = 140
+    dip, gap, spread = np.zeros(n), np.full(n, 0.1), np.full(n, 6.0)
+    discs = [10, 30, 50, 70, 80, 100, 120]  # 70 and 80: the two discs of a plana
+    dip[discs] = 400.0
+    dip[[20, 40, 60, 90, 110]], gap[[20, 40, 60, 90, 110]], spread[[20, 40, 60, 90, 110]] = 300.0, 0.3, 11.0
+    assert choose_discs(dip, gap, spread) == discs

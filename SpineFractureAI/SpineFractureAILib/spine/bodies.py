@@ -20,6 +20,12 @@ CORE_L_MM = 6.0
 ENDPLATE_REACH_MM = 6  # an endplate lies within this distance of its disc's middle
 MIN_DIP_HU = 30.0
 SPACING_MM = (8, 55)  # disc to disc: a cervical body and disc to a sacrum-sized lumbar one
+# Closer than this only a crushed body (vertebra plana) lies between two discs, each a thin band
+# between endplates at most NARROW_DISC_MM apart. Two dips this close whose endplates lie further
+# apart are the middles of one small body and of its neighbour (cancellous bone between two
+# endplates dips like a disc when coarse voxels across the spine blur the cortex).
+SHORT_SPACING_MM = 12
+NARROW_DISC_MM = 8
 IRREGULARITY = 1.5  # cost of log(spacing ratio)^2 between neighbouring bodies
 WEAK_DISC = 0.25  # a dip under this fraction of the typical dip costs more than it brings
 MAX_WALL_GAP = 0.7  # (front wall at a disc - soft tissue) / (the wall above and below - soft tissue)
@@ -112,9 +118,20 @@ def long_runs(bright: np.ndarray, length: int) -> np.ndarray:
     return np.r_[False, runs >= length][labels]
 
 
-def choose_discs(dip: np.ndarray, gap: np.ndarray) -> list[int]:
+def endplate_spread(profile: np.ndarray) -> np.ndarray:
+    """Per row: mm between the brightest rows within ENDPLATE_REACH_MM above and below it (the two
+    endplates around a disc; around a body's middle, that body's own endplates)."""
+    w, n = ENDPLATE_REACH_MM, len(profile)
+    spread = np.full(n, np.inf)
+    for u in range(w, n - w):
+        spread[u] = (u + 1 + np.argmax(profile[u + 1:u + w + 1])) - (u - w + np.argmax(profile[u - w:u]))
+    return spread
+
+
+def choose_discs(dip: np.ndarray, gap: np.ndarray, spread: np.ndarray) -> list[int]:
     """The chain of dips where the front wall breaks, whose spacing changes smoothly (dynamic
-    programming over pairs of discs)."""
+    programming over pairs of discs); spread: endplate_spread, which lets two discs lie closer than
+    SHORT_SPACING_MM."""
     cands = [u for u in range(1, len(dip) - 1) if dip[u] >= MIN_DIP_HU and dip[u] >= dip[u - 1]
              and dip[u] >= dip[u + 1] and gap[u] <= MAX_WALL_GAP]
     if not cands:
@@ -129,6 +146,8 @@ def choose_discs(dip: np.ndarray, gap: np.ndarray) -> list[int]:
         for i in range(j):
             spacing = cands[j] - cands[i]
             if not SPACING_MM[0] <= spacing <= SPACING_MM[1]:
+                continue
+            if spacing < SHORT_SPACING_MM and max(spread[cands[i]], spread[cands[j]]) > NARROW_DISC_MM:
                 continue
             options = [(best[(None, i)][0] + gain[j], (None, i))]
             for h in range(i):
@@ -261,7 +280,7 @@ def _between(mask: np.ndarray, axis: int) -> np.ndarray:
 
 def find_bodies(straight: np.ndarray, frame: SpineFrame) -> SpineBodies:
     profile, valid = endplate_profile(straight, frame)
-    discs = choose_discs(disc_dips(profile, valid), front_wall_gap(straight, frame))
+    discs = choose_discs(disc_dips(profile, valid), front_wall_gap(straight, frame), endplate_spread(profile))
     rows = np.flatnonzero(valid)
     if not len(rows):
         return SpineBodies(frame, [], [], None)
