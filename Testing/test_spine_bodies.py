@@ -13,7 +13,7 @@ from SpineFractureAILib.levels import TOTALSEG_NAME, VERSE_NAME
 from SpineFractureAILib.phantom import make_phantom
 from SpineFractureAILib.phantom.surroundings import BLOOD, Surroundings
 from SpineFractureAILib.pipeline import Analyzer
-from SpineFractureAILib.spine.bodies import choose_discs, find_bodies
+from SpineFractureAILib.spine.bodies import FoundBody, _sacrum, choose_discs, find_bodies
 from SpineFractureAILib.spine.canal import find_canal
 from SpineFractureAILib.spine.prior_bodies import tilted_endplates
 from SpineFractureAILib.spine.straighten import spine_frame, straighten
@@ -215,3 +215,41 @@ def test_discs_closer_than_a_vertebra_only_around_a_crushed_body():
     dip[discs] = 400.0
     dip[[20, 40, 60, 90, 110]], gap[[20, 40, 60, 90, 110]], spread[[20, 40, 60, 90, 110]] = 300.0, 0.3, 11.0
     assert choose_discs(dip, gap, spread) == discs
+
+
+def test_a_line_between_two_sacral_segments_taken_for_a_disc_keeps_the_sacrum():
+    """Randomised phantom 840005 (axial 2.3 mm, in a trunk): a line 17 mm down the sacrum was taken
+    for a disc, the block below it is too narrow for alae, so no sacrum was found (21/23 named).
+    The block above, wide and over a narrower one at the scan's end, is the sacrum's top."""
+    case = make_phantom("C1-S1", "ct", ["L1:crush:1", "T7:crush:3"], [], seed=840005, spacing=(1.0, 1.0, 2.31),
+                        surroundings=True)
+    frame = spine_frame(find_canal(case.image))
+    found = find_bodies(straighten(case.image, frame), frame)
+    l5_s1 = frame.to_straight(np.array([case.truth["discs"][-1]["center_ras"]]))[0][0]
+    assert found.sacrum is not None and abs(found.sacrum.top_u - l5_s1) <= 3
+    assert abs(found.discs_u[-1] - l5_s1) <= 3 and abs(found.bodies[-1].bottom_u - l5_s1) <= 3
+
+
+def test_a_wide_block_much_shorter_than_the_body_above_is_the_sacrums_first_segment():
+    """Synthetic straightened blocks (top row, height, how wide bone is 5-20 mm below its top; the
+    last reaches the scan's end)."""
+    frame = SimpleNamespace(d_mm=np.arange(-30.0, 91.0), l_mm=np.arange(-60.0, 61.0))
+
+    def blocks(spec):
+        straight = np.full((sum(h for h, _ in spec), len(frame.d_mm), len(frame.l_mm)), 40.0)
+        bodies, top = [], 0
+        for n, (height, width) in enumerate(spec):
+            rows = straight[top + 5:top + 21]
+            rows[:, (frame.d_mm >= 0) & (frame.d_mm <= 25)] = np.where(np.abs(frame.l_mm) <= width / 2, 400.0, 40.0)
+            bodies.append(FoundBody(top, top + height, n == len(spec) - 1, np.zeros((1, 1, 1), bool)))
+            top += height
+        return straight, bodies, [b.top_u for b in bodies[1:]]
+
+    straight, bodies, discs = blocks([(30, 50), (30, 50), (17, 100), (30, 45)])  # L4, L5, S1 cut by a line, S2
+    sacrum = _sacrum(straight, frame, bodies, discs)
+    assert sacrum is not None and (sacrum.top_u, sacrum.bottom_u) == (60, 107) and discs == [30, 60]
+    assert len(bodies) == 2
+    straight, bodies, discs = blocks([(30, 50), (30, 80), (30, 60)])  # L1, L2 with its transverse processes, a cut L3
+    assert _sacrum(straight, frame, bodies, discs) is None and len(bodies) == 3 and discs == [30, 60]
+    straight, bodies, discs = blocks([(30, 50), (30, 50), (40, 100)])  # the usual: the block below the last disc
+    assert _sacrum(straight, frame, bodies, discs).top_u == 60 and discs == [30, 60] and len(bodies) == 2

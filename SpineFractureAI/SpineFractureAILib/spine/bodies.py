@@ -34,6 +34,7 @@ BONE_HU = 150.0  # cortex and dense marrow; the ring is filled, so dark marrow s
 MARROW_HU = 95.0  # marrow of a thin cortex on a low-dose scan: above muscle (~50), below cortex
 MARROW_CLIP_HU = 250.0  # trabecular bone reads up to about this; brighter is cortex
 SACRUM_WIDTH_MM = 75.0  # the sacral alae: a lumbar body is 40-55 mm wide
+SACRAL_SEGMENT = 0.75  # a wide block shorter than this against the body above: the sacrum's first segment
 BODY_L_MM = 35.0  # no body is wider than 70 mm
 DISC_D_MM = 19.0  # where a disc's plane is anchored: the middle of CORE_D_MM
 MAX_DISC_TILT = 0.6  # rows per mm: ~31 degrees against the canal's rows
@@ -305,18 +306,37 @@ def find_bodies(straight: np.ndarray, frame: SpineFrame) -> SpineBodies:
         body.depth_mm = float(np.ptp(frame.d_mm[dd]) + 1)
         body.width_mm = float(np.ptp(frame.l_mm[ll]) + 1)
         found.append(body)
-    sacrum = None
-    if found and discs and found[-1].top_u == discs[-1] and _is_sacrum(straight, frame, found[-1]):
-        sacrum = found.pop()
+    sacrum = _sacrum(straight, frame, found, discs)
     return SpineBodies(frame, discs, found, sacrum)
 
 
-def _is_sacrum(straight: np.ndarray, frame: SpineFrame, body: FoundBody) -> bool:
-    """The block below the last disc is the sacrum when bone spreads sideways from it (the alae)
-    across more than SACRUM_WIDTH_MM, 5-20 mm below its top."""
+def _sacrum(straight: np.ndarray, frame: SpineFrame, found: list[FoundBody], discs: list[int]) -> FoundBody | None:
+    """The block below the last disc, when its alae spread sideways (taken off `found`). Or the block
+    above it, when that one is as wide and much shorter than the body above it, and the scan ends in
+    the last block: a line between two sacral segments (a remnant S1-S2 disc) was taken for a disc;
+    both blocks are the sacrum and that line leaves `discs`."""
+    if not found or not discs or found[-1].top_u != discs[-1]:
+        return None
+    last = _sacral_width(straight, frame, found[-1])
+    if last >= SACRUM_WIDTH_MM:
+        return found.pop()
+    if len(found) < 3 or len(discs) < 2 or found[-2].top_u != discs[-2] or not found[-1].cut:
+        return None
+    height = lambda body: body.bottom_u - body.top_u  # noqa: E731
+    if height(found[-2]) > SACRAL_SEGMENT * height(found[-3]) or _sacral_width(straight, frame, found[-2]) < SACRUM_WIDTH_MM:
+        return None  # a lumbar body (its transverse processes can be as wide) over a cut one
+    lower, upper = found.pop(), found.pop()
+    discs.pop()
+    return FoundBody(upper.top_u, lower.bottom_u, True, upper.mask | lower.mask, upper.centre_ras,
+                     upper.depth_mm, max(upper.width_mm, lower.width_mm))
+
+
+def _sacral_width(straight: np.ndarray, frame: SpineFrame, body: FoundBody) -> float:
+    """How far bone spreads sideways from a block 5-20 mm below its top (the median over those
+    rows; 0 if none): the sacrum's alae span more than SACRUM_WIDTH_MM."""
     rows = slice(int(body.top_u) + 5, int(body.top_u) + 21)
     if rows.start >= len(straight):
-        return False
+        return 0.0
     d_in = (frame.d_mm >= 0) & (frame.d_mm <= 25)
     bone = (ndimage.gaussian_filter(straight[rows][:, d_in], (0, 1, 1)) > BONE_HU).any(1)  # [u, l]
     widths = []
@@ -326,4 +346,4 @@ def _is_sacrum(straight: np.ndarray, frame: SpineFrame, body: FoundBody) -> bool
         if parts[l0]:
             span = np.flatnonzero(parts == parts[l0])
             widths.append(float(frame.l_mm[span[-1]] - frame.l_mm[span[0]]))
-    return bool(widths) and float(np.median(widths)) >= SACRUM_WIDTH_MM
+    return float(np.median(widths)) if widths else 0.0
