@@ -13,7 +13,7 @@ from SpineFractureAILib.levels import TOTALSEG_NAME, VERSE_NAME
 from SpineFractureAILib.phantom import make_phantom
 from SpineFractureAILib.phantom.surroundings import BLOOD, Surroundings
 from SpineFractureAILib.pipeline import Analyzer
-from SpineFractureAILib.spine.bodies import FoundBody, _sacrum, choose_discs, find_bodies
+from SpineFractureAILib.spine.bodies import FoundBody, choose_discs, find_bodies, take_sacrum
 from SpineFractureAILib.spine.canal import find_canal
 from SpineFractureAILib.spine.prior_bodies import tilted_endplates
 from SpineFractureAILib.spine.straighten import spine_frame, straighten
@@ -246,10 +246,10 @@ def test_a_wide_block_much_shorter_than_the_body_above_is_the_sacrums_first_segm
         return straight, bodies, [b.top_u for b in bodies[1:]]
 
     straight, bodies, discs = blocks([(30, 50), (30, 50), (17, 100), (30, 45)])  # L4, L5, S1 cut by a line, S2
-    sacrum = _sacrum(straight, frame, bodies, discs)
+    sacrum = take_sacrum(straight, frame, bodies, discs)
     assert sacrum is not None and (sacrum.top_u, sacrum.bottom_u) == (60, 107) and discs == [30, 60]
     assert len(bodies) == 2
     straight, bodies, discs = blocks([(30, 50), (30, 80), (30, 60)])  # L1, L2 with its transverse processes, a cut L3
-    assert _sacrum(straight, frame, bodies, discs) is None and len(bodies) == 3 and discs == [30, 60]
+    assert take_sacrum(straight, frame, bodies, discs) is None and len(bodies) == 3 and discs == [30, 60]
     straight, bodies, discs = blocks([(30, 50), (30, 50), (40, 100)])  # the usual: the block below the last disc
-    assert _sacrum(straight, frame, bodies, discs).top_u == 60 and discs == [30, 60] and len(bodies) == 2
+    assert take_sacrum(straight, frame, bodies, discs).top_u == 60 and discs == [30, 60] and len(bodies) == 2

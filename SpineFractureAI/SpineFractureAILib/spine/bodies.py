@@ -306,11 +306,12 @@ def find_bodies(straight: np.ndarray, frame: SpineFrame) -> SpineBodies:
         body.depth_mm = float(np.ptp(frame.d_mm[dd]) + 1)
         body.width_mm = float(np.ptp(frame.l_mm[ll]) + 1)
         found.append(body)
-    sacrum = _sacrum(straight, frame, found, discs)
+    sacrum = take_sacrum(straight, frame, found, discs)
     return SpineBodies(frame, discs, found, sacrum)
 
 
-def _sacrum(straight: np.ndarray, frame: SpineFrame, found: list[FoundBody], discs: list[int]) -> FoundBody | None:
+def take_sacrum(straight: np.ndarray, frame: SpineFrame, found: list[FoundBody],
+                discs: list[int]) -> FoundBody | None:
     """The block below the last disc, when its alae spread sideways (taken off `found`). Or the block
     above it, when that one is as wide and much shorter than the body above it, and the scan ends in
     the last block: a line between two sacral segments (a remnant S1-S2 disc) was taken for a disc;
@@ -322,8 +323,9 @@ def _sacrum(straight: np.ndarray, frame: SpineFrame, found: list[FoundBody], dis
         return found.pop()
     if len(found) < 3 or len(discs) < 2 or found[-2].top_u != discs[-2] or not found[-1].cut:
         return None
-    height = lambda body: body.bottom_u - body.top_u  # noqa: E731
-    if height(found[-2]) > SACRAL_SEGMENT * height(found[-3]) or _sacral_width(straight, frame, found[-2]) < SACRUM_WIDTH_MM:
+    upper_height = found[-2].bottom_u - found[-2].top_u
+    if (upper_height > SACRAL_SEGMENT * (found[-3].bottom_u - found[-3].top_u)
+            or _sacral_width(straight, frame, found[-2]) < SACRUM_WIDTH_MM):
         return None  # a lumbar body (its transverse processes can be as wide) over a cut one
     lower, upper = found.pop(), found.pop()
     discs.pop()
