@@ -13,7 +13,7 @@ from SpineFractureAILib.levels import TOTALSEG_NAME, VERSE_NAME
 from SpineFractureAILib.phantom import make_phantom
 from SpineFractureAILib.phantom.surroundings import BLOOD, Surroundings
 from SpineFractureAILib.pipeline import Analyzer
-from SpineFractureAILib.spine.bodies import FoundBody, choose_discs, find_bodies, take_sacrum
+from SpineFractureAILib.spine.bodies import FoundBody, choose_discs, disc_line, find_bodies, half_way, take_sacrum
 from SpineFractureAILib.spine.canal import find_canal
 from SpineFractureAILib.spine.prior_bodies import tilted_endplates
 from SpineFractureAILib.spine.straighten import spine_frame, straighten
@@ -253,3 +253,28 @@ def test_a_wide_block_much_shorter_than_the_body_above_is_the_sacrums_first_segm
     assert take_sacrum(straight, frame, bodies, discs) is None and len(bodies) == 3 and discs == [30, 60]
     straight, bodies, discs = blocks([(30, 50), (30, 50), (40, 100)])  # the usual: the block below the last disc
     assert take_sacrum(straight, frame, bodies, discs).top_u == 60 and discs == [30, 60] and len(bodies) == 2
+
+
+def test_a_small_bodys_dark_marrow_does_not_tilt_the_disc_plane():
+    """Synthetic rows after randomised phantom 890003 (C2-C3 at 1.4 mm in a trunk): discs every 15
+    rows; in a few columns behind, the disc is faint (200 HU between 450 HU endplates) and the marrow
+    of the body below darkens to ~150 HU half-way to the next disc, so within 10 rows the middle of
+    C3 is the darkest row there. Those columns pulled the plane, the rest tilted it 0.3 rows/mm and
+    cut the top of C3 off behind (a false crush). Sought no further than half-way to the next disc,
+    the plane keeps the clear columns' slight tilt."""
+    frame = SimpleNamespace(d_mm=np.arange(-30.0, 91.0), l_mm=np.arange(-40.0, 41.0))
+    discs = [32, 47, 62]
+    u = np.arange(90.0)
+    straight = np.full((90, len(frame.d_mm), len(frame.l_mm)), 40.0)
+    clear = {8: 47, 16: 47, 17: 47, 18: 46, 19: 46, 20: 46}  # column d (mm) -> disc row
+    for d in [8, 13, 14, 15, 16, 17, 18, 19, 20]:
+        centre = clear.get(d, 47)
+        middle = u - (centre + 7)  # the darkest marrow of the body below, then its next endplate
+        marrow = np.where(u < centre, 300.0, 150.0 + np.where(middle < 0, -20.0 * middle, 60.0 * middle))
+        column = np.where(np.abs(u - centre) <= 1, 80.0 if d in clear else 200.0,
+                          np.where(np.abs(u - centre) <= 3, 450.0, np.minimum(marrow, 300.0)))
+        straight[:, frame.d_mm == d] = column[:, None, None]
+    row, slope = disc_line(straight, frame, 47, half_way(discs, 1))
+    assert half_way(discs, 1) == 7 and row == 47 and -0.15 <= slope <= 0.0
+    _, tilted = disc_line(straight, frame, 47, 10)  # reaching into the middle of the body below
+    assert tilted <= -0.25

@@ -3,6 +3,7 @@ named against their labels, rows and fractures on non-vertebral structures, the 
 whole-spine randomised phantoms (bodies named right, false fractures). Prints JSON.
 
     uv run python bench/real_ct.py [--phantoms 10] [--seed-base 610000] [--randomised] [--no-real]
+                                   [--all-fractured]
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from SpineFractureAILib.results import Roi
 from SpineFractureAILib.volume import from_sitk, read_volume
 
 GENANT_LEVELS = [f"T{i}" for i in range(4, 13)] + [f"L{i}" for i in range(1, 5)]
+# Slice thickness bands (mm) for the found-by-grade figures: thick slices flatten shallow deformities.
+SLICE_BANDS = (("1.0-1.8", 1.8), ("1.8-2.4", 2.4), ("2.4-3.0", np.inf))
 ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
 
 
@@ -75,14 +78,20 @@ def real_cases(analyzer) -> dict:
     return out
 
 
-def phantoms(analyzer, n: int, base: int, randomised: bool = False) -> dict:
+def slice_band(thickness: float) -> str:
+    return next(name for name, top in SLICE_BANDS if thickness <= top)
+
+
+def phantoms(analyzer, n: int, base: int, randomised: bool = False, all_fractured: bool = False) -> dict:
     """randomised: the surroundings of a real CT (trunk, table, arms, vessels, bowel, pelvis, a random
-    kernel and noise) and a random stored orientation, from the same seeds."""
+    kernel and noise) and a random stored orientation, from the same seeds. all_fractured: two random
+    fractures in every phantom (default: in every other one, the rest without any)."""
     rng = np.random.default_rng(base)
     rows, graded, typed = [], {1: [0, 0], 2: [0, 0], 3: [0, 0]}, [0, 0]
+    by_band = {name: {1: [0, 0], 2: [0, 0], 3: [0, 0]} for name, _ in SLICE_BANDS}
     for seed in range(base, base + n):
         fractures = []
-        if seed % 2:  # half with random fractures: two, apart, in Genant's range T4-L4
+        if seed % 2 or all_fractured:  # two random fractures, apart, in Genant's range T4-L4
             levels = rng.choice(GENANT_LEVELS, size=2, replace=False)
             while abs(GENANT_LEVELS.index(levels[0]) - GENANT_LEVELS.index(levels[1])) < 2:
                 levels = rng.choice(GENANT_LEVELS, size=2, replace=False)
@@ -97,8 +106,9 @@ def phantoms(analyzer, n: int, base: int, randomised: bool = False) -> dict:
         true_fx = {v["level"]: v for v in case.truth["vertebrae"] if v["fracture"]}
         for level, v in true_fx.items():
             hits = [f for f in results.findings if f.kind == "fracture" and f.roi.contains(v["center_ras"], 2.0)]
-            graded[v["genant_grade"]][0] += bool(hits)
-            graded[v["genant_grade"]][1] += 1
+            for tally in (graded, by_band[slice_band(thickness)]):
+                tally[v["genant_grade"]][0] += bool(hits)
+                tally[v["genant_grade"]][1] += 1
             if hits:
                 typed[0] += hits[0].label == v["fracture"]
                 typed[1] += 1
@@ -111,6 +121,8 @@ def phantoms(analyzer, n: int, base: int, randomised: bool = False) -> dict:
             "bodies_named_right": f"{sum(r['named_right'] for r in rows)}/{sum(r['labelled'] for r in rows)}",
             "false_fractures": sum(r["false_fractures"] for r in rows),
             "fractures_found_by_grade": {g: f"{a}/{b}" for g, (a, b) in graded.items()},
+            "found_by_slice_mm_and_grade": {band: {g: f"{a}/{b}" for g, (a, b) in tally.items()}
+                                            for band, tally in by_band.items()},
             "type_right_when_found": f"{typed[0]}/{typed[1]}"}
 
 
@@ -121,12 +133,14 @@ def main(argv=None) -> int:
     parser.add_argument("--randomised", action="store_true",
                         help="phantoms with a real CT's surroundings and a random stored orientation")
     parser.add_argument("--no-real", action="store_true", help="phantoms only")
+    parser.add_argument("--all-fractured", action="store_true", help="two random fractures in every phantom")
     args = parser.parse_args(argv)
     analyzer = Analyzer(bundles_for("ct"), "cpu")
     report = {} if args.no_real else {"real": real_cases(analyzer)}
     if args.phantoms:
         key = "whole_spine_randomised_phantoms" if args.randomised else "whole_spine_phantoms"
-        report[key] = phantoms(analyzer, args.phantoms, args.seed_base, args.randomised)
+        report[key] = phantoms(analyzer, args.phantoms, args.seed_base, args.randomised,
+                                args.all_fractured)
     print(json.dumps(report, indent=1, default=float))
     return 0
 

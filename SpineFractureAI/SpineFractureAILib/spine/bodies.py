@@ -33,11 +33,13 @@ SOFT_HU = 40.0
 BONE_HU = 150.0  # cortex and dense marrow; the ring is filled, so dark marrow still counts
 MARROW_HU = 95.0  # marrow of a thin cortex on a low-dose scan: above muscle (~50), below cortex
 MARROW_CLIP_HU = 250.0  # trabecular bone reads up to about this; brighter is cortex
+MIN_ENDPLATE_CONTRAST = 200.0  # HU between an endplate's peak and the disc: below it, no sure edge
 SACRUM_WIDTH_MM = 75.0  # the sacral alae: a lumbar body is 40-55 mm wide
 SACRAL_SEGMENT = 0.75  # a wide block shorter than this against the body above: the sacrum's first segment
 BODY_L_MM = 35.0  # no body is wider than 70 mm
 DISC_D_MM = 19.0  # where a disc's plane is anchored: the middle of CORE_D_MM
 MAX_DISC_TILT = 0.6  # rows per mm: ~31 degrees against the canal's rows
+DISC_REACH_ROWS = 10  # a disc's plane lies within this many rows of its dip (tilt over a lumbar body's depth)
 TUBE_RUN_MM = 90  # unbroken along the canal for longer than two bodies and a disc: a vessel
 VESSEL_MIN_RADIUS_MM = 4  # a vessel through the discs is wider than 8 mm (aorta ~25, IVC ~20)
 
@@ -177,14 +179,16 @@ def _posterior_wall(straight: np.ndarray, frame: SpineFrame, rows: slice) -> flo
     return float(np.median(walls)) if walls else 8.0
 
 
-def disc_line(straight: np.ndarray, frame: SpineFrame, u0: int) -> tuple[float, float]:
+def disc_line(straight: np.ndarray, frame: SpineFrame, u0: int, reach: int = DISC_REACH_ROWS) -> tuple[float, float]:
     """(row at d = DISC_D_MM, rows per mm in front): the disc's plane on the midline. In lordosis
     the discs are wedges and tilt against the canal's rows (L5-S1 by up to ~30 degrees), so a body
-    cut at a row would lose its front."""
+    cut at a row would lose its front. reach: how far (rows) from u0 each column's darkest row may
+    lie; no further than half-way to the next disc, or a small body's marrow between its endplates
+    is darker than its faint disc and tilts the line (the top of C3 cut off behind, a false crush)."""
     mid = ndimage.gaussian_filter1d(straight[:, :, np.abs(frame.l_mm) <= CORE_L_MM].mean(2), 1.0, axis=0)
     points = []
     for col in np.flatnonzero((frame.d_mm >= CORE_D_MM[0]) & (frame.d_mm <= 60)):
-        lo, hi = u0 - 10, u0 + 11
+        lo, hi = u0 - reach, u0 + reach + 1
         if lo < 0 or hi > len(mid) or (mid[lo:hi, col] < -500).any():
             continue
         seg = mid[lo:hi, col]
@@ -270,8 +274,38 @@ def body_mask(straight: np.ndarray, frame: SpineFrame, top: tuple[float, float],
         return None
     label = np.bincount(core[core > 0]).argmax()
     mask = np.zeros(straight.shape, bool)
-    mask[rows] = ndimage.binary_dilation(parts == label, ball) & block
+    mask[rows] = trim_to_endplates(ndimage.binary_dilation(parts == label, ball) & block, straight[rows])
     return mask
+
+
+def trim_to_endplates(mask: np.ndarray, hu: np.ndarray, reach: int = 4) -> np.ndarray:
+    """[u, d, l] mask without the rows at each column's top and bottom that are less than half bone:
+    darker than half-way between the endplate's peak (within `reach` rows of the edge) and the disc
+    beyond it. BONE_HU takes in a row that is 80 % disc beside a 600 HU cortex, so a biconcave
+    dimple came out a row or two shallower at each endplate (and a voxel deeper on thick slices)."""
+    out = mask.copy()
+    steps = np.arange(reach)[:, None, None]
+    for view, values in ((out, hu), (out[::-1], hu[::-1])):  # top edges, then bottom edges
+        has = view.any(0)
+        first = np.argmax(view, 0)
+        rows = np.clip(first[None] + steps, 0, len(values) - 1)
+        inside = np.take_along_axis(view, rows, 0)
+        near = np.where(inside, np.take_along_axis(values, rows, 0), -np.inf)
+        peak = near.max(0)
+        beyond = first[None] - steps[:3] - 1
+        outside = np.where(beyond >= 0, np.take_along_axis(values, np.maximum(beyond, 0), 0), np.inf).min(0)
+        ok = has & np.isfinite(outside) & (peak - outside >= MIN_ENDPLATE_CONTRAST)
+        level = np.where(ok, (peak + np.where(ok, outside, 0.0)) / 2, np.inf)
+        leading = np.argmax(near >= level[None], 0)  # rows before the first that is half bone
+        u = np.arange(len(values))[:, None, None]
+        view &= ~(ok[None] & (u >= first[None]) & (u < (first + leading)[None]))
+    return out
+
+
+def half_way(discs: list[int], n: int) -> int:
+    """Rows from disc n half-way to its nearest chosen neighbour (at most DISC_REACH_ROWS)."""
+    gaps = [abs(discs[n] - discs[m]) for m in (n - 1, n + 1) if 0 <= m < len(discs)]
+    return int(np.clip(min(gaps) // 2 if gaps else DISC_REACH_ROWS, 4, DISC_REACH_ROWS))
 
 
 def _between(mask: np.ndarray, axis: int) -> np.ndarray:
@@ -286,7 +320,7 @@ def find_bodies(straight: np.ndarray, frame: SpineFrame) -> SpineBodies:
     if not len(rows):
         return SpineBodies(frame, [], [], None)
     edges = [(int(rows[0]), True)] + [(u, False) for u in discs] + [(int(rows[-1]), True)]
-    lines = {u: disc_line(straight, frame, u) for u in discs}
+    lines = {u: disc_line(straight, frame, u, half_way(discs, n)) for n, u in enumerate(discs)}
     found = []
     for (a, a_edge), (b, b_edge) in zip(edges, edges[1:]):
         if b - a < 6:
