@@ -13,7 +13,8 @@ from SpineFractureAILib.levels import TOTALSEG_NAME, VERSE_NAME
 from SpineFractureAILib.phantom import make_phantom
 from SpineFractureAILib.phantom.surroundings import BLOOD, Surroundings
 from SpineFractureAILib.pipeline import Analyzer
-from SpineFractureAILib.spine.bodies import FoundBody, choose_discs, disc_line, find_bodies, half_way, take_sacrum
+from SpineFractureAILib.spine.bodies import (FoundBody, choose_discs, disc_line, find_bodies, half_way, take_sacrum,
+                                           trim_to_endplates)
 from SpineFractureAILib.spine.canal import find_canal
 from SpineFractureAILib.spine.prior_bodies import tilted_endplates
 from SpineFractureAILib.spine.straighten import spine_frame, straighten
@@ -278,3 +279,23 @@ def test_a_small_bodys_dark_marrow_does_not_tilt_the_disc_plane():
     assert half_way(discs, 1) == 7 and row == 47 and -0.15 <= slope <= 0.0
     _, tilted = disc_line(straight, frame, 47, 10)  # reaching into the middle of the body below
     assert tilted <= -0.25
+
+
+def test_endplate_rows_less_than_half_bone_are_not_body():
+    """Synthetic columns (1 mm rows): disc 70 HU, then a row 80 % disc beside the cortex (170 HU, in by
+    BONE_HU), the 600 HU cortex, 200 HU marrow. The mask keeps the rows at least half bone, so a
+    biconcave column 3 rows deeper at each end measures 6 rows shorter, as drawn; a faint cortex
+    (150 HU over the disc) leaves its edge alone."""
+    def column(top, bottom, cortex=600.0):
+        hu = np.full(40, 200.0)
+        hu[:top - 1], hu[bottom + 2:] = 70.0, 70.0  # discs
+        hu[top - 1], hu[bottom + 1] = 70.0 + 0.2 * (cortex - 70.0), 70.0 + 0.2 * (cortex - 70.0)
+        hu[top:top + 2], hu[bottom - 1:bottom + 1] = cortex, cortex
+        return hu
+    hu = np.stack([column(8, 31), column(11, 28), column(8, 31, cortex=220.0)], 1)[:, :, None]  # [u, d, l]
+    mask = hu > 150.0
+    trimmed = trim_to_endplates(mask, hu)
+    rows = [np.flatnonzero(trimmed[:, n, 0]) for n in range(3)]
+    assert (rows[0][0], rows[0][-1]) == (8, 31) and (rows[1][0], rows[1][-1]) == (11, 28)
+    assert (trimmed[:, 2] == mask[:, 2]).all()  # 150 HU of contrast: no sure edge, left alone
+    assert mask[7, 0, 0] and mask[32, 0, 0]  # what BONE_HU took in
