@@ -98,8 +98,10 @@ def add_prior_bodies(state: RunState, volume, found: SpineBodies, naming: Naming
     offset = np.eye(4)
     offset[:3, 3] = [box[2].start, box[1].start, box[0].start]
     ct = volume.voxels[box] if volume.modality == "ct" else None
+    # The prior's masks stop at the canal's front wall: no posterior elements to open away (an
+    # opening erodes a crushed body four thick slices high to a core too shallow to measure).
     rows = {m.label: VertebraRow.from_json({"method": "mask", "source": SOURCE, **m.to_json(), **naming.row_fields()})
-            for m in measure_labelmap(numbers, volume.ijk_to_ras @ offset, names, whole_vertebrae=True, ct_image=ct)}
+            for m in measure_labelmap(numbers, volume.ijk_to_ras @ offset, names, whole_vertebrae=False, ct_image=ct)}
     first_id = _merge_instances(state, box, numbers)
     for number, why in tilted_endplates(rows, names).items():
         rows[number]["measurement_doubt"] = why
