@@ -234,7 +234,8 @@ def through_discs(straight: np.ndarray, frame: SpineFrame, discs: list[tuple[flo
 def body_mask(straight: np.ndarray, frame: SpineFrame, top: tuple[float, float],
               bottom: tuple[float, float], not_body: np.ndarray | None = None) -> np.ndarray | None:
     """The body between the disc planes top and bottom (row at DISC_D_MM, slope): per row the bone
-    ring in front of the canal wall, closed and filled; the 3D part that holds the body's core.
+    ring in front of the canal wall, closed and filled; the 3D part that holds the body's core, its
+    endplate rows trimmed to those at least half bone (trim_to_endplates).
     not_body: [d, l] columns left out (what runs on through the discs: through_discs)."""
     d_off = frame.d_mm - DISC_D_MM
     upper, lower = top[0] + top[1] * d_off, bottom[0] + bottom[1] * d_off  # per column d
