@@ -6,6 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import SimpleITK as sitk
 
 from SpineFractureAILib.bundles import bundles_for
@@ -13,8 +14,8 @@ from SpineFractureAILib.levels import TOTALSEG_NAME, VERSE_NAME
 from SpineFractureAILib.phantom import make_phantom
 from SpineFractureAILib.phantom.surroundings import BLOOD, Surroundings
 from SpineFractureAILib.pipeline import Analyzer
-from SpineFractureAILib.spine.bodies import (FoundBody, choose_discs, disc_line, find_bodies, half_way, take_sacrum,
-                                           trim_to_endplates)
+from SpineFractureAILib.spine.bodies import (FoundBody, choose_discs, disc_dips, disc_line, endplate_spread,
+                                           find_bodies, half_way, take_sacrum, trim_to_endplates)
 from SpineFractureAILib.spine.canal import find_canal
 from SpineFractureAILib.spine.prior_bodies import tilted_endplates
 from SpineFractureAILib.spine.straighten import spine_frame, straighten
@@ -299,3 +300,38 @@ def test_endplate_rows_less_than_half_bone_are_not_body():
     assert (rows[0][0], rows[0][-1]) == (8, 31) and (rows[1][0], rows[1][-1]) == (11, 28)
     assert (trimmed[:, 2] == mask[:, 2]).all()  # 150 HU of contrast: no sure edge, left alone
     assert mask[7, 0, 0] and mask[32, 0, 0]  # what BONE_HU took in
+
+
+# Rows of the endplate profile (HU) and the front wall's gap on two plain phantoms at ~2.6 mm
+# slices (seeds 900005 and 900008, necks), where one cervical disc was lost and two bodies merged.
+NECK_900005 = (
+    [164, 169, 171, 182, 240, 354, 434, 408, 324, 259, 243, 308, 441, 529, 472, 341, 260, 244, 253, 273, 315, 405,
+     509, 514, 397, 276, 230, 234, 254, 276, 284, 281, 288, 305, 328, 357, 385, 403, 405, 377, 306, 230, 194, 206,
+     278, 414, 532, 537, 471, 417, 391, 386, 392, 395, 389, 390, 414, 442, 423, 337, 250, 231, 300, 407],
+    [1.04, 1.02, 1.03, 1.01, 0.96, 0.93, 0.47, 0.37, 0.37, 0.38, 0.39, 0.39, 0.4, 0.65, 0.93, 0.95, 0.96, 1.03, 1.05,
+     0.94, 0.88, 0.94, 0.77, 0.17, 0.17, 0.17, 0.17, 0.17, 0.24, 0.38, 0.73, 1.17, 1.23, 1.25, 1.37, 1.25, 1.19,
+     1.16, 0.78, 0.31, 0.23, 0.2, 0.2, 0.2, 0.19, 0.19, 0.37, 0.86, 0.93, 0.97, 1.1, 1.11, 1.14, 1.19, 1.1, 1.07,
+     1.04, 0.63, 0.35, 0.26, 0.26, 0.26, 0.26, 0.26])
+NECK_900008 = (
+    [638, 583, 521, 474, 438, 408, 393, 397, 412, 423, 426, 430, 411, 330, 229, 175, 164, 171, 182, 195, 216, 244,
+     270, 288, 290, 277, 266, 276, 302, 319, 310, 278, 244, 230, 233, 244, 262, 295, 342, 362, 313, 260, 317, 474,
+     589, 562, 463, 398, 387, 399, 418, 444, 489, 547, 560, 469, 327, 258, 302, 380, 408, 392, 386, 394, 397, 398,
+     405, 417, 428, 430, 427, 405, 343, 276, 265, 340, 445, 493, 471, 433],
+    [2.18, 1.82, 1.01, 0.87, 0.84, 0.8, 0.73, 0.68, 0.66, 0.63, 0.63, 0.66, 0.68, 0.79, 1.05, 1.09, 1.15, 1.18, 1.21,
+     1.26, 1.26, 0.76, 0.62, 0.52, 0.51, 0.51, 0.51, 0.51, 0.53, 0.7, 0.86, 1.06, 1.1, 1.08, 0.95, 0.76, 0.62, 0.61,
+     0.53, 0.24, 0.24, 0.24, 0.25, 0.25, 0.54, 1.13, 1.32, 1.3, 1.24, 1.24, 1.24, 1.19, 1.06, 0.91, 0.38, 0.3, 0.3,
+     0.3, 0.3, 0.3, 0.5, 0.78, 0.86, 0.95, 0.98, 1.02, 1.05, 0.99, 0.98, 0.96, 0.64, 0.36, 0.3, 0.3, 0.3, 0.3, 0.3,
+     0.6, 1.03, 1.07])
+
+
+@pytest.mark.parametrize("rows, disc, truth", [(NECK_900005, 26, 26.1), (NECK_900008, 26, 25.4)])
+def test_a_faint_neck_disc_where_the_front_wall_breaks_is_kept(rows, disc, truth):
+    """900005: C3-C4's dip peaks a row past the wall's break (the window below reaches C4's bottom
+    endplate), so no candidate was left; 900008: C2-C3 dips only 24 HU though the wall breaks to half.
+    Each is now a disc at its darkest row (truth: the phantom's disc centre, rows), between neighbours
+    ~16 rows away (before: one 32-row block, C3 and C4 in one mask)."""
+    profile, gap = np.array(rows[0], float), np.array(rows[1])
+    dip, spread = disc_dips(profile, np.ones(len(profile), bool)), endplate_spread(profile)
+    discs = choose_discs(dip, gap, spread, profile)
+    assert disc in discs and abs(disc - truth) <= 1.0
+    assert all(12 <= b - a <= 22 for a, b in zip(discs, discs[1:])), discs

@@ -131,12 +131,26 @@ def endplate_spread(profile: np.ndarray) -> np.ndarray:
     return spread
 
 
-def choose_discs(dip: np.ndarray, gap: np.ndarray, spread: np.ndarray) -> list[int]:
+def _darkest(profile: np.ndarray, gap: np.ndarray, u: int, reach: int = 3) -> int:
+    """The darkest row near u where the front wall breaks (a disc's middle)."""
+    rows = np.arange(max(u - reach, 0), min(u + reach + 1, len(profile)))
+    rows = rows[gap[rows] <= MAX_WALL_GAP]
+    return int(rows[np.argmin(profile[rows])])
+
+
+def choose_discs(dip: np.ndarray, gap: np.ndarray, spread: np.ndarray, profile: np.ndarray | None = None) -> list[int]:
     """The chain of dips where the front wall breaks, whose spacing changes smoothly (dynamic
     programming over pairs of discs); spread: endplate_spread, which lets two discs lie closer than
-    SHORT_SPACING_MM."""
-    cands = [u for u in range(1, len(dip) - 1) if dip[u] >= MIN_DIP_HU and dip[u] >= dip[u - 1]
-             and dip[u] >= dip[u + 1] and gap[u] <= MAX_WALL_GAP]
+    SHORT_SPACING_MM; profile: endplate_profile, to place a dip that peaks past the break."""
+    # A faint neck disc's dip can peak a row or two past the wall's break (disc_dips' window below
+    # reaches the next endplate): its peak among the break's rows counts, placed at its darkest row.
+    # Where the wall breaks clearly a shallower dip will do (a thin disc on ~2.6 mm slices).
+    breaks = np.where(gap <= MAX_WALL_GAP, dip, -np.inf)
+    least = MIN_DIP_HU * np.clip(gap / MAX_WALL_GAP, 0.5, 1.0)
+    cands = [u for u in range(1, len(dip) - 1) if breaks[u] >= least[u] and breaks[u] >= breaks[u - 1]
+             and breaks[u] >= breaks[u + 1]]
+    if profile is not None:
+        cands = sorted({u if dip[u] >= max(dip[u - 1], dip[u + 1]) else _darkest(profile, gap, u) for u in cands})
     if not cands:
         return []
     strong = sorted(dip[cands])[-max(1, len(cands) // 2):]
@@ -316,7 +330,7 @@ def _between(mask: np.ndarray, axis: int) -> np.ndarray:
 
 def find_bodies(straight: np.ndarray, frame: SpineFrame) -> SpineBodies:
     profile, valid = endplate_profile(straight, frame)
-    discs = choose_discs(disc_dips(profile, valid), front_wall_gap(straight, frame), endplate_spread(profile))
+    discs = choose_discs(disc_dips(profile, valid), front_wall_gap(straight, frame), endplate_spread(profile), profile)
     rows = np.flatnonzero(valid)
     if not len(rows):
         return SpineBodies(frame, [], [], None)
