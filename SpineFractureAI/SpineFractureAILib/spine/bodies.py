@@ -42,6 +42,7 @@ MAX_DISC_TILT = 0.6  # rows per mm: ~31 degrees against the canal's rows
 DISC_REACH_ROWS = 10  # a disc's plane lies within this many rows of its dip (tilt over a lumbar body's depth)
 TUBE_RUN_MM = 90  # unbroken along the canal for longer than two bodies and a disc: a vessel
 VESSEL_MIN_RADIUS_MM = 4  # a vessel through the discs is wider than 8 mm (aorta ~25, IVC ~20)
+VESSEL_HU = 120.0  # contrast blood reads 150-400 HU; noise takes a 150 HU aorta under BONE_HU in patches
 
 
 @dataclass
@@ -222,18 +223,17 @@ def disc_line(straight: np.ndarray, frame: SpineFrame, u0: int, reach: int = DIS
 
 
 def through_discs(straight: np.ndarray, frame: SpineFrame, discs: list[tuple[float, float]]) -> np.ndarray:
-    """[d, l] columns that are bright in the middle of every given disc (row at DISC_D_MM, slope) in
-    compact blobs away from the body's core: a vessel with contrast (the aorta at 300 HU on a soft
-    kernel touches the body over more than the opening in body_mask cuts) runs on through the disc,
-    a body does not. A thin osteophyte bridge is no blob; a disc row that grazes an endplate reaches
-    the core and is ignored."""
+    """[d, l] columns over VESSEL_HU in the middle of every given disc (row at DISC_D_MM, slope), in
+    compact blobs away from the body's core: a vessel with contrast (touching the body over more than
+    body_mask's opening cuts) runs on through the disc, a body does not. A thin osteophyte bridge is
+    no blob; a disc row that grazes an endplate reaches the core and is ignored."""
     d_off = frame.d_mm - DISC_D_MM
     columns = np.arange(len(frame.d_mm))
     bright = []
     for row, slope in discs:
         u = np.round(row + slope * d_off).astype(int)
         if u.min() >= 0 and u.max() < len(straight):
-            bright.append(ndimage.gaussian_filter(straight[u, columns, :], 0.7) > BONE_HU)
+            bright.append(ndimage.gaussian_filter(straight[u, columns, :], 0.7) > VESSEL_HU)
     if not bright:
         return np.zeros(straight.shape[1:], bool)
     tube = ndimage.binary_opening(np.logical_and.reduce(bright), iterations=VESSEL_MIN_RADIUS_MM)
