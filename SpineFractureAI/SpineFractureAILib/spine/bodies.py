@@ -289,8 +289,23 @@ def body_mask(straight: np.ndarray, frame: SpineFrame, top: tuple[float, float],
         return None
     label = np.bincount(core[core > 0]).argmax()
     mask = np.zeros(straight.shape, bool)
-    mask[rows] = trim_to_endplates(ndimage.binary_dilation(parts == label, ball) & block, straight[rows])
+    grown = trim_to_endplates(ndimage.binary_dilation(parts == label, ball) & block, straight[rows])
+    mask[rows] = trim_front_and_back(grown, straight[rows])
     return mask
+
+
+def trim_front_and_back(mask: np.ndarray, hu: np.ndarray) -> np.ndarray:
+    """[u, d, l] mask without its front and back columns (d) that are less than half bone, judged
+    per left-right position on the column's mean over the body's rows (as trim_to_endplates judges
+    rows): the marrow's blur (MARROW_HU) reaches a millimetre or two past a small cervical body's
+    cortex, and morphometry's back keypoint then stood on those short halo columns (a false crush).
+    Whole columns, not voxels: a voxel left at a corner stood apart in the mid-sagittal profile."""
+    rows = mask.any(1)  # [u, l]: the body's rows at each left-right position
+    counts = rows.sum(0)
+    mean = np.einsum("ul,udl->dl", rows.astype(np.float32), hu) / np.maximum(counts, 1)[None]
+    columns = mask.any(0)  # [d, l]
+    kept = trim_to_endplates(columns[:, :, None], mean[:, :, None])[:, :, 0]
+    return mask & kept[None]
 
 
 def trim_to_endplates(mask: np.ndarray, hu: np.ndarray, reach: int = 4) -> np.ndarray:
