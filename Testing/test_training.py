@@ -11,6 +11,7 @@ from SpineFractureAILib.cli import main
 from SpineFractureAILib.phantom import make_phantom, write_phantom
 from SpineFractureAILib.paths import resource
 from SpineFractureAILib.safe_weights import load_state
+from SpineFractureAILib.training.fracture_detect import export_detect_dataset, randomised_detect_args
 from SpineFractureAILib.training.fracture_seg import checkpoint_from_bundle, export_phantom_dataset, train_fracture_seg
 from SpineFractureAILib.training.packaging import package_fracture_seg
 from SpineFractureAILib.volume import read_volume
@@ -97,3 +98,22 @@ def test_a_run_continues_from_a_bundle_on_domain_randomised_phantoms(tmp_path):
     trained = trained["model"].float().state_dict()
     conv = next(k for k in bundle_state if k.endswith("conv.weight"))
     assert torch.allclose(bundle_state[conv].float(), trained[conv], atol=2e-3)
+
+
+def test_the_cervical_detectors_randomised_data_holds_a_neck_in_a_trunk_with_its_fracture_boxed(tmp_path):
+    """fracture-detect-demo 0.2.0's data: seed 10002 is a C1-C7 neck in a CT's surroundings (coronal,
+    3.9 mm) with a C3 fracture. Only the slices through C3 carry a box, one per slice, inside the
+    image; slices with intact bodies only are kept as negatives."""
+    args = randomised_detect_args(10002)
+    assert args["levels"][0] == "C1" and args["surroundings"] and [f.split(":")[0] for f in args["fractures"]] == ["C3"]
+    export_detect_dataset(tmp_path, 1, 0, size=128, randomised=True, seeds={"train": 10002, "val": 20000},
+                          log=lambda *_: None)
+    described = json.loads((tmp_path / "dataset.json").read_text(encoding="utf-8"))
+    assert "domain-randomised" in described["source"] and described["cases"][0]["levels"][0] == "C1"
+    labels = sorted((tmp_path / "labels" / "train").glob("*.txt"))
+    boxed = [f for f in labels if f.read_text(encoding="utf-8").strip()]
+    assert 2 <= len(boxed) < len(labels)  # C3 on a few slices; the rest negatives
+    for f in boxed:
+        (line,) = f.read_text(encoding="utf-8").strip().splitlines()
+        values = np.array(line.split()[1:], float)
+        assert line.split()[0] == "0" and ((values >= 0) & (values <= 1)).all()

@@ -3,6 +3,9 @@ its metadata branch fed constants: the ablation), levels named per vertebra afte
 and the cervical fracture detector's mAP50 / mAP50-95 — beside the paper's Tables 1 and 3.
 
 usage: uv run python bench/levels_bench.py [--phantoms 10] [--detector-phantoms 12] [--seed-base 90000]
+                                          [--detector-randomised] [--detector-only]
+(--detector-randomised: the detector on domain-randomised phantoms, half from the atlas, a fracture at
+any level a positive: what fracture-detect-demo 0.2.0 was trained on)
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from SpineFractureAILib.bundles import load_bundle
 from SpineFractureAILib.level_assignment import LevelProfile, assign_body_levels, axial_metadata
 from SpineFractureAILib.level_metrics import coverage_error, exact_match_ratio, macro_f1
 from SpineFractureAILib.phantom import make_phantom
+from SpineFractureAILib.training.fracture_detect import randomised_detect_args
 from SpineFractureAILib.predictors.level_net import LevelPredictor
 from SpineFractureAILib.slicing import Intensity, make_stack
 from SpineFractureAILib.training.level_data import axial_level_targets
@@ -78,7 +82,7 @@ def level_classifier(bundle_dir: str, n: int, seed_base: int) -> dict:
             "bodies_named_after_count": named, "seed_001_table1": SEED_001_TABLE1}
 
 
-def detector(bundle_dir: str, n: int, seed_base: int) -> dict:
+def detector(bundle_dir: str, n: int, seed_base: int, randomised: bool = False) -> dict:
     from SpineFractureAILib.training.yolo_export import write_data_yaml, write_yolo_slices
 
     bundle = load_bundle(bundle_dir)
@@ -86,7 +90,8 @@ def detector(bundle_dir: str, n: int, seed_base: int) -> dict:
     m = bundle.manifest
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(seed_base, seed_base + n):
-            case, _ = random_case(seed, "ct", "cervical", from_c1=True)
+            case = make_phantom(**randomised_detect_args(seed)) if randomised else \
+                random_case(seed, "ct", "cervical", from_c1=True)[0]
             class_of = {v["label"]: (0 if v["fracture"] else -1) for v in case.truth["vertebrae"] if v["has_body"]}
             for split in ("train", "val"):
                 write_yolo_slices(Path(tmp), split, f"b{seed}", case.image, case.labels, class_of,
@@ -94,7 +99,7 @@ def detector(bundle_dir: str, n: int, seed_base: int) -> dict:
                                   float(m.get("slice_mm", 2.0)), rng=np.random.default_rng(seed), drop_class=-1)
         data = write_data_yaml(Path(tmp), bundle.classes)
         metrics = yolo_val(weights, data, m["input_size"])
-    return {"bundle": bundle.summary(), "heldout_cervical_phantoms": n,
+    return {"bundle": bundle.summary(), ("heldout_randomised_phantoms" if randomised else "heldout_cervical_phantoms"): n,
             "mAP50": round(float(metrics.box.map50), 4), "mAP50-95": round(float(metrics.box.map), 4),
             "precision": round(float(metrics.box.mp), 4), "recall": round(float(metrics.box.mr), 4),
             "seed_001_table3": SEED_001_TABLE3}
@@ -107,9 +112,14 @@ def main() -> None:
     p.add_argument("--phantoms", type=int, default=10)
     p.add_argument("--detector-phantoms", type=int, default=12)
     p.add_argument("--seed-base", type=int, default=BENCH_SEED_BASE)
+    p.add_argument("--detector-randomised", action="store_true")
+    p.add_argument("--detector-only", action="store_true")
     args = p.parse_args()
-    emit({"level_classifier": level_classifier(args.levels_bundle, args.phantoms, args.seed_base),
-          "fracture_detector": detector(args.detector_bundle, args.detector_phantoms, args.seed_base)})
+    out = {} if args.detector_only else {
+        "level_classifier": level_classifier(args.levels_bundle, args.phantoms, args.seed_base)}
+    out["fracture_detector"] = detector(args.detector_bundle, args.detector_phantoms, args.seed_base,
+                                        args.detector_randomised)
+    emit(out)
 
 
 if __name__ == "__main__":

@@ -129,10 +129,10 @@ def _fuse_detections(state: RunState) -> None:
             det.level = body.level
         elif state.level_profile is not None:
             det.level = state.level_profile.best_level(det.roi.center_ras)[0]
-        trained = det.extra.pop("levels_trained", None)
+        trained = det.extra.pop("levels_trained", None)  # the manifest's "levels": where it reports
         if trained and det.level and det.level not in trained:
-            state.warnings.append(f"{det.source[0]}: a finding at {det.level} is outside the levels it was "
-                                  f"trained on ({trained[0]}-{trained[-1]}): dropped")
+            state.warnings.append(f"{det.source[0]}: a finding at {det.level} is outside the levels it "
+                                  f"reports ({trained[0]}-{trained[-1]}): dropped")
             continue
         fuses = body is not None and body.finding is not None
         if trained and not det.level and not fuses:

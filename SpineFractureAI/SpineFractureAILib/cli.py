@@ -175,8 +175,8 @@ def cmd_train(args) -> int:
     if not (data / "data.yaml").exists():
         if not args.phantoms:
             raise ValueError(f"{data}: no data.yaml; pass --phantoms N to export phantom data there")
-        if args.randomised and args.task != "fracture-seg":
-            raise ValueError("--randomised: fracture-seg only")
+        if args.randomised and args.task not in ("fracture-seg", "fracture-detect"):
+            raise ValueError("--randomised: fracture-seg and fracture-detect only")
         extra = {"randomised": True} if args.randomised else {}
         export(data, args.phantoms, args.val_phantoms, args.imgsz or 256, args.slice_mm, **extra)
     overrides = {k: v for k, v in {"epochs": args.epochs, "imgsz": args.imgsz, "batch": args.batch,
@@ -344,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--val-phantoms", type=int, default=8)
     tr.add_argument("--slice-mm", type=float, default=2.0)
     tr.add_argument("--randomised", action="store_true",
-                    help="fracture-seg: export domain-randomised phantoms (a real CT's surroundings, any stretch, "
+                    help="fracture-seg, fracture-detect: export domain-randomised phantoms (a real CT's surroundings, any stretch, "
                          "0.6-5 mm slices)")
     tr.add_argument("--lr0", type=float, help="YOLO tasks: initial learning rate (e.g. lower to fine-tune)")
     tr.add_argument("--pixel-mm", type=float, help="vertebra-levels: fixed in-plane spacing, so a vertebra's size in"
