@@ -16,7 +16,7 @@ from SpineFractureAILib.phantom import make_phantom
 from SpineFractureAILib.phantom.surroundings import BLOOD, Surroundings
 from SpineFractureAILib.pipeline import Analyzer
 from SpineFractureAILib.spine.bodies import (FoundBody, choose_discs, disc_dips, disc_line, endplate_spread,
-                                           find_bodies, half_way, take_sacrum, through_discs, trim_front_and_back,
+                                           find_bodies, half_way, take_sacrum, through_discs, trim_back,
                                            trim_to_endplates)
 from SpineFractureAILib.spine.canal import find_canal
 from SpineFractureAILib.spine.prior_bodies import tilted_endplates
@@ -305,10 +305,11 @@ def test_endplate_rows_less_than_half_bone_are_not_body():
 
 
 
-def test_the_marrow_blurs_halo_in_front_of_and_behind_a_small_body_is_not_body():
-    """A cervical-sized body (16 mm deep, 1 mm voxels: 450 HU cortex, 220 HU marrow, 40 HU around it)
-    seen as body_mask sees it: marrow blurred 1.5 mm over 95 HU takes in a millimetre in front
-    and behind. The columns less than half bone go, so the depth is the body's own."""
+def test_the_marrow_blurs_halo_behind_a_small_body_is_not_body():
+    """A cervical-sized body (16 mm deep, 1 mm voxels: 450 HU cortex, 220 HU marrow, 40 HU around it;
+    d runs from the canal forward) seen as body_mask sees it: marrow blurred 1.5 mm over 95 HU takes
+    in a column behind and in front. The column behind goes (the posterior keypoint stood on such
+    columns); the front is left alone (a wedge's short front columns are its anterior height)."""
     hu = np.full((24, 40, 20), 40.0)  # [u, d, l]
     hu[4:20, 12:28, 4:16] = 450.0
     hu[5:19, 13:27, 5:15] = 220.0
@@ -316,10 +317,11 @@ def test_the_marrow_blurs_halo_in_front_of_and_behind_a_small_body_is_not_body()
     mask = (hu > 150.0) | (marrow > 95.0)
     mask[:4], mask[20:] = False, False  # the rows are bounded by the discs already
     assert mask[12, 11, 10] and mask[12, 28, 10]  # the halo: a column each side
-    trimmed = trim_front_and_back(mask, hu)
+    trimmed = trim_back(mask, hu)
     columns = np.flatnonzero(trimmed[12, :, 10])
-    assert (columns[0], columns[-1]) == (12, 27)
+    assert (columns[0], columns[-1]) == (12, 28)
     assert trimmed[4:20, 12:28, 4:16].all()  # no bone lost
+
 
 # Rows of the endplate profile (HU) and the front wall's gap on two plain phantoms at ~2.6 mm
 # slices (seeds 900005 and 900008, necks), where one cervical disc was lost and two bodies merged.

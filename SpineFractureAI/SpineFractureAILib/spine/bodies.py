@@ -290,22 +290,28 @@ def body_mask(straight: np.ndarray, frame: SpineFrame, top: tuple[float, float],
     label = np.bincount(core[core > 0]).argmax()
     mask = np.zeros(straight.shape, bool)
     grown = trim_to_endplates(ndimage.binary_dilation(parts == label, ball) & block, straight[rows])
-    mask[rows] = trim_front_and_back(grown, straight[rows])
+    mask[rows] = trim_back(grown, straight[rows])
     return mask
 
 
-def trim_front_and_back(mask: np.ndarray, hu: np.ndarray) -> np.ndarray:
-    """[u, d, l] mask without its front and back columns (d) that are less than half bone, judged
-    per left-right position on the column's mean over the body's rows (as trim_to_endplates judges
-    rows): the marrow's blur (MARROW_HU) reaches a millimetre or two past a small cervical body's
-    cortex, and morphometry's back keypoint then stood on those short halo columns (a false crush).
-    Whole columns, not voxels: a voxel left at a corner stood apart in the mid-sagittal profile."""
-    rows = mask.any(1)  # [u, l]: the body's rows at each left-right position
-    counts = rows.sum(0)
-    mean = np.einsum("ul,udl->dl", rows.astype(np.float32), hu) / np.maximum(counts, 1)[None]
-    columns = mask.any(0)  # [d, l]
-    kept = trim_to_endplates(columns[:, :, None], mean[:, :, None])[:, :, 0]
-    return mask & kept[None]
+def trim_back(mask: np.ndarray, hu: np.ndarray) -> np.ndarray:
+    """[u, d, l] mask without its back columns (toward the canal) that are less than half bone,
+    judged per left-right position on each column's mean HU over its own rows (as trim_to_endplates
+    judges rows; beyond the mask, over the body's rows there): the marrow's blur (MARROW_HU) reaches
+    a millimetre or two behind a small cervical body's cortex, and morphometry's posterior keypoint
+    then stood on those short halo columns (a false crush). Whole columns, not voxels: a voxel left
+    at a corner stood apart in the mid-sagittal profile. Not the front: trimming a wedge's short
+    front columns raised its anterior height (a grade-2 wedge read grade 1)."""
+    inside = mask.astype(np.float32)
+    rows = mask.any(1).astype(np.float32)  # [u, l]: the body's rows at each left-right position
+    own = mask.sum(0)
+    mean = np.where(own > 0, np.einsum("udl,udl->dl", inside, hu) / np.maximum(own, 1),
+                    np.einsum("ul,udl->dl", rows, hu) / np.maximum(rows.sum(0), 1)[None])
+    columns = mask.any(0)  # [d, l]; d runs from the canal forward
+    trimmed = columns & ~trim_to_endplates(columns[:, :, None], mean[:, :, None])[:, :, 0]
+    d = np.arange(len(columns))[:, None]
+    middle = (np.argmax(columns, 0) + len(columns) - 1 - np.argmax(columns[::-1], 0)) / 2
+    return mask & ~(trimmed & (d < middle[None]))[None]
 
 
 def trim_to_endplates(mask: np.ndarray, hu: np.ndarray, reach: int = 4) -> np.ndarray:
