@@ -16,6 +16,7 @@ import time
 import uuid
 from pathlib import Path
 
+import dask
 from dask.distributed import Client, LocalCluster, as_completed
 
 from . import atomic, dicomweb
@@ -26,6 +27,10 @@ from .model_host import ModelHost
 
 SKIPPED_NAMES = (".labels.", ".seg.", "_seg", "_msk", "_lab.", "_vb.", ".truth.")  # label files beside images
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
+# A worker process restarted after a crash imports torch and the library again before it registers:
+# 20-40 s on a busy 2-core machine. The local cluster closes a lost worker's nanny after
+# `lost-worker-timeout` (15 s by default), so the replacement would be killed before it took a case.
+LOST_WORKER_TIMEOUT = "300s"
 _HOSTS: dict = {}  # one per worker process and option set
 
 
@@ -128,7 +133,8 @@ def run_batch(specs: list[dict], out_dir: str | Path, options: dict, workers: in
     if todo:
         cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                                       dashboard_address=None)
-        with Client(scheduler or cluster) as client:
+        with dask.config.set({"distributed.deploy.lost-worker-timeout": LOST_WORKER_TIMEOUT}), \
+                Client(scheduler or cluster) as client:
             atomic.write_text(out / "workers.json", json.dumps(client.run(os.getpid), indent=1))
             futures = [client.submit(run_case, s, str(out), options, key=f"case-{s['case']}-{uuid.uuid4().hex[:6]}",
                                      pure=False) for s in todo]
