@@ -12,8 +12,13 @@ from .straighten import in_grid, sample_hu, straightened_ijk
 
 RIB_L_MM = (55.0, 85.0)  # lateral of the canal: past the longest lumbar transverse process (L3, ~50 mm)
 RIB_D_MM = (-45.0, 15.0)  # from behind the canal (the rib's angle) to just in front of it
-RIB_HU = 250.0  # a rib's cortex and marrow; kidneys with contrast stay below
+RIB_HU = 250.0  # a rib's cortex and marrow
 MIN_RIB_MM2 = 40.0  # bone per side in one cross-section: a rib's neck or angle, not a stray voxel
+# A kidney with contrast (120-250 HU) in noise puts a third of its voxels over RIB_HU, enough to
+# make L1 "rib-bearing" and every name one level off; a rib has a cortex well above that, a kidney
+# almost no voxel over CORTEX_HU (seed 950006: ribs ~300 mm² per side, the kidney none).
+CORTEX_HU = 400.0
+MIN_CORTEX_MM2 = 15.0
 ABOVE_MM = 6.0  # the disc above: a rib head articulates across it
 
 
@@ -34,7 +39,9 @@ def rib_bearing(volume, bodies: SpineBodies) -> list[bool | None]:
                 sides.append(None)
                 continue
             hu = sample_hu(volume, ijk)
-            bone_mm2 = (hu.reshape(uu.shape) > RIB_HU).sum((1, 2))  # 1 mm x 1 mm samples per row
-            sides.append(bool(bone_mm2.max() >= MIN_RIB_MM2))
+            hu = hu.reshape(uu.shape)
+            bone_mm2 = (hu > RIB_HU).sum((1, 2))  # 1 mm x 1 mm samples per row
+            cortex_mm2 = (hu > CORTEX_HU).sum((1, 2))
+            sides.append(bool(((bone_mm2 >= MIN_RIB_MM2) & (cortex_mm2 >= MIN_CORTEX_MM2)).any()))
         out.append(None if None in sides else all(sides))
     return out
