@@ -38,8 +38,7 @@ def rib_bearing(volume, bodies: SpineBodies) -> list[bool | None]:
             if in_grid(volume, ijk).mean() < 0.25:  # mostly outside the scan: cannot tell
                 sides.append(None)
                 continue
-            hu = sample_hu(volume, ijk)
-            hu = hu.reshape(uu.shape)
+            hu = sample_hu(volume, ijk).reshape(uu.shape)
             bone_mm2 = (hu > RIB_HU).sum((1, 2))  # 1 mm x 1 mm samples per row
             cortex_mm2 = (hu > CORTEX_HU).sum((1, 2))
             sides.append(bool(((bone_mm2 >= MIN_RIB_MM2) & (cortex_mm2 >= MIN_CORTEX_MM2)).any()))
