@@ -42,6 +42,7 @@ MAX_DISC_TILT = 0.6  # rows per mm: ~31 degrees against the canal's rows
 DISC_REACH_ROWS = 10  # a disc's plane lies within this many rows of its dip (tilt over a lumbar body's depth)
 TUBE_RUN_MM = 90  # unbroken along the canal for longer than two bodies and a disc: a vessel
 VESSEL_MIN_RADIUS_MM = 4  # a vessel through the discs is wider than 8 mm (aorta ~25, IVC ~20)
+OPEN_RADIUS = 3  # voxels (mm): the opening that cuts a neck narrower than ~6 mm
 VESSEL_HU = 120.0  # contrast blood reads 150-400 HU; noise takes a 150 HU aorta under BONE_HU in patches
 
 
@@ -261,37 +262,62 @@ def body_mask(straight: np.ndarray, frame: SpineFrame, top: tuple[float, float],
     wall = _posterior_wall(straight, frame, slice(int(top[0]) + 2, max(int(bottom[0]) - 1, int(top[0]) + 3)))
     keep_d = frame.d_mm >= wall - 1.0
     keep_l = np.abs(frame.l_mm) <= BODY_L_MM
-    smooth = ndimage.gaussian_filter(straight[rows], (0.0, 0.7, 0.7))
-    # the cortical ring (filled below), or marrow where the cortex is too thin to ring it
-    # (the cortex is clipped before the marrow's blur: 800 HU bled into the disc beside it, a biconcave
-    # endplate's dimple came out as bone and every body about 2 mm high)
-    marrow = ndimage.gaussian_filter(np.minimum(straight[rows], MARROW_CLIP_HU), (0.0, 1.5, 1.5))
+    if not keep_d.any():
+        return None
+    # Work in the window a body can fill (plus the ball's reach): the same mask, a third of the voxels.
+    dw, lw = (_window(keep, OPEN_RADIUS) for keep in (keep_d, keep_l))
+    smooth, marrow = _filtered(straight[rows], dw, lw)
     block = (smooth > BONE_HU) | (marrow > MARROW_HU)
-    block &= keep_d[None, :, None] & keep_l[None, None, :] & between_discs[:, :, None]
+    block &= keep_d[dw][None, :, None] & keep_l[lw][None, None, :] & between_discs[:, dw, None]
     if not_body is not None:
-        block &= ~not_body[None]
+        block &= ~not_body[None, dw, lw]
     # Dark (osteoporotic) marrow under a thin cortex: what lies between the two endplates is body.
     # (Not the inside of each row's cortical ring: where a biconcave endplate has sunk, the disc
     # fills the middle of the rim's ring, and filling the ring would hide the fracture.)
     block |= _between(block, 0)
     # a neck narrower than ~6 mm (the aorta or a psoas edge leaning on the body) is cut here and
     # grown back only on the body's side
-    ball = ndimage.iterate_structure(ndimage.generate_binary_structure(3, 1), 3)
+    ball = ndimage.iterate_structure(ndimage.generate_binary_structure(3, 1), OPEN_RADIUS)
     ball[[0, -1]] = False  # not along u: the body's rows are already bounded by its discs
     opened = ndimage.binary_opening(block, ball)
     parts, count = ndimage.label(opened)
     if not count:
         return None
-    d0 = np.argmin(np.abs(frame.d_mm - (wall + 6.0)))
-    l0 = np.argmin(np.abs(frame.l_mm))
+    d0 = np.argmin(np.abs(frame.d_mm - (wall + 6.0))) - dw.start
+    l0 = np.argmin(np.abs(frame.l_mm)) - lw.start
+    if not (0 <= d0 < block.shape[1] and 0 <= l0 < block.shape[2]):
+        return None  # outside the window block is empty: no core there
     core = parts[:, d0, l0]
     if not core.any():
         return None
     label = np.bincount(core[core > 0]).argmax()
     mask = np.zeros(straight.shape, bool)
-    grown = trim_to_endplates(ndimage.binary_dilation(parts == label, ball) & block, straight[rows])
-    mask[rows] = trim_back(grown, straight[rows])
+    hu = straight[rows, dw, lw]
+    grown = trim_to_endplates(ndimage.binary_dilation(parts == label, ball) & block, hu)
+    mask[rows, dw, lw] = trim_back(grown, hu)
     return mask
+
+
+def _window(keep: np.ndarray, margin: int) -> slice:
+    """The span of `keep` widened by margin, within the axis."""
+    on = np.flatnonzero(keep)
+    return slice(max(int(on[0]) - margin, 0), min(int(on[-1]) + margin + 1, len(keep)))
+
+
+def _filtered(rows: np.ndarray, dw: slice, lw: slice) -> tuple[np.ndarray, np.ndarray]:
+    """The two blurs of body_mask over the window [:, dw, lw], equal to blurring the whole rows
+    (computed on the window widened by the filters' reach, which reflects at the true edges only)."""
+    reach = 7  # gaussian_filter's truncate 4 x sigma 1.5, rounded up
+    outer = [slice(max(w.start - reach, 0), min(w.stop + reach, n)) for w, n in zip((dw, lw), rows.shape[1:])]
+    part = rows[:, outer[0], outer[1]]
+    inner = (slice(None), slice(dw.start - outer[0].start, dw.stop - outer[0].start),
+             slice(lw.start - outer[1].start, lw.stop - outer[1].start))
+    smooth = ndimage.gaussian_filter(part, (0.0, 0.7, 0.7))[inner]
+    # the cortical ring (filled below), or marrow where the cortex is too thin to ring it
+    # (the cortex is clipped before the marrow's blur: 800 HU bled into the disc beside it, a biconcave
+    # endplate's dimple came out as bone and every body about 2 mm high)
+    marrow = ndimage.gaussian_filter(np.minimum(part, MARROW_CLIP_HU), (0.0, 1.5, 1.5))[inner]
+    return smooth, marrow
 
 
 def half_way(discs: list[int], n: int) -> int:
