@@ -1,4 +1,5 @@
-"""The last rib as a level anchor next to a kidney with contrast (spine/ribs.py)."""
+"""The last rib as a level anchor next to a kidney with contrast (spine/ribs.py); the aorta kept
+off L4 where it ends (spine/bodies.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -34,3 +35,25 @@ def test_a_kidney_with_contrast_beside_l1_is_no_rib():
         assert nearest == name, (name, nearest)
         named += 1
     assert named >= 21 and "T12" in naming.names and "L1" in naming.names
+    # The aorta ends at its bifurcation in L4's rows (through the L2-L3 and L3-L4 discs, not L4-L5):
+    # it must not join L4 (it had, 20 mm deep in front: L4 59 mm deep, its ROI 9.6 mm off centre).
+    l3, l4 = (found.bodies[naming.names.index(level)] for level in ("L3", "L4"))
+    assert l4.depth_mm <= l3.depth_mm + 6.0 and np.linalg.norm(l4.centre_ras - truth["L4"]) < 2.0
+
+
+def test_one_bright_row_at_a_disc_is_no_rib():
+    """Seed 990006 (T9-L4, 1.02 mm slices, a never-used range): one straightened row at the T12-L1
+    disc held bone and cortex beside L1 on both sides, L1 read rib-bearing and the count from the
+    last rib named every body one level too high. A rib is several millimetres high."""
+    case = make_phantom("T9-L4", "ct", [], [], seed=990006, spacing=(1.0, 1.0, 1.0234), orientation="axial",
+                        surroundings=True)
+    volume = case.image
+    frame = spine_frame(find_canal(volume))
+    found = find_bodies(straighten(volume, frame), frame)
+    ribs = rib_bearing(volume, found)
+    naming = name_bodies(found, ribs)
+    assert naming.anchor == "last rib (T12)" and found.sacrum is None
+    truth = {v["level"]: np.array(v["center_ras"]) for v in case.truth["vertebrae"] if v["has_body"]}
+    nearest = [min(truth, key=lambda lv: np.linalg.norm(truth[lv] - np.array(b.centre_ras))) for b in found.bodies]
+    assert nearest == list(truth) == naming.names  # T9..L4, each on its own body
+    assert ribs[nearest.index("T12")] is True and ribs[nearest.index("L1")] is False

@@ -246,6 +246,22 @@ def through_discs(straight: np.ndarray, frame: SpineFrame, discs: list[tuple[flo
     return ndimage.binary_dilation(tube, iterations=2)
 
 
+def _vessels_beside(straight, frame: SpineFrame, lines: dict, edges: list, n: int) -> np.ndarray:
+    """[d, l] columns of a vessel beside body n (between edges n and n + 1): through both its discs,
+    or through one of them and the next disc beyond it (the aorta ends at its bifurcation in L4's
+    rows: through L2-L3 and L3-L4 but not L4-L5, it had joined L4 over 70 mm of width). A body at
+    the scan's edge has one disc: what is bright there is taken, as before."""
+    discs = [u for u, edge in edges if not edge]
+    own = [discs.index(u) for u, edge in edges[n:n + 2] if not edge]
+    groups = [own]
+    if len(own) == 2:
+        groups += [[k, k + step] for k, step in zip(own, (-1, 1)) if 0 <= k + step < len(discs)]
+    out = np.zeros(straight.shape[1:], bool)
+    for group in groups:
+        out |= through_discs(straight, frame, [lines[discs[k]] for k in group])
+    return out
+
+
 def body_mask(straight: np.ndarray, frame: SpineFrame, top: tuple[float, float],
               bottom: tuple[float, float], not_body: np.ndarray | None = None) -> np.ndarray | None:
     """The body between the disc planes top and bottom (row at DISC_D_MM, slope): per row the bone
@@ -340,12 +356,12 @@ def find_bodies(straight: np.ndarray, frame: SpineFrame) -> SpineBodies:
     edges = [(int(rows[0]), True)] + [(u, False) for u in discs] + [(int(rows[-1]), True)]
     lines = {u: disc_line(straight, frame, u, half_way(discs, n)) for n, u in enumerate(discs)}
     found = []
-    for (a, a_edge), (b, b_edge) in zip(edges, edges[1:]):
+    for n, ((a, a_edge), (b, b_edge)) in enumerate(zip(edges, edges[1:])):
         if b - a < 6:
             continue
         top = (float(a), 0.0) if a_edge else lines[a]
         bottom = (float(b), 0.0) if b_edge else lines[b]
-        vessels = through_discs(straight, frame, [lines[u] for u, edge in ((a, a_edge), (b, b_edge)) if not edge])
+        vessels = _vessels_beside(straight, frame, lines, edges, n)
         mask = body_mask(straight, frame, (top[0] + (0 if a_edge else 2), top[1]),
                          (bottom[0] - (0 if b_edge else 2), bottom[1]), vessels)
         if mask is None or mask.sum() < 300:  # mm^3: less than a sliver of a body

@@ -20,6 +20,10 @@ MIN_RIB_MM2 = 40.0  # bone per side in one cross-section: a rib's neck or angle,
 CORTEX_HU = 400.0
 MIN_CORTEX_MM2 = 15.0
 ABOVE_MM = 6.0  # the disc above: a rib head articulates across it
+# A rib is ~9-15 mm high where it leaves the spine (sampled every mm, on any slice thickness);
+# what meets both areas on one or two rows only is no rib (seed 990006: one row at the T12-L1 disc,
+# 31 mm² over CORTEX_HU beside L1 on both sides, made L1 rib-bearing and every name one level off).
+MIN_RIB_ROWS = 3
 
 
 def rib_bearing(volume, bodies: SpineBodies) -> list[bool | None]:
@@ -41,6 +45,6 @@ def rib_bearing(volume, bodies: SpineBodies) -> list[bool | None]:
             hu = sample_hu(volume, ijk).reshape(uu.shape)
             bone_mm2 = (hu > RIB_HU).sum((1, 2))  # 1 mm x 1 mm samples per row
             cortex_mm2 = (hu > CORTEX_HU).sum((1, 2))
-            sides.append(bool(((bone_mm2 >= MIN_RIB_MM2) & (cortex_mm2 >= MIN_CORTEX_MM2)).any()))
+            sides.append(int(((bone_mm2 >= MIN_RIB_MM2) & (cortex_mm2 >= MIN_CORTEX_MM2)).sum()) >= MIN_RIB_ROWS)
         out.append(None if None in sides else all(sides))
     return out
