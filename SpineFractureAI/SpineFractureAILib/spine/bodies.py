@@ -146,9 +146,11 @@ def choose_discs(dip: np.ndarray, gap: np.ndarray, spread: np.ndarray, profile: 
     SHORT_SPACING_MM; profile: endplate_profile, to place a dip that peaks past the break."""
     # A faint neck disc's dip can peak a row or two past the wall's break (disc_dips' window below
     # reaches the next endplate): its peak among the break's rows counts, placed at its darkest row.
-    # Where the wall breaks clearly a shallower dip will do (a thin disc on ~2.6 mm slices).
+    # Where the wall breaks clearly a shallower dip will do (a thin disc on ~2.6 mm slices; on 2.9 mm
+    # slices a thoracic disc between two endplates blurred into one band dipped 13 HU where the wall
+    # broke to 0.2, and two bodies were taken for one: seed 980006's T5-T6).
     breaks = np.where(gap <= MAX_WALL_GAP, dip, -np.inf)
-    least = MIN_DIP_HU * np.clip(gap / MAX_WALL_GAP, 0.5, 1.0)
+    least = MIN_DIP_HU * np.clip(gap / MAX_WALL_GAP, 0.25, 1.0)
     cands = [u for u in range(1, len(dip) - 1) if breaks[u] >= least[u] and breaks[u] >= breaks[u - 1]
              and breaks[u] >= breaks[u + 1]]
     if profile is not None:

@@ -21,6 +21,10 @@ MIN_CLEARANCE_MM = 2.5  # the canal is 12-25 mm across: marrow inside a thin bon
 AREA_MM2 = (10.0, 700.0)
 # At a disc no bone rings the canal: a lumbar disc and the endplates beside it leave ~16 mm unseen.
 MAX_GAP_MM = 20.0
+# Left-right the canal moves little: 4 mm per step plus half the height (a steep scoliosis). A pocket
+# between the iliac wing, the sacrum and the iliac vessels lies 30-40 mm beside it; the chain had
+# stepped out to it at L4 (9-13 mm sideways per 8-16 mm) and run on down the pelvis (seed 970004).
+LATERAL_MM, LATERAL_SLOPE = 4.0, 0.5
 REAR_MM = 12.0  # a chain this far behind the longest one is the canal (what is in front: vessels)
 
 
@@ -93,7 +97,8 @@ def canal_candidates(stack) -> list[list[tuple[float, float, float]]]:
 
 def longest_chain(candidates, pixel_mm: float, slice_mm: float, max_gap_mm: float = MAX_GAP_MM) -> list[tuple[int, int]]:
     """(slice, candidate index) of the longest chain whose steps move at most ~6 mm in-plane plus
-    ~0.6 mm per mm of height (the canal curves gently); ties go to the larger blobs."""
+    ~0.6 mm per mm of height (the canal curves gently), and less sideways (LATERAL_MM); ties go to the
+    larger blobs. Candidates are (column, row, area) of an axial stack: columns run left-right."""
     max_gap = max(1, int(max_gap_mm // slice_mm))
     nodes = [(s, i) for s, found in enumerate(candidates) for i in range(len(found))]
     best = {}
@@ -103,7 +108,8 @@ def longest_chain(candidates, pixel_mm: float, slice_mm: float, max_gap_mm: floa
         for g in range(1, max_gap + 1):
             for j, (x2, y2, _) in enumerate(candidates[s - g] if s - g >= 0 else []):
                 allowed = (6.0 + 0.6 * g * slice_mm) / pixel_mm
-                if (s - g, j) in best and np.hypot(x - x2, y - y2) <= allowed:
+                sideways = (LATERAL_MM + LATERAL_SLOPE * g * slice_mm) / pixel_mm
+                if (s - g, j) in best and np.hypot(x - x2, y - y2) <= allowed and abs(x - x2) <= sideways:
                     cand = best[(s - g, j)][0] + 1.0 + area / 1000.0
                     if cand > score:
                         score, prev = cand, (s - g, j)

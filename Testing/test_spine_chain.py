@@ -1,0 +1,53 @@
+"""The spine prior's chain on whole-spine phantoms of seeds first met in session 14's never-used
+benchmark: the canal chain stays on the canal beside the pelvis (spine/canal.py), and a thoracic disc
+blurred on thick slices still splits two bodies (spine/bodies.py). Each failure named every body
+above or below it one level off."""
+from __future__ import annotations
+
+import numpy as np
+
+from SpineFractureAILib.phantom import make_phantom
+from SpineFractureAILib.spine.anchors import name_bodies
+from SpineFractureAILib.spine.bodies import find_bodies
+from SpineFractureAILib.spine.canal import find_canal
+from SpineFractureAILib.spine.ribs import rib_bearing
+from SpineFractureAILib.spine.straighten import spine_frame, straighten
+
+
+def _prior(case):
+    volume = case.image
+    chain = find_canal(volume)
+    frame = spine_frame(chain)
+    found = find_bodies(straighten(volume, frame), frame)
+    return chain, found, name_bodies(found, rib_bearing(volume, found))
+
+
+def _nearest_truth(case, found) -> list[str]:
+    truth = {v["level"]: np.array(v["center_ras"]) for v in case.truth["vertebrae"] if v["has_body"]}
+    return [min(truth, key=lambda lv: np.linalg.norm(truth[lv] - b.centre_ras)) for b in found.bodies]
+
+
+def test_canal_chain_does_not_step_into_a_pocket_beside_the_pelvis():
+    """Seed 970004 (randomised surroundings, oblique storage, 2.143 mm slices): from L4 down the chain
+    had stepped 35 mm sideways into a pocket between the iliac wing and vessels; the frame bent off
+    the spine, L5 and the sacrum ran together and all 22 names came out one level off."""
+    case = make_phantom("C1-S1", "ct", [], [], seed=970004, spacing=(1.0, 1.0, 2.1434540549407752),
+                        orientation="oblique", surroundings=True)
+    chain, found, naming = _prior(case)
+    body_x = np.median([v["center_ras"][0] for v in case.truth["vertebrae"] if v["has_body"]])
+    assert np.abs(chain.centres_ras[:, 0] - body_x).max() < 15.0  # the phantom's spine has no scoliosis
+    assert naming.anchor == "sacrum and last rib" and naming.warning is None
+    assert _nearest_truth(case, found) == naming.names == [v["level"] for v in case.truth["vertebrae"]
+                                                          if v["has_body"]]
+
+
+def test_thin_thoracic_disc_on_thick_slices_splits_two_bodies():
+    """Seed 980006 (fractures T11 and L1 crush grade 1, 2.925 mm axial slices): the T5-T6 disc's two
+    endplates blurred into one band that dipped 13 HU where the front wall broke; T5 and T6 were
+    taken for one body and the names counted up from the sacrum were one level high above it."""
+    case = make_phantom("C1-S1", "ct", ["T11:crush:1", "L1:crush:1"], [], seed=980006,
+                        spacing=(1.0, 1.0, 2.924734744556991), orientation="axial")
+    _, found, naming = _prior(case)
+    assert naming.anchor.startswith("sacrum") and naming.warning is None
+    assert _nearest_truth(case, found) == naming.names
+    assert len(found.bodies) == 23 and {"T5", "T6"} <= set(naming.names)
