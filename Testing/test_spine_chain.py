@@ -1,7 +1,7 @@
-"""The spine prior's chain on whole-spine phantoms of seeds first met in session 14's never-used
-benchmark: the canal chain stays on the canal beside the pelvis (spine/canal.py), and a thoracic disc
-blurred on thick slices still splits two bodies (spine/bodies.py). Each failure named every body
-above or below it one level off."""
+"""The spine prior's chain on phantoms of seeds first met in session 14's never-used checks: the
+canal chain stays on the canal beside the pelvis (spine/canal.py), a thoracic disc blurred on thick
+slices still splits two bodies, and an L5 at the scan's end is no sacrum (spine/bodies.py). Each
+failure named every body above or below it one level off."""
 from __future__ import annotations
 
 import numpy as np
@@ -51,3 +51,15 @@ def test_thin_thoracic_disc_on_thick_slices_splits_two_bodies():
     assert naming.anchor.startswith("sacrum") and naming.warning is None
     assert _nearest_truth(case, found) == naming.names
     assert len(found.bodies) == 23 and {"T5", "T6"} <= set(naming.names)
+
+
+def test_l5_at_the_end_of_the_scan_beside_the_iliac_wings_is_no_sacrum():
+    """Seed 990011 (T10-L5, randomised, 2.378 mm slices; a short range never benchmarked before):
+    L5, the scan's last block, spread 79 mm with its transverse processes and the iliac wings beside
+    it and was taken for the sacrum; every name was one level low, against the last rib. The sacrum
+    spreads 90 mm or more (real CT: 94)."""
+    case = make_phantom("T10-L5", "ct", [], [], seed=990011, spacing=(1.0, 1.0, 2.3783461077272974),
+                        orientation="axial", surroundings=True)
+    _, found, naming = _prior(case)
+    assert found.sacrum is None and naming.anchor == "last rib (T12)"
+    assert _nearest_truth(case, found) == naming.names == ["T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5"]

@@ -34,7 +34,10 @@ SOFT_HU = 40.0
 BONE_HU = 150.0  # cortex and dense marrow; the ring is filled, so dark marrow still counts
 MARROW_HU = 95.0  # marrow of a thin cortex on a low-dose scan: above muscle (~50), below cortex
 MARROW_CLIP_HU = 250.0  # trabecular bone reads up to about this; brighter is cortex
-SACRUM_WIDTH_MM = 75.0  # the sacral alae: a lumbar body is 40-55 mm wide
+# the sacral alae (real CT: 94 mm; phantoms 90-104) against the widest L4-L5 with its transverse
+# processes and the iliac wings beside it (phantoms up to 79: L5 at the end of a T10-L5 scan, seed
+# 990011, was taken for the sacrum and every name counted one level too low; real L5: 60)
+SACRUM_WIDTH_MM = 85.0
 SACRAL_SEGMENT = 0.75  # a wide block shorter than this against the body above: the sacrum's first segment
 BODY_L_MM = 35.0  # no body is wider than 70 mm
 DISC_D_MM = 19.0  # where a disc's plane is anchored: the middle of CORE_D_MM
