@@ -15,9 +15,8 @@ from SpineFractureAILib.levels import TOTALSEG_NAME, VERSE_NAME
 from SpineFractureAILib.phantom import make_phantom
 from SpineFractureAILib.phantom.surroundings import BLOOD, Surroundings
 from SpineFractureAILib.pipeline import Analyzer
-from SpineFractureAILib.spine.bodies import (FoundBody, choose_discs, disc_dips, disc_line, endplate_spread,
-                                           find_bodies, half_way, take_sacrum, through_discs, trim_back,
-                                           trim_to_endplates)
+from SpineFractureAILib.spine.bodies import FoundBody, find_bodies, take_sacrum, through_discs, trim_back, trim_to_endplates
+from SpineFractureAILib.spine.discs import choose_discs, disc_dips, disc_line, endplate_spread, half_way
 from SpineFractureAILib.spine.canal import find_canal
 from SpineFractureAILib.spine.prior_bodies import tilted_endplates
 from SpineFractureAILib.spine.straighten import spine_frame, straighten
