@@ -3,7 +3,10 @@ named against their labels, rows and fractures on non-vertebral structures, the 
 whole-spine randomised phantoms (bodies named right, false fractures). Prints JSON.
 
     uv run python bench/real_ct.py [--phantoms 10] [--seed-base 610000] [--randomised] [--no-real]
-                                   [--all-fractured]
+                                   [--all-fractured] [--short-ranges]
+
+--short-ranges: randomised phantoms of a part of the spine (T11-S1, T6-L2, ...), as most real CTs
+are: the count's anchors (sacrum, last rib) are at the scan's edge or absent.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from SpineFractureAILib.bundles import bundles_for
-from SpineFractureAILib.levels import TOTALSEG_NAME, VERSE_NAME
+from SpineFractureAILib.levels import TOTALSEG_NAME, VERSE_NAME, level_range
 from SpineFractureAILib.phantom import ORIENTATIONS, make_phantom
 from SpineFractureAILib.pipeline import Analyzer
 from SpineFractureAILib.results import Roi
@@ -25,6 +28,7 @@ from SpineFractureAILib.volume import from_sitk, read_volume
 GENANT_LEVELS = [f"T{i}" for i in range(4, 13)] + [f"L{i}" for i in range(1, 5)]
 # Slice thickness bands (mm) for the found-by-grade figures: thick slices flatten shallow deformities.
 SLICE_BANDS = (("1.0-1.8", 1.8), ("1.8-2.4", 2.4), ("2.4-3.0", np.inf))
+SHORT_RANGES = ("T11-S1", "T12-S1", "T10-L5", "L1-S1", "T9-L4", "T6-L2")
 ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
 
 
@@ -82,23 +86,27 @@ def slice_band(thickness: float) -> str:
     return next(name for name, top in SLICE_BANDS if thickness <= top)
 
 
-def phantoms(analyzer, n: int, base: int, randomised: bool = False, all_fractured: bool = False) -> dict:
+def phantoms(analyzer, n: int, base: int, randomised: bool = False, all_fractured: bool = False,
+             short_ranges: bool = False) -> dict:
     """randomised: the surroundings of a real CT (trunk, table, arms, vessels, bowel, pelvis, a random
     kernel and noise) and a random stored orientation, from the same seeds. all_fractured: two random
-    fractures in every phantom (default: in every other one, the rest without any)."""
+    fractures in every phantom (default: in every other one, the rest without any). short_ranges: each
+    phantom one of SHORT_RANGES (drawn from the seed), randomised."""
     rng = np.random.default_rng(base)
     rows, graded, typed = [], {1: [0, 0], 2: [0, 0], 3: [0, 0]}, [0, 0]
     by_band = {name: {1: [0, 0], 2: [0, 0], 3: [0, 0]} for name, _ in SLICE_BANDS}
     for seed in range(base, base + n):
         fractures = []
+        span = str(np.random.default_rng([seed, 9]).choice(SHORT_RANGES)) if short_ranges else "C1-S1"
+        genant = [lv for lv in GENANT_LEVELS if lv in level_range(span)]
         if seed % 2 or all_fractured:  # two random fractures, apart, in Genant's range T4-L4
-            levels = rng.choice(GENANT_LEVELS, size=2, replace=False)
-            while abs(GENANT_LEVELS.index(levels[0]) - GENANT_LEVELS.index(levels[1])) < 2:
-                levels = rng.choice(GENANT_LEVELS, size=2, replace=False)
+            levels = rng.choice(genant, size=2, replace=False)
+            while abs(genant.index(levels[0]) - genant.index(levels[1])) < 2:
+                levels = rng.choice(genant, size=2, replace=False)
             fractures = [f"{lv}:{rng.choice(['wedge', 'biconcave', 'crush'])}:{int(rng.integers(1, 4))}" for lv in levels]
         thickness = float(rng.uniform(1.0, 3.0))
         orientation = str(np.random.default_rng([seed, 5]).choice(ORIENTATIONS)) if randomised else "axial"
-        case = make_phantom("C1-S1", "ct", fractures, [], seed=seed, spacing=(1.0, 1.0, thickness),
+        case = make_phantom(span, "ct", fractures, [], seed=seed, spacing=(1.0, 1.0, thickness),
                             orientation=orientation, surroundings=randomised)
         results = analyzer.analyze(case.image)
         truth = {v["level"]: v["center_ras"] for v in case.truth["vertebrae"] if v["has_body"]}
@@ -114,7 +122,7 @@ def phantoms(analyzer, n: int, base: int, randomised: bool = False, all_fracture
                 typed[1] += 1
         row["false_fractures"] = sum(1 for f in results.findings if f.kind == "fracture" and not any(
             f.roi.contains(v["center_ras"], 2.0) for v in true_fx.values()))
-        rows.append({"seed": seed, "true_fractures": fractures, "slice_mm": round(thickness, 2),
+        rows.append({"seed": seed, **({"levels": span} if short_ranges else {}), "true_fractures": fractures, "slice_mm": round(thickness, 2),
                      **({"orientation": orientation, "surroundings": case.truth["surroundings"]} if randomised else {}),
                      **row})
     return {"cases": rows,
@@ -134,13 +142,16 @@ def main(argv=None) -> int:
                         help="phantoms with a real CT's surroundings and a random stored orientation")
     parser.add_argument("--no-real", action="store_true", help="phantoms only")
     parser.add_argument("--all-fractured", action="store_true", help="two random fractures in every phantom")
+    parser.add_argument("--short-ranges", action="store_true",
+                        help="randomised phantoms of part of the spine (T11-S1, T6-L2, ...)")
     args = parser.parse_args(argv)
     analyzer = Analyzer(bundles_for("ct"), "cpu")
     report = {} if args.no_real else {"real": real_cases(analyzer)}
     if args.phantoms:
-        key = "whole_spine_randomised_phantoms" if args.randomised else "whole_spine_phantoms"
-        report[key] = phantoms(analyzer, args.phantoms, args.seed_base, args.randomised,
-                                args.all_fractured)
+        key = "short_range_randomised_phantoms" if args.short_ranges else \
+            "whole_spine_randomised_phantoms" if args.randomised else "whole_spine_phantoms"
+        report[key] = phantoms(analyzer, args.phantoms, args.seed_base, args.randomised or args.short_ranges,
+                                args.all_fractured, args.short_ranges)
     print(json.dumps(report, indent=1, default=float))
     return 0
 
