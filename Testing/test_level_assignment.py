@@ -178,6 +178,7 @@ def test_without_levels_the_detector_only_confirms_the_fracture_model():
 def test_classifier_only_rows_continue_the_count_beyond_the_bodies():
     levels = ["C3", "C4", "C5", "C6"]
     results, centres = _results_with_bodies(levels, {})
+    results.level_profile.size = 100  # the stack's middle 50 mm beside and behind the bodies
     probs = results.level_profile.probabilities
     # C2 above the top body and C7 below the bottom one: seen by the classifier, not segmented
     top_slice = int(round(results.level_profile.slice_of(centres[0]))) - 8
@@ -193,3 +194,19 @@ def test_classifier_only_rows_continue_the_count_beyond_the_bodies():
     assert list(rows) == ["C2", "C3", "C4", "C5", "C6", "C7"]
     assert rows["C2"]["status"] == "located by the level classifier" and rows["C3"]["status"] == "measured"
     assert rows["C2"]["center_ras"][2] > centres[0][2] > centres[-1][2] > rows["C7"]["center_ras"][2]
+    # on the line of the bodies, not on the middle of the classifier's stack
+    assert np.allclose(rows["C2"]["center_ras"][:2], centres[0][:2], atol=0.01)
+    assert np.allclose(rows["C7"]["extent_ras"][0][:2], centres[-1][:2], atol=0.01)
+
+
+def test_a_classifier_run_far_beyond_the_bodies_gets_no_row():
+    """Seed 1040005: the classifier named slices 66 mm above the real atlas "C1" (the field beyond
+    a neck), and the row was put there, on the stack's middle."""
+    levels = ["C3", "C4", "C5", "C6"]
+    results, centres = _results_with_bodies(levels, {})
+    probs = results.level_profile.probabilities
+    bottom = int(round(results.level_profile.slice_of(centres[-1])))
+    probs[bottom + 4:, :] = 0.02
+    probs[-3:, LEVELS.index("C7")] = 0.9  # ~48 mm below C6's centre: beyond 1.5 x the 24 mm spacing
+    assemble_results(results)
+    assert [r["level"] for r in results.vertebrae] == levels

@@ -207,14 +207,14 @@ def _vertebra_rows(state: RunState) -> None:
     profile = state.level_profile
     if profile is not None:
         seen = {r.get("level") for r in state.vertebrae}
-        for name, (first, last) in _levels_beyond_bodies(state, profile).items():
+        for name, (first, last, on_spine) in _levels_beyond_bodies(state, profile).items():
             if name in seen:
                 continue
-            centre = profile.ras_of_slice((first + last) / 2)
+            centre = on_spine((first + last) / 2)
             state.vertebrae.append(VertebraRow("level classifier", name, data={
                 "status": "located by the level classifier", "center_ras": np.round(centre, 2).tolist(),
-                "extent_ras": [np.round(profile.ras_of_slice(first - 0.5), 2).tolist(),
-                               np.round(profile.ras_of_slice(last + 0.5), 2).tolist()],
+                "extent_ras": [np.round(on_spine(first - 0.5), 2).tolist(),
+                               np.round(on_spine(last + 0.5), 2).tolist()],
                 "fracture_probability": per_level.get(name, 0.0 if looked else None)}))
             per_level.setdefault(name, 0.0 if looked else None)
         state.vertebrae.sort(key=lambda r: LEVELS.index(r["level"]) if r.get("level") in LEVELS else 99)
@@ -227,29 +227,45 @@ def _vertebra_rows(state: RunState) -> None:
                      "patient_overall": max(known) if known else None}
 
 
-def _levels_beyond_bodies(state: RunState, profile: LevelProfile) -> dict[str, tuple[int, int]]:
-    """The classifier's level runs that may get a row of their own. Without counted bodies: all of
-    them. With bodies: only levels continuing the counted sequence upwards or downwards, without a
-    gap, whose run is centred beyond the bodies (the atlas above C2; a vertebra cut by the edge of
-    the scan). A run inside the counted stretch is the per-slice classifier hesitating between
-    neighbours, which the count has already settled."""
+def _levels_beyond_bodies(state: RunState, profile: LevelProfile) -> dict[str, tuple]:
+    """The classifier's level runs that may get a row of their own: name -> (first slice, last slice,
+    slice -> RAS). Without counted bodies: all of them, on the stack's middle. With bodies: only levels
+    continuing the counted sequence upwards or downwards, without a gap, whose run is centred beyond
+    the bodies (the atlas above C2; a vertebra cut by the edge of the scan) and at most 1.5 body
+    spacings (those at that end of the chain) from the row before it: a run further off is the
+    classifier naming what lies beyond the spine, e.g. the field above a neck. Such a row lies on the
+    line of the bodies, not on the stack's middle (behind the spine, or under the table). A run inside
+    the counted stretch is the per-slice classifier hesitating between neighbours, which the count
+    has already settled."""
     runs = profile.extents()
-    counted = [b for b in state.bodies if b.level in LEVELS]
+    counted = sorted((b for b in state.bodies if b.level in LEVELS), key=lambda b: LEVELS.index(b.level))
     if not counted:
-        return runs
+        return {name: (first, last, profile.ras_of_slice) for name, (first, last) in runs.items()}
     spans = [(profile.slice_of(b.roi.center_ras), float(b.roi.extent_ras()[2]) / 2 / profile.slice_step_mm)
              for b in counted]
     top = min(c - h for c, h in spans)
     bottom = max(c + h for c, h in spans)
-    ranks = sorted(LEVELS.index(b.level) for b in counted)
     kept = {}
-    for direction, start in ((-1, ranks[0] - 1), (1, ranks[-1] + 1)):
-        rank = start
+    for direction, chain in ((-1, counted), (1, counted[::-1])):
+        end = chain[0]
+        rank, last_centre = LEVELS.index(end.level) + direction, profile.slice_of(end.roi.center_ras)
+        # the spacing at that end of the chain: a neck's 17 mm, a lumbar spine's 35
+        inner = next((b for b in chain if b.level != end.level), None)
+        spacing = 30.0 if inner is None else \
+            abs(profile.slice_of(inner.roi.center_ras) - last_centre) * profile.slice_step_mm
         while 0 <= rank < len(LEVELS) and LEVELS[rank] in runs:
             first, last = runs[LEVELS[rank]]
             centre = (first + last) / 2
-            if (direction < 0 and centre >= top) or (direction > 0 and centre <= bottom):
+            if (direction < 0 and centre >= top) or (direction > 0 and centre <= bottom) \
+                    or abs(centre - last_centre) * profile.slice_step_mm > 1.5 * spacing:
                 break
-            kept[LEVELS[rank]] = (first, last)
-            rank += direction
+            kept[LEVELS[rank]] = (first, last, _along_stack(profile, end))
+            rank, last_centre = rank + direction, centre
     return kept
+
+
+def _along_stack(profile: LevelProfile, body):
+    """slice -> RAS: the body's centre moved along the stack's axis to that slice."""
+    origin = np.asarray(body.roi.center_ras, float)
+    s0 = profile.slice_of(origin)
+    return lambda s: origin + profile.stack_to_ras[:3, 2] * (s - s0)
