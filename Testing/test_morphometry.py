@@ -71,6 +71,18 @@ def test_genant_rules_by_hand():
     assert (m.type, m.genant_grade) == ("crush", 3)
 
 
+def test_one_short_posterior_height_is_no_crush():
+    """Never-used seed 1010007 (stored coronal, 2.5 mm across the spine): C3's back column read
+    Hp 10.2 mm for a true 13.0 while Ha and Hm were right; with C2 (16.6, its dens) and C4 (12.8)
+    as neighbours that was a grade-2 crush. A crush lowers the whole body."""
+    m = Measurement("C3", 3, heights_mm={"anterior": 12.99, "middle": 12.93, "posterior": 10.24, "minimum": 10.24})
+    grade(m, [16.64, 12.85])
+    assert m.genant_grade == 0 and m.type is None
+    m = Measurement("C3", 3, heights_mm={"anterior": 9.9, "middle": 9.6, "posterior": 9.4, "minimum": 9.4})
+    grade(m, [14.0, 13.6])  # the whole body 30 % lower: still a grade-2 crush
+    assert (m.type, m.genant_grade) == ("crush", 2)
+
+
 REAL = [("tptbox/sub-ct_seg-vert_label-22_msk.nii.gz", "verse", True),
         ("totalsegmentator/example_seg.nii.gz", "totalsegmentator", True),
         ("fastcleverseg/fcs_vb2_05_vb.nii.gz", "sequential", False)]

@@ -262,7 +262,10 @@ def heights_from_points(points: np.ndarray) -> dict:
 
 
 def grade(m: Measurement, neighbour_posterior: list[float]) -> None:
-    """Genant: wedge (Ha/Hp), biconcave (Hm or the lowest notch / Hp), crush (Hp / neighbours' Hp)."""
+    """Genant: wedge (Ha/Hp), biconcave (Hm or the lowest notch / Hp), crush (the body / neighbours' Hp).
+    A crush lowers the whole body, so its loss takes the median of Ha, Hm and Hp: one short height
+    alone is a wedge, a dimple, or a keypoint on a blurred corner (the back column of a small
+    cervical body on 2.5 mm voxels across the spine read Hp 10.2 mm for 13.0, Ha and Hm right)."""
     h = m.heights_mm
     central = min(h["middle"], h["minimum"]) if h["minimum"] < h["anterior"] else h["middle"]
     losses = {"wedge": 1 - h["anterior"] / h["posterior"], "biconcave": 1 - central / h["posterior"]}
@@ -273,7 +276,7 @@ def grade(m: Measurement, neighbour_posterior: list[float]) -> None:
         neighbour_posterior = [min(neighbour_posterior)]
     if neighbour_posterior:
         ref = float(np.mean(neighbour_posterior))
-        losses["crush"] = 1 - h["posterior"] / ref
+        losses["crush"] = 1 - float(np.median([h["anterior"], h["middle"], h["posterior"]])) / ref
         m.ratios["Hp/neighbours"] = round(h["posterior"] / ref, 4)
     kind = max(losses, key=losses.get)
     m.height_loss = round(max(0.0, losses[kind]), 4)
