@@ -1,6 +1,7 @@
 """The spine prior's chain on phantoms of seeds first met in session 14's never-used checks: the
 canal chain stays on the canal beside the pelvis (spine/canal.py), a thoracic disc blurred on thick
-slices still splits two bodies, and an L5 at the scan's end is no sacrum (spine/bodies.py). Each
+slices still splits two bodies, and an L5 at the scan's end is no sacrum (spine/bodies.py); and of
+session 16's: a cut sacrum almost as wide names the levels where no rib does (spine/anchors.py). Each
 failure named every body above or below it one level off."""
 from __future__ import annotations
 
@@ -63,3 +64,16 @@ def test_l5_at_the_end_of_the_scan_beside_the_iliac_wings_is_no_sacrum():
     _, found, naming = _prior(case)
     assert found.sacrum is None and naming.anchor == "last rib (T12)"
     assert _nearest_truth(case, found) == naming.names == ["T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5"]
+
+
+def test_a_cut_sacrum_almost_as_wide_names_the_levels_when_no_rib_is_in_view():
+    """Seed 1030011 (T12-S1, randomised, stored sagittal at 2.42 mm; never used before): the scan's
+    last block, S1 cut by the scan's edge, spread 84.5 mm (a sure sacrum: 85), T12's ribs were not
+    seen, and every name came out one level high. Without a rib it is taken as a probable sacrum:
+    the names right, and uncertain."""
+    case = make_phantom("T12-S1", "ct", ["T12:wedge:2", "L2:biconcave:2"], [], seed=1030011,
+                        spacing=(1.0, 1.0, 2.423623113274998), orientation="sagittal", surroundings=True)
+    _, found, naming = _prior(case)
+    assert naming.anchor == "probable sacrum" and naming.uncertain and "almost as wide" in naming.warning
+    assert found.sacrum is not None and not found.probable_sacrum
+    assert _nearest_truth(case, found) == naming.names == ["T12", "L1", "L2", "L3", "L4", "L5"]

@@ -4,7 +4,9 @@ The sacrum (the block below the last disc whose alae spread sideways) is the fir
 above it is L5 and the count goes up. The last rib-bearing vertebra (spine/ribs.py) is T12 in most
 people: where the sacrum is not in the scan the count starts there; where both are, they must
 agree, and when they do not (11 or 13 rib pairs, a sixth lumbar vertebra, a lumbarised S1) the
-names are counted from the sacrum, marked "uncertain (±1)" and a warning says why. Without either
+names are counted from the sacrum, marked "uncertain (±1)" and a warning says why. A last body that
+spreads almost as wide as a sacrum (bodies.PROBABLE_SACRUM_MM) is taken for one only where no rib
+names the levels, and the names counted from it are "uncertain (±1)". Without any
 anchor the names are a best guess from the bodies' spacing against typical adult sizes, every one
 "uncertain (±1)". The rows say which anchor was used."""
 from __future__ import annotations
@@ -32,7 +34,7 @@ def typical_spacing(name: str) -> float:
 @dataclass
 class Naming:
     names: list[str | None]  # per body, head first; "C1" marks a piece of the atlas above C2
-    anchor: str  # "sacrum" | "sacrum and last rib" | "last rib (T12)" | "none"
+    anchor: str  # "sacrum" | "sacrum and last rib" | "last rib (T12)" | "probable sacrum" | "none"
     uncertain: bool
     plausible: list[tuple[str, str]] | None = None  # without an anchor: per body, the levels its spacing allows
     warning: str | None = None  # the anchors disagree: transitional anatomy
@@ -58,11 +60,17 @@ def _counted(n: int, k: int, level: str) -> list[str | None]:
 
 
 def name_bodies(found: SpineBodies, ribs: list[bool | None] | None = None) -> Naming:
-    """ribs: per body, whether it bears ribs (spine/ribs.py; None: unknown)."""
+    """ribs: per body, whether it bears ribs (spine/ribs.py; None: unknown). Where a probable
+    sacrum is the only anchor it moves from found.bodies to found.sacrum."""
     n = len(found.bodies)
     if not n:
         return Naming([], "none", True)
     rib = last_rib(ribs)
+    if found.sacrum is None and found.probable_sacrum and rib is None and n >= 2:
+        found.sacrum, found.probable_sacrum = found.bodies.pop(), False
+        return Naming(_counted(n - 1, n - 2, "L5"), "probable sacrum", True, warning=(
+            "levels: the last block spreads almost as wide as a sacrum and no rib is in view: names "
+            "counted from it as the sacrum, uncertain (±1); check the count"))
     if found.sacrum is not None:
         names = _counted(n, n - 1, "L5")
         if rib is None:

@@ -22,6 +22,9 @@ MARROW_CLIP_HU = 250.0  # trabecular bone reads up to about this; brighter is co
 # processes and the iliac wings beside it (phantoms up to 79: L5 at the end of a T10-L5 scan, seed
 # 990011, was taken for the sacrum and every name counted one level too low; real L5: 60)
 SACRUM_WIDTH_MM = 85.0
+# Between the two a last block may be a small or cut sacrum (seed 1030011, T12-S1 stored sagittal:
+# 84.5) or an L5 beside the iliac wings (990011: 79): only a count with no rib to go by takes it.
+PROBABLE_SACRUM_MM = 75.0
 SACRAL_SEGMENT = 0.75  # a wide block shorter than this against the body above: the sacrum's first segment
 BODY_L_MM = 35.0  # no body is wider than 70 mm
 VESSEL_MIN_RADIUS_MM = 4  # a vessel through the discs is wider than 8 mm (aorta ~25, IVC ~20)
@@ -46,6 +49,7 @@ class SpineBodies:
     discs_u: list[int]
     bodies: list[FoundBody]  # head first
     sacrum: FoundBody | None  # the block below the last disc, when it is the sacrum
+    probable_sacrum: bool = False  # no sacrum, but the last body spreads PROBABLE_SACRUM_MM or more
 
 
 def _posterior_wall(straight: np.ndarray, frame: SpineFrame, rows: slice) -> float:
@@ -207,7 +211,9 @@ def find_bodies(straight: np.ndarray, frame: SpineFrame) -> SpineBodies:
         body.width_mm = float(np.ptp(frame.l_mm[ll]) + 1)
         found.append(body)
     sacrum = take_sacrum(straight, frame, found, discs)
-    return SpineBodies(frame, discs, found, sacrum)
+    probable = sacrum is None and bool(found) and bool(discs) and found[-1].top_u == discs[-1] \
+        and _sacral_width(straight, frame, found[-1]) >= PROBABLE_SACRUM_MM
+    return SpineBodies(frame, discs, found, sacrum, probable)
 
 
 def take_sacrum(straight: np.ndarray, frame: SpineFrame, found: list[FoundBody],
