@@ -1,15 +1,16 @@
 """The last rib as a level anchor next to a kidney with contrast (spine/ribs.py); the aorta kept
-off L4 where it ends (spine/bodies.py)."""
+off L4 where it ends (spine/bodies.py); a wide last block with ribs is no probable sacrum
+(spine/anchors.py)."""
 from __future__ import annotations
 
 import numpy as np
 
 from SpineFractureAILib.phantom import make_phantom
 from SpineFractureAILib.spine.anchors import name_bodies
-from SpineFractureAILib.spine.bodies import find_bodies
+from SpineFractureAILib.spine.bodies import FoundBody, SpineBodies, find_bodies
 from SpineFractureAILib.spine.canal import find_canal
 from SpineFractureAILib.spine.ribs import rib_bearing
-from SpineFractureAILib.spine.straighten import spine_frame, straighten
+from SpineFractureAILib.spine.straighten import SpineFrame, spine_frame, straighten
 
 
 def test_a_kidney_with_contrast_beside_l1_is_no_rib():
@@ -57,3 +58,16 @@ def test_one_bright_row_at_a_disc_is_no_rib():
     nearest = [min(truth, key=lambda lv: np.linalg.norm(truth[lv] - np.array(b.centre_ras))) for b in found.bodies]
     assert nearest == list(truth) == naming.names  # T9..L4, each on its own body
     assert ribs[nearest.index("T12")] is True and ribs[nearest.index("L1")] is False
+
+
+def test_a_wide_last_block_that_bears_ribs_is_no_probable_sacrum():
+    """The probable sacrum (a last block spreading 75-85 mm, taken where no rib names the levels)
+    is no anchor when that block bears ribs: a chest CT ending at T12 spreads that wide with them."""
+    frame = SpineFrame.__new__(SpineFrame)
+    blocks = [FoundBody(30.0 * k, 30.0 * (k + 1), False) for k in range(4)]
+    found = SpineBodies(frame, [30, 60, 90], list(blocks), None, probable_sacrum=True)
+    naming = name_bodies(found, [True, True, True, True])
+    assert naming.anchor == "none" and found.sacrum is None and len(found.bodies) == 4
+    found = SpineBodies(frame, [30, 60, 90], list(blocks), None, probable_sacrum=True)
+    naming = name_bodies(found, [False, False, False, False])
+    assert naming.anchor == "probable sacrum" and naming.names == ["L3", "L4", "L5"] and len(found.bodies) == 3

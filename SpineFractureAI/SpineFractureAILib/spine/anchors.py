@@ -66,7 +66,8 @@ def name_bodies(found: SpineBodies, ribs: list[bool | None] | None = None) -> Na
     if not n:
         return Naming([], "none", True)
     rib = last_rib(ribs)
-    if found.sacrum is None and found.probable_sacrum and rib is None and n >= 2:
+    # a wide last block that bears ribs is a T12 or T11 at the end of a chest CT, no sacrum
+    if found.sacrum is None and found.probable_sacrum and rib is None and n >= 2 and not (ribs and ribs[-1]):
         found.sacrum, found.probable_sacrum = found.bodies.pop(), False
         return Naming(_counted(n - 1, n - 2, "L5"), "probable sacrum", True, warning=(
             "levels: the last block spreads almost as wide as a sacrum and no rib is in view: names "
