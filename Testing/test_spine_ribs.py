@@ -1,6 +1,6 @@
 """The last rib as a level anchor next to a kidney with contrast (spine/ribs.py); the aorta kept
-off L4 where it ends (spine/bodies.py); a wide last block with ribs is no probable sacrum
-(spine/anchors.py)."""
+off L4 where it ends (spine/bodies.py); a wide last block with ribs is no probable sacrum, a sacrum
+under a rib cage is none, the first rib names a neck or chest CT (spine/anchors.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -71,3 +71,70 @@ def test_a_wide_last_block_that_bears_ribs_is_no_probable_sacrum():
     found = SpineBodies(frame, [30, 60, 90], list(blocks), None, probable_sacrum=True)
     naming = name_bodies(found, [False, False, False, False])
     assert naming.anchor == "probable sacrum" and naming.names == ["L3", "L4", "L5"] and len(found.bodies) == 3
+
+
+def _named_as_truth(case, found, naming) -> int:
+    """How many bodies carry the level of the truth body they sit on; fails on any other name."""
+    truth = {v["level"]: np.array(v["center_ras"]) for v in case.truth["vertebrae"] if v["has_body"]}
+    named = 0
+    for body, name in zip(found.bodies, naming.names):
+        nearest = min(truth, key=lambda lv: np.linalg.norm(truth[lv] - np.array(body.centre_ras)))
+        if name == "C1" and nearest == "C2":  # a piece of the atlas above C2 (no body in the truth)
+            continue
+        assert name == nearest, (name, nearest)
+        named += 1
+    return named
+
+
+def _prior(case):
+    volume = case.image
+    frame = spine_frame(find_canal(volume))
+    found = find_bodies(straighten(volume, frame), frame)
+    sacrum_ribs = rib_bearing(volume, found, [found.sacrum])[0] if found.sacrum else None
+    return found, rib_bearing(volume, found), sacrum_ribs
+
+
+def test_a_sacrum_under_a_rib_cage_is_none():
+    """Seed 1055006 (C6-L1 stored oblique, 2.68 mm, in a trunk): L1 at the scan's end spread like a
+    sacrum, and counted up from it T12 became "L5" and every name five levels off, though the three
+    bodies above bore ribs. The block goes back to the bodies; the ribs name them."""
+    case = make_phantom("C6-L1", "ct", [], [], seed=1055006, spacing=(1.0, 1.0, 2.67507576632184),
+                        orientation="oblique", surroundings=True)
+    found, ribs, sacrum_ribs = _prior(case)
+    assert found.sacrum is not None  # what the finder takes for one: the guard is in the naming
+    naming = name_bodies(found, ribs, sacrum_ribs)
+    assert found.sacrum is None and naming.anchor == "first and last rib" and not naming.uncertain
+    assert _named_as_truth(case, found, naming) == 15 and naming.names[-1] == "L1"
+
+
+def test_the_first_rib_names_a_neck_and_upper_chest_ct():
+    """Seed 1055004 (C3-T5 stored sagittal, 2.74 mm): no sacrum, no last rib; the names were a guess
+    from the spacing, every one a level high. The first rib-bearing body under two without is T1."""
+    case = make_phantom("C3-T5", "ct", [], [], seed=1055004, spacing=(1.0, 1.0, 2.741548770381747),
+                        orientation="sagittal", surroundings=True)
+    found, ribs, sacrum_ribs = _prior(case)
+    naming = name_bodies(found, ribs, sacrum_ribs)
+    assert naming.anchor == "first rib (T1)" and not naming.uncertain
+    assert _named_as_truth(case, found, naming) == 10 and naming.names[0] == "C3"
+
+
+def test_rib_anchors_agree_or_say_so():
+    """The first rib is T1, the last T12: twelve rib-bearing bodies agree; eleven are counted from the
+    first rib and flagged; a last rib one body from the scan's end names the levels, uncertain."""
+    frame = SpineFrame.__new__(SpineFrame)
+
+    def found(n: int) -> SpineBodies:
+        return SpineBodies(frame, [], [FoundBody(30.0 * k, 30.0 * (k + 1), False) for k in range(n)], None)
+
+    naming = name_bodies(found(16), [False, False] + [True] * 12 + [False, False])
+    assert naming.anchor == "first and last rib" and not naming.uncertain and naming.warning is None
+    assert naming.names[:3] == ["C6", "C7", "T1"] and naming.names[-3:] == ["T12", "L1", "L2"]
+    naming = name_bodies(found(15), [False, False] + [True] * 11 + [False, False])
+    assert naming.anchor == "first rib (T1)" and naming.uncertain and "T11, not T12" in naming.warning
+    assert naming.names[2] == "T1"
+    naming = name_bodies(found(5), [False, False, True, True, None])
+    assert naming.anchor == "first rib (T1)" and not naming.uncertain and naming.names == ["C6", "C7", "T1", "T2", "T3"]
+    naming = name_bodies(found(4), [True, True, True, False])
+    assert naming.anchor == "last rib (T12)" and naming.uncertain and naming.names == ["T10", "T11", "T12", "L1"]
+    naming = name_bodies(found(4), [True, True, True, True])  # nothing to count from
+    assert naming.anchor == "none" and naming.uncertain

@@ -3,10 +3,11 @@ named against their labels, rows and fractures on non-vertebral structures, the 
 whole-spine randomised phantoms (bodies named right, false fractures). Prints JSON.
 
     uv run python bench/real_ct.py [--phantoms 10] [--seed-base 610000] [--randomised] [--no-real]
-                                   [--all-fractured] [--short-ranges]
+                                   [--all-fractured] [--short-ranges] [--ranges C1-C7,C6-L1]
 
 --short-ranges: randomised phantoms of a part of the spine (T11-S1, T6-L2, ...), as most real CTs
-are: the count's anchors (sacrum, last rib) are at the scan's edge or absent.
+are: the count's anchors (sacrum, last rib) are at the scan's edge or absent. --ranges replaces
+that list (cervical, chest: the anchors are C2 and the first and last ribs there).
 """
 from __future__ import annotations
 
@@ -87,7 +88,7 @@ def slice_band(thickness: float) -> str:
 
 
 def phantoms(analyzer, n: int, base: int, randomised: bool = False, all_fractured: bool = False,
-             short_ranges: bool = False) -> dict:
+             short_ranges: bool = False, ranges=SHORT_RANGES) -> dict:
     """randomised: the surroundings of a real CT (trunk, table, arms, vessels, bowel, pelvis, a random
     kernel and noise) and a random stored orientation, from the same seeds. all_fractured: two random
     fractures in every phantom (default: in every other one, the rest without any). short_ranges: each
@@ -97,9 +98,9 @@ def phantoms(analyzer, n: int, base: int, randomised: bool = False, all_fracture
     by_band = {name: {1: [0, 0], 2: [0, 0], 3: [0, 0]} for name, _ in SLICE_BANDS}
     for seed in range(base, base + n):
         fractures = []
-        span = str(np.random.default_rng([seed, 9]).choice(SHORT_RANGES)) if short_ranges else "C1-S1"
+        span = str(np.random.default_rng([seed, 9]).choice(ranges)) if short_ranges else "C1-S1"
         genant = [lv for lv in GENANT_LEVELS if lv in level_range(span)]
-        if seed % 2 or all_fractured:  # two random fractures, apart, in Genant's range T4-L4
+        if (seed % 2 or all_fractured) and len(genant) >= 3:  # two random fractures, apart, in T4-L4
             levels = rng.choice(genant, size=2, replace=False)
             while abs(genant.index(levels[0]) - genant.index(levels[1])) < 2:
                 levels = rng.choice(genant, size=2, replace=False)
@@ -144,6 +145,7 @@ def main(argv=None) -> int:
     parser.add_argument("--all-fractured", action="store_true", help="two random fractures in every phantom")
     parser.add_argument("--short-ranges", action="store_true",
                         help="randomised phantoms of part of the spine (T11-S1, T6-L2, ...)")
+    parser.add_argument("--ranges", help="with --short-ranges: the ranges to draw from, comma-separated")
     args = parser.parse_args(argv)
     analyzer = Analyzer(bundles_for("ct"), "cpu")
     report = {} if args.no_real else {"real": real_cases(analyzer)}
@@ -151,7 +153,8 @@ def main(argv=None) -> int:
         key = "short_range_randomised_phantoms" if args.short_ranges else \
             "whole_spine_randomised_phantoms" if args.randomised else "whole_spine_phantoms"
         report[key] = phantoms(analyzer, args.phantoms, args.seed_base, args.randomised or args.short_ranges,
-                                args.all_fractured, args.short_ranges)
+                                args.all_fractured, args.short_ranges,
+                                tuple(args.ranges.split(",")) if args.ranges else SHORT_RANGES)
     print(json.dumps(report, indent=1, default=float))
     return 0
 

@@ -84,7 +84,8 @@ class Analyzer:
                 progress("spine prior: vertebral bodies", 0.1)
                 frame = spine_frame(state.canal)
                 found = find_bodies(straighten(volume, frame), frame)
-                prior = (found, name_bodies(found, rib_bearing(volume, found)))
+                sacrum_ribs = rib_bearing(volume, found, [found.sacrum])[0] if found.sacrum else None
+                prior = (found, name_bodies(found, rib_bearing(volume, found), sacrum_ribs))
                 if prior[1].warning:
                     state.warnings.append(prior[1].warning)
                 state.spine_prior.update(bodies=len(found.bodies), level_anchor=prior[1].anchor,

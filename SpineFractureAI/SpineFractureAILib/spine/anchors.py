@@ -1,14 +1,18 @@
 """Names for the bodies found along the canal, counted from an anchor that is in the scan.
 
 The sacrum (the block below the last disc whose alae spread sideways) is the first anchor: the body
-above it is L5 and the count goes up. The last rib-bearing vertebra (spine/ribs.py) is T12 in most
-people: where the sacrum is not in the scan the count starts there; where both are, they must
-agree, and when they do not (11 or 13 rib pairs, a sixth lumbar vertebra, a lumbarised S1) the
-names are counted from the sacrum, marked "uncertain (±1)" and a warning says why. A last body that
-spreads almost as wide as a sacrum (bodies.PROBABLE_SACRUM_MM) is taken for one only where no rib
-names the levels, and the names counted from it are "uncertain (±1)". Without any
-anchor the names are a best guess from the bodies' spacing against typical adult sizes, every one
-"uncertain (±1)". The rows say which anchor was used."""
+above it is L5 and the count goes up. A "sacrum" under three rib-bearing bodies is none (the end of
+a chest CT): it goes back to the bodies. The ribs give two more anchors: the first rib-bearing
+vertebra under two without ribs is T1 (a chest or neck CT), the last rib-bearing vertebra is T12 in
+most people. Where the sacrum is not in the scan the count starts at the first rib, else at the
+last; where two anchors are seen they must agree, and when they do not (11 or 13 rib pairs, a
+sixth lumbar vertebra, a lumbarised S1) the names are counted from the sacrum (else the first rib),
+marked "uncertain (±1)" and a warning says why. A last rib with only one body after it before the
+scan ends names the levels "uncertain (±1)" (a short twelfth rib may be missed there). A last body
+that spreads almost as wide as a sacrum (bodies.PROBABLE_SACRUM_MM) is taken for one only where no
+rib names the levels, and the names counted from it are "uncertain (±1)". Without any anchor the
+names are a best guess from the bodies' spacing against typical adult sizes, every one "uncertain
+(±1)". The rows say which anchor was used."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,7 +38,8 @@ def typical_spacing(name: str) -> float:
 @dataclass
 class Naming:
     names: list[str | None]  # per body, head first; "C1" marks a piece of the atlas above C2
-    anchor: str  # "sacrum" | "sacrum and last rib" | "last rib (T12)" | "probable sacrum" | "none"
+    anchor: str  # "sacrum" | "sacrum and last rib" | "first rib (T1)" | "first and last rib" |
+    # "last rib (T12)" | "probable sacrum" | "none"
     uncertain: bool
     plausible: list[tuple[str, str]] | None = None  # without an anchor: per body, the levels its spacing allows
     warning: str | None = None  # the anchors disagree: transitional anatomy
@@ -53,15 +58,47 @@ def last_rib(ribs: list[bool | None] | None) -> int | None:
     return None
 
 
+def first_rib(ribs: list[bool | None] | None) -> int | None:
+    """The first rib-bearing body (head first), T1: two rib-bearing bodies under two without, and
+    no rib above them (a chest or neck CT that reaches C6)."""
+    ribs = list(ribs or ())
+    for k in range(2, len(ribs) - 1):
+        if ribs[k] is True and ribs[k + 1] is True and ribs[k - 1] is False and ribs[k - 2] is False:
+            return k if True not in ribs[:k] else None
+    return None
+
+
+def last_rib_at_end(ribs: list[bool | None] | None) -> int | None:
+    """A last rib-bearing body with one body without ribs after it, and then the scan's end."""
+    ribs = list(ribs or ())
+    n = len(ribs)
+    if n >= 3 and ribs[-3] is True and ribs[-2] is True and ribs[-1] is False:
+        return n - 2
+    return None
+
+
 def _counted(n: int, k: int, level: str) -> list[str | None]:
     """Names of n bodies, head first, when body k is `level`."""
     at = level_index(level)
     return [LEVELS[at + j - k] if 0 <= at + j - k <= level_index("L5") else None for j in range(n)]
 
 
-def name_bodies(found: SpineBodies, ribs: list[bool | None] | None = None) -> Naming:
-    """ribs: per body, whether it bears ribs (spine/ribs.py; None: unknown). Where a probable
-    sacrum is the only anchor it moves from found.bodies to found.sacrum."""
+def _rib_cage_above(ribs: list[bool | None] | None) -> bool:
+    """The last three bodies bear ribs: what lies below them is no sacrum (iliac crests light up
+    beside L4-L5, never three bodies in a row)."""
+    return len(ribs or ()) >= 3 and all(r is True for r in ribs[-3:])
+
+
+def name_bodies(found: SpineBodies, ribs: list[bool | None] | None = None,
+                sacrum_ribs: bool | None = None) -> Naming:
+    """ribs: per body, whether it bears ribs (spine/ribs.py; None: unknown); sacrum_ribs: the same
+    for found.sacrum. Where a probable sacrum is the only anchor it moves from found.bodies to
+    found.sacrum; a sacrum under a rib cage moves back to found.bodies (and ribs)."""
+    ribs = None if ribs is None else list(ribs)
+    if found.sacrum is not None and _rib_cage_above(ribs):
+        found.bodies.append(found.sacrum)
+        found.sacrum = None
+        ribs.append(sacrum_ribs)
     n = len(found.bodies)
     if not n:
         return Naming([], "none", True)
@@ -82,8 +119,23 @@ def name_bodies(found: SpineBodies, ribs: list[bool | None] | None = None) -> Na
             f"levels: counted up from the sacrum the last rib-bearing vertebra is {names[rib]}, not T12 "
             "(11 or 13 rib pairs, a sixth lumbar vertebra or a lumbarised S1?): names counted from the "
             "sacrum, uncertain (±1); check the count"))
+    first, at_end = first_rib(ribs), None if rib is not None else last_rib_at_end(ribs)
+    if first is not None:
+        names, last = _counted(n, first, "T1"), rib if rib is not None else at_end
+        if last is None:
+            return Naming(names, "first rib (T1)", False)
+        if names[last] == "T12":
+            return Naming(names, "first and last rib", False)
+        return Naming(names, "first rib (T1)", True, warning=(
+            f"levels: counted down from the first rib the last rib-bearing vertebra is {names[last]}, not "
+            "T12 (11 or 13 rib pairs, a cervical or lumbar rib?): names counted from the first rib, "
+            "uncertain (±1); check the count"))
     if rib is not None:
         return Naming(_counted(n, rib, "T12"), "last rib (T12)", False)
+    if at_end is not None:
+        return Naming(_counted(n, at_end, "T12"), "last rib (T12)", True, warning=(
+            "levels: the last rib-bearing vertebra is one body from the scan's end: names counted from "
+            "it as T12, uncertain (±1); check the count"))
     names, plausible = guess_from_spacing(found)
     return Naming(names, "none", True, plausible)
 

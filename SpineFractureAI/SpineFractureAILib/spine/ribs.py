@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bodies import SpineBodies
+from .bodies import FoundBody, SpineBodies
 from .straighten import in_grid, sample_hu, straightened_ijk
 
 RIB_L_MM = (55.0, 85.0)  # lateral of the canal: past the longest lumbar transverse process (L3, ~50 mm)
@@ -26,14 +26,15 @@ ABOVE_MM = 6.0  # the disc above: a rib head articulates across it
 MIN_RIB_ROWS = 3
 
 
-def rib_bearing(volume, bodies: SpineBodies) -> list[bool | None]:
-    """Per body (head first): True with rib bone on both sides, False with none on either or one
-    side only, None where the sides lie (mostly) outside the scan."""
+def rib_bearing(volume, bodies: SpineBodies, blocks: list[FoundBody] | None = None) -> list[bool | None]:
+    """Per body (head first; or per one of `blocks`, such as the sacrum): True with rib bone on both
+    sides, False with none on either or one side only, None where the sides lie (mostly) outside
+    the scan."""
     frame = bodies.frame
     d = np.arange(RIB_D_MM[0], RIB_D_MM[1] + 1e-6, 1.0)
     ls = np.arange(RIB_L_MM[0], RIB_L_MM[1] + 1e-6, 1.0)
     out: list[bool | None] = []
-    for body in bodies.bodies:
+    for body in bodies.bodies if blocks is None else blocks:
         rows = np.arange(max(body.top_u - ABOVE_MM, 0.0), (body.top_u + body.bottom_u) / 2 + 1e-6, 1.0)
         sides = []
         for sign in (1.0, -1.0):
