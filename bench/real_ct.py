@@ -3,11 +3,14 @@ named against their labels, rows and fractures on non-vertebral structures, the 
 whole-spine randomised phantoms (bodies named right, false fractures). Prints JSON.
 
     uv run python bench/real_ct.py [--phantoms 10] [--seed-base 610000] [--randomised] [--no-real]
-                                   [--all-fractured] [--short-ranges] [--ranges C1-C7,C6-L1]
+                                   [--all-fractured] [--short-ranges] [--ranges C1-C7,C6-L1] [--windows]
 
 --short-ranges: randomised phantoms of a part of the spine (T11-S1, T6-L2, ...), as most real CTs
 are: the count's anchors (sacrum, last rib) are at the scan's edge or absent. --ranges replaces
 that list (cervical, chest: the anchors are C2 and the first and last ribs there).
+--windows: randomised whole-spine phantoms cut to a random 100-320 mm window along the body, as a
+real scan is: the spine runs on beyond both edges and the end bodies are cut by the field of view
+(names are scored on bodies whose centre lies 12 mm or more inside; a fracture on a cut one is false).
 """
 from __future__ import annotations
 
@@ -20,11 +23,11 @@ import numpy as np
 import SimpleITK as sitk
 
 from SpineFractureAILib.bundles import bundles_for
-from SpineFractureAILib.levels import TOTALSEG_NAME, VERSE_NAME, level_range
+from SpineFractureAILib.levels import TOTALSEG_NAME, VERSE_NAME, level_index, level_range
 from SpineFractureAILib.phantom import ORIENTATIONS, make_phantom
 from SpineFractureAILib.pipeline import Analyzer
 from SpineFractureAILib.results import Roi
-from SpineFractureAILib.volume import from_sitk, read_volume
+from SpineFractureAILib.volume import Volume, from_sitk, read_volume
 
 GENANT_LEVELS = [f"T{i}" for i in range(4, 13)] + [f"L{i}" for i in range(1, 5)]
 # Slice thickness bands (mm) for the found-by-grade figures: thick slices flatten shallow deformities.
@@ -83,12 +86,39 @@ def real_cases(analyzer) -> dict:
     return out
 
 
+WINDOW_MM, INSIDE_MM = (100.0, 320.0), 12.0
+
+
+def cut_window(volume: Volume, truth: dict, rng) -> tuple[Volume, dict, set]:
+    """The volume cut to a random window along the voxel axis nearest head-feet, as a scan's range;
+    the truth kept to the vertebrae whose centre lies in it, and the levels far enough inside to be
+    scored (INSIDE_MM from both edges)."""
+    axis = int(np.argmax(np.abs(volume.ijk_to_ras[2, :3])))  # i, j or k
+    step = float(np.linalg.norm(volume.ijk_to_ras[:3, axis]))
+    n = volume.shape_ijk[axis]
+    length = int(min(n, rng.uniform(*WINDOW_MM) / step))
+    start = int(rng.integers(0, n - length + 1))
+    index = [slice(None)] * 3
+    index[2 - axis] = slice(start, start + length)  # voxels are [k, j, i]
+    affine = volume.ijk_to_ras.copy()
+    affine[:3, 3] += start * affine[:3, axis]
+    cut = Volume(np.ascontiguousarray(volume.voxels[tuple(index)]), affine, volume.modality, volume.name + "_window")
+    kept, scored = [], set()
+    for v in truth["vertebrae"]:
+        at = cut.ras_to_ijk_points(np.array([v["center_ras"]]))[0][axis]
+        if -0.5 <= at <= length - 0.5:
+            kept.append(v)
+            if v["has_body"] and min(at, length - 1 - at) * step >= INSIDE_MM:
+                scored.add(v["level"])
+    return cut, {**truth, "vertebrae": kept}, scored
+
+
 def slice_band(thickness: float) -> str:
     return next(name for name, top in SLICE_BANDS if thickness <= top)
 
 
 def phantoms(analyzer, n: int, base: int, randomised: bool = False, all_fractured: bool = False,
-             short_ranges: bool = False, ranges=SHORT_RANGES) -> dict:
+             short_ranges: bool = False, ranges=SHORT_RANGES, windows: bool = False) -> dict:
     """randomised: the surroundings of a real CT (trunk, table, arms, vessels, bowel, pelvis, a random
     kernel and noise) and a random stored orientation, from the same seeds. all_fractured: two random
     fractures in every phantom (default: in every other one, the rest without any). short_ranges: each
@@ -109,11 +139,17 @@ def phantoms(analyzer, n: int, base: int, randomised: bool = False, all_fracture
         orientation = str(np.random.default_rng([seed, 5]).choice(ORIENTATIONS)) if randomised else "axial"
         case = make_phantom(span, "ct", fractures, [], seed=seed, spacing=(1.0, 1.0, thickness),
                             orientation=orientation, surroundings=randomised)
-        results = analyzer.analyze(case.image)
-        truth = {v["level"]: v["center_ras"] for v in case.truth["vertebrae"] if v["has_body"]}
+        image, case_truth = case.image, case.truth
+        scored = {v["level"] for v in case_truth["vertebrae"] if v["has_body"]}
+        if windows:
+            image, case_truth, scored = cut_window(image, case_truth, np.random.default_rng([seed, 7]))
+        results = analyzer.analyze(image)
+        truth = {v["level"]: v["center_ras"] for v in case_truth["vertebrae"] if v["level"] in scored}
         row = score(results, truth)
-        true_fx = {v["level"]: v for v in case.truth["vertebrae"] if v["fracture"]}
+        true_fx = {v["level"]: v for v in case_truth["vertebrae"] if v["fracture"]}
         for level, v in true_fx.items():
+            if level not in scored:  # cut by the window: neither counted found nor missed
+                continue
             hits = [f for f in results.findings if f.kind == "fracture" and f.roi.contains(v["center_ras"], 2.0)]
             for tally in (graded, by_band[slice_band(thickness)]):
                 tally[v["genant_grade"]][0] += bool(hits)
@@ -123,6 +159,10 @@ def phantoms(analyzer, n: int, base: int, randomised: bool = False, all_fracture
                 typed[1] += 1
         row["false_fractures"] = sum(1 for f in results.findings if f.kind == "fracture" and not any(
             f.roi.contains(v["center_ras"], 2.0) for v in true_fx.values()))
+        if windows:
+            row["window"] = [min(scored, key=level_index, default=None), max(scored, key=level_index, default=None)]
+            row["window_mm"] = round(float(np.ptp(image.ijk_to_ras_points(np.array(
+                [[0, 0, 0], np.subtract(image.shape_ijk, 1)]))[:, 2])), 1)
         rows.append({"seed": seed, **({"levels": span} if short_ranges else {}), "true_fractures": fractures, "slice_mm": round(thickness, 2),
                      **({"orientation": orientation, "surroundings": case.truth["surroundings"]} if randomised else {}),
                      **row})
@@ -146,15 +186,19 @@ def main(argv=None) -> int:
     parser.add_argument("--short-ranges", action="store_true",
                         help="randomised phantoms of part of the spine (T11-S1, T6-L2, ...)")
     parser.add_argument("--ranges", help="with --short-ranges: the ranges to draw from, comma-separated")
+    parser.add_argument("--windows", action="store_true",
+                        help="randomised whole-spine phantoms cut to a random window along the body")
     args = parser.parse_args(argv)
     analyzer = Analyzer(bundles_for("ct"), "cpu")
     report = {} if args.no_real else {"real": real_cases(analyzer)}
     if args.phantoms:
-        key = "short_range_randomised_phantoms" if args.short_ranges else \
+        key = "window_randomised_phantoms" if args.windows else "short_range_randomised_phantoms" \
+            if args.short_ranges else \
             "whole_spine_randomised_phantoms" if args.randomised else "whole_spine_phantoms"
-        report[key] = phantoms(analyzer, args.phantoms, args.seed_base, args.randomised or args.short_ranges,
-                                args.all_fractured, args.short_ranges,
-                                tuple(args.ranges.split(",")) if args.ranges else SHORT_RANGES)
+        report[key] = phantoms(analyzer, args.phantoms, args.seed_base,
+                               args.randomised or args.short_ranges or args.windows,
+                               args.all_fractured, args.short_ranges,
+                               tuple(args.ranges.split(",")) if args.ranges else SHORT_RANGES, args.windows)
     print(json.dumps(report, indent=1, default=float))
     return 0
 
