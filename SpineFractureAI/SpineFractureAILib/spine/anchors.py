@@ -3,17 +3,16 @@
 The sacrum (the block below the last disc whose alae spread sideways) is the first anchor: the body
 above it is L5 and the count goes up. A "sacrum" under three rib-bearing bodies is none (the end of
 a chest CT): it goes back to the bodies. The ribs give two more anchors: the first rib-bearing
-vertebra under one or two without ribs is T1 (a chest or neck CT), the last rib-bearing vertebra is
-T12 in most people. Where the sacrum is not in the scan the count starts at the first rib, else at
-the last; where two anchors are seen they must agree, and when they do not (11 or 13 rib pairs, a
+vertebra under two without ribs is T1 (a chest or neck CT), the last rib-bearing vertebra is T12 in
+most people. Where the sacrum is not in the scan the count starts at the first rib, else at the
+last; where two anchors are seen they must agree, and when they do not (11 or 13 rib pairs, a
 sixth lumbar vertebra, a lumbarised S1) the names are counted from the sacrum (else the first rib),
 marked "uncertain (±1)" and a warning says why. A last rib with only one body after it before the
-scan ends names the levels "uncertain (±1)" (a short twelfth rib may be missed there), and so does a
-first rib with only one body above it, unless the last rib agrees. A last body that spreads almost
-as wide as a sacrum (bodies.PROBABLE_SACRUM_MM) is taken for one only where no rib names the levels,
-and the names counted from it are "uncertain (±1)". Without any anchor the names are a best guess
-from the bodies' spacing against typical adult sizes, every one "uncertain (±1)". The rows say which
-anchor was used."""
+scan ends names the levels "uncertain (±1)" (a short twelfth rib may be missed there). A last body
+that spreads almost as wide as a sacrum (bodies.PROBABLE_SACRUM_MM) is taken for one only where no
+rib names the levels, and the names counted from it are "uncertain (±1)". Without any anchor the
+names are a best guess from the bodies' spacing against typical adult sizes, every one "uncertain
+(±1)". The rows say which anchor was used."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -59,17 +58,14 @@ def last_rib(ribs: list[bool | None] | None) -> int | None:
     return None
 
 
-def first_rib(ribs: list[bool | None] | None) -> tuple[int | None, bool]:
-    """The first rib-bearing body (head first), T1: two rib-bearing bodies under one or two
-    without, and no rib above them. Also whether two bodies without ribs lie above it (sure: a
-    scan that starts at T1 with its first rib missed cannot make T2 "T1" then)."""
+def first_rib(ribs: list[bool | None] | None) -> int | None:
+    """The first rib-bearing body (head first), T1: two rib-bearing bodies under two without, and
+    no rib above them (a chest or neck CT that reaches C6)."""
     ribs = list(ribs or ())
-    for k in range(1, len(ribs) - 1):
-        if ribs[k] is True and ribs[k + 1] is True and ribs[k - 1] is False:
-            if True in ribs[:k]:
-                return None, False
-            return k, k >= 2 and ribs[k - 2] is False
-    return None, False
+    for k in range(2, len(ribs) - 1):
+        if ribs[k] is True and ribs[k + 1] is True and ribs[k - 1] is False and ribs[k - 2] is False:
+            return k if True not in ribs[:k] else None
+    return None
 
 
 def last_rib_at_end(ribs: list[bool | None] | None) -> int | None:
@@ -123,15 +119,11 @@ def name_bodies(found: SpineBodies, ribs: list[bool | None] | None = None,
             f"levels: counted up from the sacrum the last rib-bearing vertebra is {names[rib]}, not T12 "
             "(11 or 13 rib pairs, a sixth lumbar vertebra or a lumbarised S1?): names counted from the "
             "sacrum, uncertain (±1); check the count"))
-    (first, sure), at_end = first_rib(ribs), None if rib is not None else last_rib_at_end(ribs)
+    first, at_end = first_rib(ribs), None if rib is not None else last_rib_at_end(ribs)
     if first is not None:
         names, last = _counted(n, first, "T1"), rib if rib is not None else at_end
-        if last is None and sure:
-            return Naming(names, "first rib (T1)", False)
         if last is None:
-            return Naming(names, "first rib (T1)", True, warning=(
-                "levels: one body without ribs lies above the first rib-bearing one (the scan starts "
-                "there): names counted from it as T1, uncertain (±1); check the count"))
+            return Naming(names, "first rib (T1)", False)
         if names[last] == "T12":
             return Naming(names, "first and last rib", False)
         return Naming(names, "first rib (T1)", True, warning=(
