@@ -8,10 +8,9 @@ from __future__ import annotations
 import numpy as np
 
 from SpineFractureAILib.phantom import make_phantom
-from SpineFractureAILib.spine.anchors import name_bodies
+from SpineFractureAILib.spine.anchors import name_in_volume
 from SpineFractureAILib.spine.bodies import find_bodies
 from SpineFractureAILib.spine.canal import find_canal
-from SpineFractureAILib.spine.ribs import rib_bearing
 from SpineFractureAILib.spine.straighten import spine_frame, straighten
 
 
@@ -20,7 +19,7 @@ def _prior(case):
     chain = find_canal(volume)
     frame = spine_frame(chain)
     found = find_bodies(straighten(volume, frame), frame)
-    return chain, found, name_bodies(found, rib_bearing(volume, found))
+    return chain, found, name_in_volume(volume, found)
 
 
 def _nearest_truth(case, found) -> list[str]:

@@ -10,11 +10,10 @@ from .assembly import assemble_results
 from .bundles import Bundle, BundleError
 from .predictors import Predictor
 from .progress import Cancelled, Progress, add_time
-from .spine.anchors import name_bodies
+from .spine.anchors import name_in_volume
 from .spine.bodies import find_bodies
 from .spine.canal import find_canal
 from .spine.prior_bodies import add_prior_bodies
-from .spine.ribs import rib_bearing
 from .spine.straighten import spine_frame, straighten
 from .spine.prior import summary as prior_summary
 from .tasks import TASKS
@@ -84,8 +83,7 @@ class Analyzer:
                 progress("spine prior: vertebral bodies", 0.1)
                 frame = spine_frame(state.canal)
                 found = find_bodies(straighten(volume, frame), frame)
-                sacrum_ribs = rib_bearing(volume, found, [found.sacrum])[0] if found.sacrum else None
-                prior = (found, name_bodies(found, rib_bearing(volume, found), sacrum_ribs))
+                prior = (found, name_in_volume(volume, found))
                 if prior[1].warning:
                     state.warnings.append(prior[1].warning)
                 state.spine_prior.update(bodies=len(found.bodies), level_anchor=prior[1].anchor,

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..levels import LEVELS, level_index
 from .bodies import SpineBodies
+from .ribs import rib_bearing
 
 BODY_LEVELS = LEVELS[1:-1]  # C2..L5
 # Typical adult body height + disc height (mm) at C2, C7, T1, T12, L1, L5 (interpolated between):
@@ -138,6 +139,13 @@ def name_bodies(found: SpineBodies, ribs: list[bool | None] | None = None,
             "it as T12, uncertain (±1); check the count"))
     names, plausible = guess_from_spacing(found)
     return Naming(names, "none", True, plausible)
+
+
+def name_in_volume(volume, found: SpineBodies) -> Naming:
+    """name_bodies with the rib tests it needs: each body's, and the sacrum's (used where a rib cage
+    above says it is none and it goes back to the bodies)."""
+    sacrum_ribs = rib_bearing(volume, found, [found.sacrum])[0] if found.sacrum else None
+    return name_bodies(found, rib_bearing(volume, found), sacrum_ribs)
 
 
 def guess_from_spacing(found: SpineBodies) -> tuple[list[str], list[tuple[str, str]]]:
