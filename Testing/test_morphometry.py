@@ -173,3 +173,16 @@ def test_the_neighbours_of_a_crushed_body_are_not_two_bodies_in_one():
         assert [m.status for m in chain] == ["measured"] * 3
         assert chain[1].type == "crush" and chain[1].genant_grade == (2 if crushed > 0.5 else 3)
         assert chain[0].genant_grade == chain[2].genant_grade == 0
+
+
+def test_a_wedge_under_a_lengthened_back_is_not_graded():
+    """Seen on a C1-C7 phantom without an anchor (seed 1060001): C2, the base of its dens still on
+    it, named C3 one level off, read Ha/Hp 0.50 with its back 1.42x the bodies' below: a false
+    grade-3 "C3 wedge". A wedge with a normal back still is one."""
+    chain = [_body("C3", 9.8, 19.6, 19.0), _body("C4", 13.6, 13.8), _body("C5", 13.9, 13.7), _body("C6", 14.0, 14.1)]
+    grade_chain(chain)
+    assert chain[0].status.startswith("not graded: 1.4x as high at the back") and chain[0].type is None
+    assert chain[0].genant_grade is None and [m.genant_grade for m in chain[1:]] == [0, 0, 0]
+    wedge = [_body("C3", 9.0, 14.2), _body("C4", 13.6, 13.8), _body("C5", 13.9, 13.7), _body("C6", 14.0, 14.1)]
+    grade_chain(wedge)
+    assert wedge[0].status == "measured" and wedge[0].type == "wedge" and wedge[0].genant_grade == 2

@@ -22,6 +22,11 @@ MIN_VOXELS_PER_HEIGHT = 6
 COARSE_UNCERTAINTY_MM = 1.3  # half-voxel endplate errors of ~1.9 mm voxels: the coarse regime above
 NEIGHBOURS_DISAGREE = 1.5  # neighbours' posterior heights this far apart: one of them is no reference
 RUN_TOGETHER = 1.5  # a body this much higher at the back than the bodies around it is two in one
+# A wedge or biconcave call divides by the body's own back: where that back is this much higher than
+# the bodies around it the ratio measures a lengthened back, not a lost front (C2 with the base of
+# its dens, named C3 where no anchor fixed the count; a grade-2 crush's neighbours reach ~1.3 only
+# at a chain's end, and read grade 0).
+TALL_BACK = 1.3
 # Seed 003's six points sit at these fractions of the body's depth from its anterior wall: the
 # anterior, middle and posterior heights (each a superior and an inferior endplate point).
 KEYPOINT_T = (0.15, 0.5, 0.85)
@@ -313,6 +318,12 @@ def grade_chain(chain: list[Measurement]) -> None:
     for n, m in enumerate(chain):
         if reference[n]:
             grade(m, [chain[i].heights_mm["posterior"] for i in (n - 1, n + 1) if 0 <= i < len(chain) and reference[i]])
+            around = _around(chain, reference, n)
+            ratio = m.heights_mm["posterior"] / np.median(around) if around else 1.0
+            if m.type in ("wedge", "biconcave") and ratio > TALL_BACK:
+                m.status = (f"not graded: {ratio:.1f}x as high at the back as the bodies around it (no fracture "
+                            "makes a body higher: C2's dens, or a level one off?)")
+                m.genant_grade, m.genant_grade_range, m.type, m.height_loss = None, None, None, None
 
 
 def _around(chain: list[Measurement], reference: list[bool], n: int, each_side: int = 2) -> list[float]:
