@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage
 
 from SpineFractureAILib.bundles import bundles_for
 from SpineFractureAILib.levels import TOTALSEG_NAME, VERSE_NAME, level_index, level_range
@@ -47,19 +48,38 @@ def labelled_bodies(labels: np.ndarray, ijk_to_ras, names: dict, first_slice: in
     return out
 
 
-def score(results, truth: dict, vertebra_mask=None, volume=None) -> dict:
+def mostly_out_of_view(labels: np.ndarray, names: dict, share: float = 0.25) -> list[str]:
+    """Labelled vertebrae with under `share` of the median labelled vertebra's voxels: at the scan's
+    edge only a piece is in view (example_ct's T11: 70 voxels of its spinous process and lamina at the
+    top three slices, no body), which no reader names; scored apart from the bodies in view."""
+    counts = {level: int((labels == value).sum()) for value, level in names.items()}
+    middle = float(np.median([c for c in counts.values() if c]))
+    return [level for level, c in counts.items() if 0 < c < share * middle]
+
+
+def score(results, truth: dict, vertebra_mask=None, volume=None, out_of_view=()) -> dict:
+    """out_of_view: labelled levels with no body in the scan (not scored as missed; rows on them are
+    reported)."""
+    cut = {lv: truth[lv] for lv in out_of_view if lv in truth}
+    truth = {lv: c for lv, c in truth.items() if lv not in cut}
     rows = [r for r in results.vertebrae if r.get("roi")]
     found = {lv: [r for r in rows if Roi(**r["roi"]).contains(c, 2.0)] for lv, c in truth.items()}
-    off = None
-    if vertebra_mask is not None:  # rows whose centre is on no labelled vertebra
-        off = 0
+    off = off_mm = None
+    if vertebra_mask is not None:  # rows whose centre is on no labelled vertebra, and how far off
+        off, off_mm = 0, []
+        away = ndimage.distance_transform_edt(~vertebra_mask, sampling=volume.spacing[::-1])
         for r in rows:
             i, j, k = np.rint(volume.ras_to_ijk_points(np.array([r["roi"]["center_ras"]]))[0]).astype(int)
             inside = all(0 <= a < n for a, n in zip((k, j, i), vertebra_mask.shape))
-            off += not (inside and vertebra_mask[k, j, i])
-    return {"labelled": len(truth), "found": sum(bool(v) for v in found.values()),
+            if not (inside and vertebra_mask[k, j, i]):
+                off += 1
+                off_mm.append(round(float(away[k, j, i]), 1) if inside else None)
+    return {"labelled": len(truth), "labelled_mostly_out_of_view": sorted(cut),
+            "rows_on_those": sum(Roi(**r["roi"]).contains(c, 2.0) for r in rows for c in cut.values()),
+            "found": sum(bool(v) for v in found.values()),
             "named_right": sum(any(r["level"] == lv for r in v) for lv, v in found.items()),
             "rows": len(rows), "rows_off_labelled_vertebrae": off,
+            "their_distance_mm": off_mm,
             "fractures": [f"{f.level} {f.label}" for f in results.findings if f.kind == "fracture"],
             "spine_prior": results.spine_prior, "warnings": len(results.warnings)}
 
@@ -70,17 +90,19 @@ def real_cases(analyzer) -> dict:
     seg = read_volume(ROOT / "totalsegmentator" / "example_seg.nii.gz", "labelmap").voxels
     names = {v: TOTALSEG_NAME[v] for v in (30, 31, 32, 33)}  # L2, L1, T12, T11
     truth = labelled_bodies(seg, ct.ijk_to_ras, names, first_slice=82)
+    partial = mostly_out_of_view(seg, names)
     for name, volume in (("example_ct", ct),
                          ("example_ct LPS", from_sitk(sitk.DICOMOrient(
                              sitk.ReadImage(str(ROOT / "totalsegmentator" / "example_ct.nii.gz")), "LPS"), "lps"))):
         volume.modality = "ct"
         started = time.perf_counter()
         results = analyzer.analyze(volume)
-        out[name] = {**score(results, truth), "seconds": round(time.perf_counter() - started, 2)}
+        out[name] = {**score(results, truth, out_of_view=partial), "seconds": round(time.perf_counter() - started, 2)}
     tp = read_volume(ROOT / "tptbox" / "sub-ct_label-22_ct.nii.gz")
     vert = read_volume(next((ROOT / "tptbox").glob("*seg-vert*msk.nii.gz")), "labelmap").voxels
     truth = labelled_bodies(vert, tp.ijk_to_ras, {v: VERSE_NAME[v] for v in (21, 22, 23)})
-    out["tptbox"] = score(analyzer.analyze(tp), truth, vert > 0, tp)
+    out["tptbox"] = score(analyzer.analyze(tp), truth, vert > 0, tp,
+                          mostly_out_of_view(vert, {v: VERSE_NAME[v] for v in (21, 22, 23)}))
     dicom = read_volume(ROOT / "totalsegmentator" / "example_ct_dicom")
     out["example_ct_dicom"] = score(analyzer.analyze(dicom), {})
     return out
