@@ -44,9 +44,17 @@ def test_every_modality_writes_valid_findings(cases):
     lambda d: d["findings"][0]["roi"].update(center_ras=[1.0, 2.0]),
     lambda d: d["findings"][0].update(confidence=1.5),
     lambda d: d.update(modality="radiograph"),
+    lambda d: d["vertebrae"][0].update(level_certainty="uncertain (maybe)"),  # a span names two levels
 ])
 def test_the_schema_rejects_broken_findings(cases, break_it):
     broken = copy.deepcopy(cases["ct"])
     break_it(broken)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(broken, SCHEMA)
+
+
+def test_a_level_span_is_a_valid_certainty(cases):
+    """Without an anchor or a whole spacing to count by, a row says the span its size allows (1.1)."""
+    spanned = copy.deepcopy(cases["ct"])
+    spanned["vertebrae"][0]["level_certainty"] = "uncertain (C2-L4)"
+    jsonschema.validate(spanned, SCHEMA)

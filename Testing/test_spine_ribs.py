@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from SpineFractureAILib.phantom import make_phantom
+from SpineFractureAILib.results import shown_level
 from SpineFractureAILib.spine.anchors import name_bodies, name_in_volume
 from SpineFractureAILib.spine.bodies import FoundBody, SpineBodies, find_bodies
 from SpineFractureAILib.spine.canal import find_canal
@@ -136,3 +137,23 @@ def test_rib_anchors_agree_or_say_so():
     assert naming.anchor == "last rib (T12)" and naming.uncertain and naming.names == ["T10", "T11", "T12", "L1"]
     naming = name_bodies(found(4), [True, True, True, True])  # nothing to count from
     assert naming.anchor == "none" and naming.uncertain
+
+
+def test_without_anchor_or_a_whole_spacing_the_level_says_what_its_size_allows():
+    """example_ct_dicom (20 slices of 2 mm, ribs all round: about T11-T12) showed its two cut
+    bodies as "L3 (uncertain ±1)" and "L4": with no whole body between two discs the spacing allows
+    any level, and "±1" was false. Bodies with a spacing measured keep "±1"."""
+    frame = SpineFrame.__new__(SpineFrame)
+    cut = SpineBodies(frame, [49], [FoundBody(26.0, 49.0, True), FoundBody(49.0, 58.0, True)], None)
+    naming = name_bodies(cut, [None, None])
+    rows = [naming.row_fields(k) for k in range(2)]
+    assert naming.anchor == "none" and [r["level_certainty"] for r in rows] == ["uncertain (C2-L4)", "uncertain (C3-L5)"]
+    assert shown_level(naming.names[0], rows[0]["level_certainty"]) == f"{naming.names[0]} (uncertain: C2-L4)"
+    assert "the names are a guess from the bodies' sizes, which allow C2-L5" in naming.warning
+    lumbar = [FoundBody(25.0 + 38 * k, 63.0 + 38 * k, False) for k in range(5)]  # five whole, lumbar-sized
+    naming = name_bodies(SpineBodies(frame, [25 + 38 * k for k in range(6)], lumbar, None), [None] * 5)
+    assert {naming.row_fields(k)["level_certainty"] for k in range(5)} == {"uncertain (±1)"} and naming.warning is None
+    assert shown_level(naming.names[1], naming.row_fields(1)["level_certainty"]) == "L2 (uncertain ±1)"
+    # four with one cut: the first could be T12-L2, named L2: "±1" would be false
+    naming = name_bodies(SpineBodies(frame, [25, 63, 101, 139], [FoundBody(0.0, 25.0, True)] + lumbar[:3], None), [None] * 4)
+    assert naming.names[0] == "L2" and naming.row_fields(0)["level_certainty"] == "uncertain (T12-L2)"

@@ -6,15 +6,19 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-SCHEMA_VERSION = "1.0"  # of findings.json: Resources/findings.schema.json; changes when a named field does
+SCHEMA_VERSION = "1.1"  # of findings.json: Resources/findings.schema.json; changes when a named field does
 
 
 def shown_level(level: str | None, certainty: str | None = None) -> str:
-    """A level as a reader sees it: "L3", or "L3 (uncertain ±1)" when no anchor in the scan fixed it
-    (the spine prior's rows and findings say which: `level_certainty`)."""
+    """A level as a reader sees it: "L3", or "L3 (uncertain ±1)" when no anchor in the scan fixed it,
+    "L3 (uncertain: C2-L4)" where the body's size allows a wider span (the spine prior's rows and
+    findings say which: `level_certainty`)."""
     if not level:
         return ""
-    return f"{level} (uncertain ±1)" if (certainty or "").startswith("uncertain") else level
+    certainty = certainty or ""
+    if certainty.startswith("uncertain (") and certainty != "uncertain (±1)":
+        return f"{level} (uncertain: {certainty[len('uncertain ('):-1]})"
+    return f"{level} (uncertain ±1)" if certainty.startswith("uncertain") else level
 
 
 def shown_label(label: str, extra: dict) -> str:

@@ -45,9 +45,16 @@ class Naming:
     plausible: list[tuple[str, str]] | None = None  # without an anchor: per body, the levels its spacing allows
     warning: str | None = None  # the anchors disagree: transitional anatomy
 
-    def row_fields(self) -> dict:
-        return {"level_anchor": self.anchor,
-                "level_certainty": "uncertain (±1)" if self.uncertain else "counted from the anchor"}
+    def row_fields(self, k: int | None = None) -> dict:
+        """Body k's level fields. Without an anchor, "±1" only where the spacing allows no more:
+        bodies with no whole spacing measured (a short scan cut at both ends) get the span their
+        size allows, "uncertain (C2-L4)", not a false "±1"."""
+        certainty = "uncertain (±1)" if self.uncertain else "counted from the anchor"
+        if self.uncertain and self.plausible and k is not None and self.names[k] in LEVELS:
+            (lo, hi), at = self.plausible[k], level_index(self.names[k])
+            if max(at - level_index(lo), level_index(hi) - at) > 1:
+                certainty = f"uncertain ({lo}-{hi})"
+        return {"level_anchor": self.anchor, "level_certainty": certainty}
 
 
 def last_rib(ribs: list[bool | None] | None) -> int | None:
@@ -138,7 +145,13 @@ def name_bodies(found: SpineBodies, ribs: list[bool | None] | None = None,
             "levels: the last rib-bearing vertebra is one body from the scan's end: names counted from "
             "it as T12, uncertain (±1); check the count"))
     names, plausible = guess_from_spacing(found)
-    return Naming(names, "none", True, plausible)
+    naming = Naming(names, "none", True, plausible)
+    spans = {naming.row_fields(k)["level_certainty"] for k in range(n)} - {"uncertain (±1)"}
+    if spans:
+        naming.warning = (f"levels: no anchor in the scan (no sacrum, no first or last rib): the names are a "
+                          f"guess from the bodies' sizes, which allow {plausible[0][0]}-{plausible[-1][1]} "
+                          "(each row says its span); check the level on a longer scan or a scout")
+    return naming
 
 
 def name_in_volume(volume, found: SpineBodies) -> Naming:

@@ -100,7 +100,7 @@ def add_prior_bodies(state: RunState, volume, found: SpineBodies, naming: Naming
     ct = volume.voxels[box] if volume.modality == "ct" else None
     # The prior's masks stop at the canal's front wall: no posterior elements to open away (an
     # opening erodes a crushed body four thick slices high to a core too shallow to measure).
-    rows = {m.label: VertebraRow.from_json({"method": "mask", "source": SOURCE, **m.to_json(), **naming.row_fields()})
+    rows = {m.label: VertebraRow.from_json({"method": "mask", "source": SOURCE, **m.to_json(), **naming.row_fields(m.label - 1)})
             for m in measure_labelmap(numbers, volume.ijk_to_ras @ offset, names, whole_vertebrae=False, ct_image=ct)}
     first_id = _merge_instances(state, box, numbers)
     for number, why in tilted_endplates(rows, names).items():
@@ -121,7 +121,7 @@ def add_prior_bodies(state: RunState, volume, found: SpineBodies, naming: Naming
             row["level_guess"], level = level, None
             row["level_guess_range"] = list(naming.plausible[number - 1])
         body = Body(first_id + number, "vertebral body", roi, 0.0, row, level=level)
-        contradicted += _fracture_finding(state, body, model.get(number - 1), min_grade, naming)
+        contradicted += _fracture_finding(state, body, model.get(number - 1), min_grade)
         state.vertebrae.append(row)
         state.bodies.append(body)
     if contradicted:
@@ -187,7 +187,12 @@ def genant_type(row: dict) -> str:
     return max(losses, key=losses.get)
 
 
-def _fracture_finding(state: RunState, body: Body, model: Body | None, min_grade: int, naming: Naming) -> int:
+def _level_fields(row) -> dict:
+    """The row's level anchor and certainty, for its finding."""
+    return {k: row[k] for k in ("level_anchor", "level_certainty")}
+
+
+def _fracture_finding(state: RunState, body: Body, model: Body | None, min_grade: int) -> int:
     """A finding where the body's measurement shows a Genant grade >= min_grade (typed by the model
     when it called a fracture too), or where the model called one on a body that cannot be measured.
     Returns 1 when a model call was overruled by a measured grade 0."""
@@ -212,7 +217,7 @@ def _fracture_finding(state: RunState, body: Body, model: Body | None, min_grade
         label = model.finding.label if called and model.finding.label in ("wedge", "biconcave", "crush") else row["type"]
         source = list(model.finding.source) if called else ["morphometry"]  # measured on the prior's mask
         confidence = max(min(0.99, 0.5 + row["height_loss"]), model.finding.confidence if called else 0.0)
-        extra = {"morphometry": morph, **naming.row_fields()}
+        extra = {"morphometry": morph, **_level_fields(row)}
         if possible:
             extra["certainty"] = (f"possible: the voxels allow Genant grade {row['genant_grade_range'][0]}-"
                                   f"{row['genant_grade_range'][1]}")
@@ -222,7 +227,7 @@ def _fracture_finding(state: RunState, body: Body, model: Body | None, min_grade
     elif called and not measured:  # the model's word alone: nothing measured contradicts it
         body.finding = model.finding
         body.finding.roi, body.finding.level = body.roi, body.level
-        body.finding.extra.update(naming.row_fields())
+        body.finding.extra.update(_level_fields(row))
     if body.finding is not None:
         body.label = body.finding.label
         body.fracture_probability = max(body.fracture_probability, body.finding.confidence)
