@@ -147,6 +147,9 @@ def phantoms(analyzer, n: int, base: int, randomised: bool = False, all_fracture
     phantom one of SHORT_RANGES (drawn from the seed), randomised."""
     rng = np.random.default_rng(base)
     rows, graded, typed = [], {1: [0, 0], 2: [0, 0], 3: [0, 0]}, [0, 0]
+    # The table's measured grade, apart from the findings (grade 1 is measured and shown, not a
+    # finding: morphometry_min_grade 2): fractured bodies graded >= 1, intact bodies graded >= 1.
+    in_table, intact_graded = {1: [0, 0], 2: [0, 0], 3: [0, 0]}, [0, 0]
     by_band = {name: {1: [0, 0], 2: [0, 0], 3: [0, 0]} for name, _ in SLICE_BANDS}
     for seed in range(base, base + n):
         fractures = []
@@ -179,6 +182,17 @@ def phantoms(analyzer, n: int, base: int, randomised: bool = False, all_fracture
             if hits:
                 typed[0] += hits[0].label == v["fracture"]
                 typed[1] += 1
+        for level in scored - set(true_fx):
+            graded_1 = [r for r in results.vertebrae if r.get("roi") and (r.get("genant_grade") or 0) >= 1
+                        and Roi(**r["roi"]).contains(truth[level], 2.0)]
+            intact_graded[0] += bool(graded_1)
+            intact_graded[1] += 1
+        for level, v in true_fx.items():
+            if level in scored:
+                in_table[v["genant_grade"]][0] += any(
+                    r.get("roi") and (r.get("genant_grade") or 0) >= 1 and Roi(**r["roi"]).contains(v["center_ras"], 2.0)
+                    for r in results.vertebrae)
+                in_table[v["genant_grade"]][1] += 1
         row["false_fractures"] = sum(1 for f in results.findings if f.kind == "fracture" and not any(
             f.roi.contains(v["center_ras"], 2.0) for v in true_fx.values()))
         if windows:
@@ -194,7 +208,9 @@ def phantoms(analyzer, n: int, base: int, randomised: bool = False, all_fracture
             "fractures_found_by_grade": {g: f"{a}/{b}" for g, (a, b) in graded.items()},
             "found_by_slice_mm_and_grade": {band: {g: f"{a}/{b}" for g, (a, b) in tally.items()}
                                             for band, tally in by_band.items()},
-            "type_right_when_found": f"{typed[0]}/{typed[1]}"}
+            "type_right_when_found": f"{typed[0]}/{typed[1]}",
+            "fractured_graded_1_plus_in_table_by_grade": {g: f"{a}/{b}" for g, (a, b) in in_table.items()},
+            "intact_graded_1_plus_in_table": f"{intact_graded[0]}/{intact_graded[1]}"}
 
 
 def main(argv=None) -> int:
