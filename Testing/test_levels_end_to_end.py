@@ -45,7 +45,7 @@ def test_cervical_fracture_fused_counted_and_reported_per_level(tmp_path, seed, 
     assert len(c5) == 1 and c5[0]["level"] == "C5" and c5[0]["label"] == "wedge"
     assert c5[0]["source"] == ["fracture-seg-demo", "fracture-detect-demo"]
     assert any(m["name"].startswith("C5 ") and "wedge" in m["name"] for m in markups["markups"])
-    assert report["levels_check"]["bodies"] == 6  # C2-C7; the atlas' pieces are not bodies
+    assert report["spine_prior"]["level_anchor"] == "C2 (its height)"  # no rib, no sacrum in a C1-C7 scan
     measured = [r for r in report["vertebrae"] if r.get("label") is not None]
     assert [r["level"] for r in measured] == LEVELS[1:7]
     # the only other rows: levels the classifier alone located beyond the bodies (the atlas)

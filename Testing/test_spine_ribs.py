@@ -157,3 +157,31 @@ def test_without_anchor_or_a_whole_spacing_the_level_says_what_its_size_allows()
     # four with one cut: the first could be T12-L2, named L2: "±1" would be false
     naming = name_bodies(SpineBodies(frame, [25, 63, 101, 139], [FoundBody(0.0, 25.0, True)] + lumbar[:3], None), [None] * 4)
     assert naming.names[0] == "L2" and naming.row_fields(0)["level_certainty"] == "uncertain (T12-L2)"
+
+
+def test_c2_by_its_height_names_a_neck_ct_without_ribs():
+    """Seed 1090006 (C1-C7 stored coronal, 2.98 mm, in a trunk): no rib and no sacrum in view, the
+    atlas's piece at the scan's top was counted as a body and named C2, every name one level low.
+    C2 is the one neck body much higher than those below it: counted from it, the atlas is C1."""
+    case = make_phantom("C1-C7", "ct", [], [], seed=1090006, spacing=(1.0, 1.0, 2.983475529129096),
+                        orientation="coronal", surroundings=True)
+    found = _prior(case)
+    naming = name_in_volume(case.image, found)
+    assert naming.anchor == "C2 (its height)" and naming.uncertain and "C2 recognised by its height" in naming.warning
+    assert naming.names[:2] == ["C1", "C2"] and _named_as_truth(case, found, naming) == 6
+    # Synthetic chains: a piece cut by the scan's top, C2 22 mm high, five neck bodies of 17 mm.
+    frame = SpineFrame.__new__(SpineFrame)
+    tops = [20.0, 42.0] + [42.0 + 17 * k for k in range(1, 6)]
+
+    def chain(tops: list[float], first_cut: bool) -> SpineBodies:
+        bodies = [FoundBody(0.0 if first_cut else 10.0, tops[0], first_cut)]
+        bodies += [FoundBody(a, b, False) for a, b in zip(tops, tops[1:])]
+        discs = ([] if first_cut else [10]) + [int(t) for t in tops]
+        return SpineBodies(frame, discs, bodies, None)
+
+    assert name_bodies(chain(tops, True), [None] * 7).names[:3] == ["C1", "C2", "C3"]
+    # a first body with a disc above it is a body, not the atlas: no C2 under it
+    assert name_bodies(chain(tops, False), [None] * 7).anchor == "none"
+    # two neck bodies joined by a missed disc (34 mm) are no C2
+    joined = [20.0, 54.0] + [54.0 + 17 * k for k in range(1, 6)]
+    assert name_bodies(chain(joined, True), [None] * 7).anchor == "none"

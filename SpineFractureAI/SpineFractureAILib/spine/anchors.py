@@ -11,8 +11,10 @@ marked "uncertain (±1)" and a warning says why. A last rib with only one body a
 scan ends names the levels "uncertain (±1)" (a short twelfth rib may be missed there). A last body
 that spreads almost as wide as a sacrum (bodies.PROBABLE_SACRUM_MM) is taken for one only where no
 rib names the levels, and the names counted from it are "uncertain (±1)". Without any anchor the
-names are a best guess from the bodies' spacing against typical adult sizes, every one "uncertain
-(±1)". The rows say which anchor was used."""
+names are counted from C2 where one of the first two bodies is much higher than the neck bodies
+below it (C2_HEIGHT_RATIO), else a best guess from the bodies' spacing against typical adult sizes;
+either is "uncertain", the guess with the span a body's size allows where that is wider than ±1.
+The rows say which anchor was used."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,6 +31,9 @@ BODY_LEVELS = LEVELS[1:-1]  # C2..L5
 _SPACING_KNOTS = [(1, 19.0), (6, 19.5), (7, 20.5), (18, 31.0), (19, 34.0), (21, 38.0), (23, 38.0)]
 FIT_TOLERANCE = 0.006  # per measured body: about an 8 % spacing error
 REGION_MIDDLES = ("C4", "T7", "L3")
+# C2 is the one neck body much higher than those below it (its body ~23 mm at the front, C3-C6
+# ~14-15 mm, each with a ~4 mm disc); two bodies joined by a missed disc are twice as high.
+C2_HEIGHT_RATIO, NECK_SPACING_MM = (1.18, 1.6), 21.0
 
 
 def typical_spacing(name: str) -> float:
@@ -40,7 +45,7 @@ def typical_spacing(name: str) -> float:
 class Naming:
     names: list[str | None]  # per body, head first; "C1" marks a piece of the atlas above C2
     anchor: str  # "sacrum" | "sacrum and last rib" | "first rib (T1)" | "first and last rib" |
-    # "last rib (T12)" | "probable sacrum" | "none"
+    # "last rib (T12)" | "probable sacrum" | "C2 (its height)" | "none"
     uncertain: bool
     plausible: list[tuple[str, str]] | None = None  # without an anchor: per body, the levels its spacing allows
     warning: str | None = None  # the anchors disagree: transitional anatomy
@@ -144,6 +149,12 @@ def name_bodies(found: SpineBodies, ribs: list[bool | None] | None = None,
         return Naming(_counted(n, at_end, "T12"), "last rib (T12)", True, warning=(
             "levels: the last rib-bearing vertebra is one body from the scan's end: names counted from "
             "it as T12, uncertain (±1); check the count"))
+    axis = c2_by_height(found)
+    if axis is not None:
+        return Naming(_counted(n, axis, "C2"), "C2 (its height)", True, warning=(
+            "levels: no sacrum and no rib in view: C2 recognised by its height (higher than the neck "
+            "bodies below it), names counted from it, uncertain (±1); check on a scan that reaches the "
+            "first rib"))
     names, plausible = guess_from_spacing(found)
     naming = Naming(names, "none", True, plausible)
     spans = {naming.row_fields(k)["level_certainty"] for k in range(n)} - {"uncertain (±1)"}
@@ -159,6 +170,22 @@ def name_in_volume(volume, found: SpineBodies) -> Naming:
     above says it is none and it goes back to the bodies)."""
     sacrum_ribs = rib_bearing(volume, found, [found.sacrum])[0] if found.sacrum else None
     return name_bodies(found, rib_bearing(volume, found), sacrum_ribs)
+
+
+def c2_by_height(found: SpineBodies) -> int | None:
+    """The body that is C2 by its height: one of the first two, whole (a disc above and below), with
+    only a piece cut by the scan's top above it (the atlas), and C2_HEIGHT_RATIO times the median
+    spacing of the three neck-sized bodies below it."""
+    discs = set(found.discs_u)
+    whole = [b.bottom_u - b.top_u if b.top_u in discs and b.bottom_u in discs else None for b in found.bodies]
+    for k in (0, 1):
+        below = [s for s in whole[k + 1:k + 4] if s is not None]
+        if whole[k] is None or len(below) < 3 or (k == 1 and found.bodies[0].top_u in discs):
+            continue
+        typical = float(np.median(below))
+        if typical <= NECK_SPACING_MM and C2_HEIGHT_RATIO[0] <= whole[k] / typical <= C2_HEIGHT_RATIO[1]:
+            return k
+    return None
 
 
 def guess_from_spacing(found: SpineBodies) -> tuple[list[str], list[tuple[str, str]]]:
