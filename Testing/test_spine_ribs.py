@@ -106,6 +106,26 @@ def test_a_sacrum_under_a_rib_cage_is_none():
     assert _named_as_truth(case, found, naming) == 15 and naming.names[-1] == "L1"
 
 
+def test_a_sacrum_that_would_put_ribs_on_l2_or_l3_is_none():
+    """Seed 1084008 (T6-L2 stored coronal, 2.18 mm, in a trunk; never used before session 19's
+    benchmark): L2 at the scan's end was taken for the sacrum, and counted up from it T12 (ribs)
+    became "L4", every name four levels off, certain; T6-T12 bore ribs but L1 did not, so the old
+    guard (the last three bodies bear ribs) let it pass. A rib on "L2" or "L3" is no anatomy."""
+    case = make_phantom("T6-L2", "ct", [], [], seed=1084008, spacing=(1.0, 1.0, 2.179556577420099),
+                        orientation="coronal", surroundings=True)
+    found = _prior(case)
+    assert found.sacrum is not None  # what the finder takes for one: the guard is in the naming
+    naming = name_in_volume(case.image, found)
+    assert found.sacrum is None and naming.anchor == "last rib (T12)" and not naming.uncertain
+    assert _named_as_truth(case, found, naming) == 9 and naming.names[-1] == "L2"
+    # The iliac crests light up beside L4-L5: a true sacrum keeps its count, with a warning.
+    frame = SpineFrame.__new__(SpineFrame)
+    bodies = [FoundBody(30.0 * k, 30.0 * (k + 1), False) for k in range(8)]
+    crests = name_bodies(SpineBodies(frame, [], list(bodies), FoundBody(240.0, 300.0, False)),
+                         [True, True, True, False, False, False, True, True])
+    assert crests.anchor == "sacrum and last rib" and crests.names[-1] == "L5" and crests.names[2] == "T12"
+
+
 def test_the_first_rib_names_a_neck_and_upper_chest_ct():
     """Seed 1055004 (C3-T5 stored sagittal, 2.74 mm): no sacrum, no last rib; the names were a guess
     from the spacing, every one a level high. The first rib-bearing body under two without is T1."""

@@ -1,8 +1,8 @@
 """Names for the bodies found along the canal, counted from an anchor that is in the scan.
 
 The sacrum (the block below the last disc whose alae spread sideways) is the first anchor: the body
-above it is L5 and the count goes up. A "sacrum" under three rib-bearing bodies is none (the end of
-a chest CT): it goes back to the bodies. The ribs give two more anchors: the first rib-bearing
+above it is L5 and the count goes up. A "sacrum" that would put ribs on L2 or L3 is none (the end
+of a chest or thoracolumbar CT): it goes back to the bodies. The ribs give two more anchors: the first rib-bearing
 vertebra under two without ribs is T1 (a chest or neck CT), the last rib-bearing vertebra is T12 in
 most people. Where the sacrum is not in the scan the count starts at the first rib, else at the
 last; where two anchors are seen they must agree, and when they do not (11 or 13 rib pairs, a
@@ -97,9 +97,10 @@ def _counted(n: int, k: int, level: str) -> list[str | None]:
 
 
 def _rib_cage_above(ribs: list[bool | None] | None) -> bool:
-    """The last three bodies bear ribs: what lies below them is no sacrum (iliac crests light up
-    beside L4-L5, never three bodies in a row)."""
-    return len(ribs or ()) >= 3 and all(r is True for r in ribs[-3:])
+    """A body that the count up from the sacrum would name L2 or L3 bears ribs: what lies below is
+    no sacrum but a body at the end of the scan (the iliac crests light up the rib test beside L4-L5
+    only; a thirteenth rib sits on "L1")."""
+    return any(r is True for r in list(ribs or ())[-4:-2])
 
 
 def name_bodies(found: SpineBodies, ribs: list[bool | None] | None = None,
