@@ -205,3 +205,5 @@ def test_c2_by_its_height_names_a_neck_ct_without_ribs():
     # two neck bodies joined by a missed disc (34 mm) are no C2
     joined = [20.0, 54.0] + [54.0 + 17 * k for k in range(1, 6)]
     assert name_bodies(chain(joined, True), [None] * 7).anchor == "none"
+    # one body in a short window (the windowed benchmark's 1087000 crashed here)
+    assert name_bodies(SpineBodies(frame, [20], [FoundBody(20.0, 42.0, False)], None), [None]).anchor == "none"

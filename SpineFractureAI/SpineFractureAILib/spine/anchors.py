@@ -179,7 +179,7 @@ def c2_by_height(found: SpineBodies) -> int | None:
     spacing of the three neck-sized bodies below it."""
     discs = set(found.discs_u)
     whole = [b.bottom_u - b.top_u if b.top_u in discs and b.bottom_u in discs else None for b in found.bodies]
-    for k in (0, 1):
+    for k in range(min(2, len(whole))):
         below = [s for s in whole[k + 1:k + 4] if s is not None]
         if whole[k] is None or len(below) < 3 or (k == 1 and found.bodies[0].top_u in discs):
             continue
