@@ -155,6 +155,9 @@ def test_rib_anchors_agree_or_say_so():
     assert naming.anchor == "first rib (T1)" and not naming.uncertain and naming.names == ["C6", "C7", "T1", "T2", "T3"]
     naming = name_bodies(found(4), [True, True, True, False])
     assert naming.anchor == "last rib (T12)" and naming.uncertain and naming.names == ["T10", "T11", "T12", "L1"]
+    # ... but not where that body is a sliver cut by the scan's end (the windowed 1087003: T2-T6 named T8-T12)
+    sliver = SpineBodies(frame, [], [FoundBody(30.0 * k, 30.0 * (k + 1), False) for k in range(3)] + [FoundBody(90.0, 96.0, True)], None)
+    assert name_bodies(sliver, [True, True, True, False]).anchor == "none"
     naming = name_bodies(found(4), [True, True, True, True])  # nothing to count from
     assert naming.anchor == "none" and naming.uncertain
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..levels import LEVELS, level_index
-from .bodies import SpineBodies
+from .bodies import FoundBody, SpineBodies
 from .ribs import rib_bearing
 
 BODY_LEVELS = LEVELS[1:-1]  # C2..L5
@@ -90,6 +90,12 @@ def last_rib_at_end(ribs: list[bool | None] | None) -> int | None:
     return None
 
 
+def _sliver(last: FoundBody, above: FoundBody) -> bool:
+    """A body cut by the scan's end to less than half the height of the one above it (1087003: a
+    6 mm piece of T7 under T6 read "no rib", and T6 was taken for T12)."""
+    return last.cut and (last.bottom_u - last.top_u) < 0.5 * (above.bottom_u - above.top_u)
+
+
 def _counted(n: int, k: int, level: str) -> list[str | None]:
     """Names of n bodies, head first, when body k is `level`."""
     at = level_index(level)
@@ -134,6 +140,8 @@ def name_bodies(found: SpineBodies, ribs: list[bool | None] | None = None,
             "(11 or 13 rib pairs, a sixth lumbar vertebra or a lumbarised S1?): names counted from the "
             "sacrum, uncertain (±1); check the count"))
     first, at_end = first_rib(ribs), None if rib is not None else last_rib_at_end(ribs)
+    if at_end is not None and _sliver(found.bodies[-1], found.bodies[-2]):
+        at_end = None  # a sliver at the scan's end reads "no rib" for want of rib in view
     if first is not None:
         names, last = _counted(n, first, "T1"), rib if rib is not None else at_end
         if last is None:
