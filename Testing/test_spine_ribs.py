@@ -4,6 +4,7 @@ under a rib cage is none, the first rib names a neck or chest CT (spine/anchors.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from SpineFractureAILib.phantom import make_phantom
 from SpineFractureAILib.results import shown_level
@@ -93,32 +94,29 @@ def _prior(case):
     return find_bodies(straighten(volume, frame), frame)
 
 
-def test_a_sacrum_under_a_rib_cage_is_none():
-    """Seed 1055006 (C6-L1 stored oblique, 2.68 mm, in a trunk): L1 at the scan's end spread like a
-    sacrum, and counted up from it T12 became "L5" and every name five levels off, though the three
-    bodies above bore ribs. The block goes back to the bodies; the ribs name them."""
-    case = make_phantom("C6-L1", "ct", [], [], seed=1055006, spacing=(1.0, 1.0, 2.67507576632184),
-                        orientation="oblique", surroundings=True)
+@pytest.mark.parametrize("levels,seed,slice_mm,orientation,anchor,named", [
+    # 1055006: L1 at the scan's end spread like a sacrum; counted up from it T12 became "L5", every
+    # name five levels off, though the three bodies above bore ribs.
+    ("C6-L1", 1055006, 2.67507576632184, "oblique", "first and last rib", 15),
+    # 1084008 (never used before session 19's benchmark): L2 at the scan's end taken for the sacrum,
+    # T12 (ribs) "L4", every name four levels off, certain; L1 bore no rib, so the old guard (the
+    # last three bodies bear ribs) let it pass. A rib on "L2" or "L3" is no anatomy.
+    ("T6-L2", 1084008, 2.179556577420099, "coronal", "last rib (T12)", 9),
+])
+def test_a_sacrum_that_would_put_ribs_on_l2_or_l3_is_none(levels, seed, slice_mm, orientation, anchor, named):
+    """Phantoms in a trunk whose last vertebra, whole at the scan's end, the finder takes for the
+    sacrum: the block goes back to the bodies and the ribs name them."""
+    case = make_phantom(levels, "ct", [], [], seed=seed, spacing=(1.0, 1.0, slice_mm),
+                        orientation=orientation, surroundings=True)
     found = _prior(case)
     assert found.sacrum is not None  # what the finder takes for one: the guard is in the naming
     naming = name_in_volume(case.image, found)
-    assert found.sacrum is None and naming.anchor == "first and last rib" and not naming.uncertain
-    assert _named_as_truth(case, found, naming) == 15 and naming.names[-1] == "L1"
+    assert found.sacrum is None and naming.anchor == anchor and not naming.uncertain
+    assert _named_as_truth(case, found, naming) == named and naming.names[-1] == levels.split("-")[1]
 
 
-def test_a_sacrum_that_would_put_ribs_on_l2_or_l3_is_none():
-    """Seed 1084008 (T6-L2 stored coronal, 2.18 mm, in a trunk; never used before session 19's
-    benchmark): L2 at the scan's end was taken for the sacrum, and counted up from it T12 (ribs)
-    became "L4", every name four levels off, certain; T6-T12 bore ribs but L1 did not, so the old
-    guard (the last three bodies bear ribs) let it pass. A rib on "L2" or "L3" is no anatomy."""
-    case = make_phantom("T6-L2", "ct", [], [], seed=1084008, spacing=(1.0, 1.0, 2.179556577420099),
-                        orientation="coronal", surroundings=True)
-    found = _prior(case)
-    assert found.sacrum is not None  # what the finder takes for one: the guard is in the naming
-    naming = name_in_volume(case.image, found)
-    assert found.sacrum is None and naming.anchor == "last rib (T12)" and not naming.uncertain
-    assert _named_as_truth(case, found, naming) == 9 and naming.names[-1] == "L2"
-    # The iliac crests light up beside L4-L5: a true sacrum keeps its count, with a warning.
+def test_iliac_crests_lit_beside_l4_l5_keep_a_true_sacrum():
+    """The iliac crests light up the rib test beside L4-L5: a true sacrum keeps its count."""
     frame = SpineFrame.__new__(SpineFrame)
     bodies = [FoundBody(30.0 * k, 30.0 * (k + 1), False) for k in range(8)]
     crests = name_bodies(SpineBodies(frame, [], list(bodies), FoundBody(240.0, 300.0, False)),
