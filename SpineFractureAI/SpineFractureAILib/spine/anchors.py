@@ -1,20 +1,20 @@
 """Names for the bodies found along the canal, counted from an anchor that is in the scan.
 
 The sacrum (the block below the last disc whose alae spread sideways) is the first anchor: the body
-above it is L5 and the count goes up. A "sacrum" that would put ribs on L2 or L3 is none (the end
-of a chest or thoracolumbar CT): it goes back to the bodies. The ribs give two more anchors: the first rib-bearing
-vertebra under two without ribs is T1 (a chest or neck CT), the last rib-bearing vertebra is T12 in
-most people. Where the sacrum is not in the scan the count starts at the first rib, else at the
-last; where two anchors are seen they must agree, and when they do not (11 or 13 rib pairs, a
-sixth lumbar vertebra, a lumbarised S1) the names are counted from the sacrum (else the first rib),
-marked "uncertain (±1)" and a warning says why. A last rib with only one body after it before the
-scan ends names the levels "uncertain (±1)" (a short twelfth rib may be missed there). A last body
-that spreads almost as wide as a sacrum (bodies.PROBABLE_SACRUM_MM) is taken for one only where no
-rib names the levels, and the names counted from it are "uncertain (±1)". Without any anchor the
-names are counted from C2 where one of the first two bodies is much higher than the neck bodies
-below it (C2_HEIGHT_RATIO), else a best guess from the bodies' spacing against typical adult sizes;
-either is "uncertain", the guess with the span a body's size allows where that is wider than ±1.
-The rows say which anchor was used."""
+above it is L5 and the count goes up. A "sacrum" that would put ribs on L2 or L3 is none (the end of
+a chest or thoracolumbar CT): it goes back to the bodies. The ribs give two more anchors: the first
+rib-bearing vertebra under two without ribs is T1 (a chest or neck CT), the last rib-bearing
+vertebra is T12 in most people. Where the sacrum is not in the scan the count starts at the first
+rib, else at the last; where two anchors are seen they must agree, and when they do not (11 or 13
+rib pairs, a sixth lumbar vertebra, a lumbarised S1) the names are counted from the sacrum (else the
+first rib), marked "uncertain (±1)" and a warning says why. A last rib with only one body after it
+before the scan ends names the levels "uncertain (±1)" (a short twelfth rib may be missed there; not
+where that body is a sliver cut by the scan's end). A last body that spreads almost as wide as a
+sacrum (bodies.PROBABLE_SACRUM_MM) is taken for one only where no rib names the levels, and the
+names counted from it are "uncertain (±1)". Without any anchor the names are counted from C2 where
+one of the first two bodies is much higher than the neck bodies below it (C2_HEIGHT_RATIO), else a
+best guess from the bodies' spacing against typical adult sizes; either is "uncertain", the guess
+with the span a body's size allows where that is wider than ±1. The rows say which anchor was used."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -181,12 +181,17 @@ def name_in_volume(volume, found: SpineBodies) -> Naming:
     return name_bodies(found, rib_bearing(volume, found), sacrum_ribs)
 
 
+def _whole_spacings(found: SpineBodies) -> list[float | None]:
+    """Per body, its spacing where a disc was found above and below it (else None: cut or unsure)."""
+    discs = set(found.discs_u)
+    return [b.bottom_u - b.top_u if b.top_u in discs and b.bottom_u in discs else None for b in found.bodies]
+
+
 def c2_by_height(found: SpineBodies) -> int | None:
     """The body that is C2 by its height: one of the first two, whole (a disc above and below), with
     only a piece cut by the scan's top above it (the atlas), and C2_HEIGHT_RATIO times the median
     spacing of the three neck-sized bodies below it."""
-    discs = set(found.discs_u)
-    whole = [b.bottom_u - b.top_u if b.top_u in discs and b.bottom_u in discs else None for b in found.bodies]
+    discs, whole = set(found.discs_u), _whole_spacings(found)
     for k in range(min(2, len(whole))):
         below = [s for s in whole[k + 1:k + 4] if s is not None]
         if whole[k] is None or len(below) < 3 or (k == 1 and found.bodies[0].top_u in discs):
@@ -204,9 +209,7 @@ def guess_from_spacing(found: SpineBodies) -> tuple[list[str], list[tuple[str, s
     is centred on the middle of its region (C4, T7, L3): a prior, flagged uncertain. Also returns,
     per body, the first and last level those placements allow."""
     n = len(found.bodies)
-    discs = set(found.discs_u)
-    measured = [(k, b.bottom_u - b.top_u) for k, b in enumerate(found.bodies)
-                if b.top_u in discs and b.bottom_u in discs]  # a disc above and below: a whole spacing
+    measured = [(k, s) for k, s in enumerate(_whole_spacings(found)) if s is not None]
     costs = []
     for first in range(len(BODY_LEVELS) - n + 1):
         costs.append(sum(np.log(s / typical_spacing(BODY_LEVELS[first + k])) ** 2 for k, s in measured))
