@@ -84,6 +84,12 @@ def score(results, truth: dict, vertebra_mask=None, volume=None, out_of_view=())
             "spine_prior": results.spine_prior, "warnings": len(results.warnings)}
 
 
+def graded_in_table(results, centre) -> bool:
+    """A vertebra row holding this centre reads Genant grade 1 or more."""
+    return any(r.get("roi") and (r.get("genant_grade") or 0) >= 1 and Roi(**r["roi"]).contains(centre, 2.0)
+               for r in results.vertebrae)
+
+
 def real_cases(analyzer) -> dict:
     out = {}
     ct = read_volume(ROOT / "totalsegmentator" / "example_ct.nii.gz")
@@ -182,17 +188,11 @@ def phantoms(analyzer, n: int, base: int, randomised: bool = False, all_fracture
             if hits:
                 typed[0] += hits[0].label == v["fracture"]
                 typed[1] += 1
+            in_table[v["genant_grade"]][0] += graded_in_table(results, v["center_ras"])
+            in_table[v["genant_grade"]][1] += 1
         for level in scored - set(true_fx):
-            graded_1 = [r for r in results.vertebrae if r.get("roi") and (r.get("genant_grade") or 0) >= 1
-                        and Roi(**r["roi"]).contains(truth[level], 2.0)]
-            intact_graded[0] += bool(graded_1)
+            intact_graded[0] += graded_in_table(results, truth[level])
             intact_graded[1] += 1
-        for level, v in true_fx.items():
-            if level in scored:
-                in_table[v["genant_grade"]][0] += any(
-                    r.get("roi") and (r.get("genant_grade") or 0) >= 1 and Roi(**r["roi"]).contains(v["center_ras"], 2.0)
-                    for r in results.vertebrae)
-                in_table[v["genant_grade"]][1] += 1
         row["false_fractures"] = sum(1 for f in results.findings if f.kind == "fracture" and not any(
             f.roi.contains(v["center_ras"], 2.0) for v in true_fx.values()))
         if windows:
