@@ -208,3 +208,24 @@ def test_c2_by_its_height_names_a_neck_ct_without_ribs():
     assert name_bodies(chain(joined, True), [None] * 7).anchor == "none"
     # one body in a short window (the windowed benchmark's 1087000 crashed here)
     assert name_bodies(SpineBodies(frame, [20], [FoundBody(20.0, 42.0, False)], None), [None]).anchor == "none"
+
+
+def test_a_rib_cage_in_view_keeps_the_guess_inside_t1_t12():
+    """Seed 1089110 (T1-T12 stored oblique, 2.21 mm, in a trunk): T1 at the scan's top reads no rib
+    and T12 at its end has nothing below, so no anchor; the spacing guess named the bodies T2-L1, a
+    rib on "L1". A run of three or more rib-bearing bodies stays inside T1-T12."""
+    case = make_phantom("T1-T12", "ct", [], [], seed=1089110, spacing=(1.0, 1.0, 2.20544406401765),
+                        orientation="oblique", surroundings=True)
+    found = _prior(case)
+    naming = name_in_volume(case.image, found)
+    assert naming.anchor == "none" and naming.uncertain
+    assert _named_as_truth(case, found, naming) == 12 and naming.names[-1] == "T12"
+    # Synthetic: twelve thoracic-sized bodies, the first without a rib reading
+    frame = SpineFrame.__new__(SpineFrame)
+    tops = [10.0 + 24.0 * k for k in range(13)]
+    chest = SpineBodies(frame, [int(t) for t in tops], [FoundBody(a, b, False) for a, b in zip(tops, tops[1:])], None)
+    assert name_bodies(chest, [None] + [True] * 11).names == [f"T{i}" for i in range(1, 13)]
+    # two lit bodies are no rib cage (the iliac crests): the guess is left to the spacing
+    lumbar = [FoundBody(25.0 + 38 * k, 63.0 + 38 * k, False) for k in range(5)]
+    lit = name_bodies(SpineBodies(frame, [25 + 38 * k for k in range(6)], lumbar, None), [None, None, None, True, True])
+    assert lit.names == ["L1", "L2", "L3", "L4", "L5"]

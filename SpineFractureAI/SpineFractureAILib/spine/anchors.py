@@ -34,6 +34,8 @@ REGION_MIDDLES = ("C4", "T7", "L3")
 # C2 is the one neck body much higher than those below it (its body ~23 mm at the front, C3-C6
 # ~14-15 mm, each with a ~4 mm disc); two bodies joined by a missed disc are twice as high.
 C2_HEIGHT_RATIO, NECK_SPACING_MM = (1.18, 1.6), 21.0
+RIB_CAGE_RUN = 3  # rib-bearing bodies in a row: a rib cage (the iliac crests light up two at most)
+_THORACIC = (level_index("T1"), level_index("T12"))
 
 
 def typical_spacing(name: str) -> float:
@@ -164,7 +166,7 @@ def name_bodies(found: SpineBodies, ribs: list[bool | None] | None = None,
             "levels: no sacrum and no rib in view: C2 recognised by its height (higher than the neck "
             "bodies below it), names counted from it, uncertain (±1); check on a scan that reaches the "
             "first rib"))
-    names, plausible = guess_from_spacing(found)
+    names, plausible = guess_from_spacing(found, ribs)
     naming = Naming(names, "none", True, plausible)
     spans = {naming.row_fields(k)["level_certainty"] for k in range(n)} - {"uncertain (±1)"}
     if spans:
@@ -202,18 +204,37 @@ def c2_by_height(found: SpineBodies) -> int | None:
     return None
 
 
-def guess_from_spacing(found: SpineBodies) -> tuple[list[str], list[tuple[str, str]]]:
+def rib_cage_run(ribs: list[bool | None] | None) -> list[int]:
+    """The bodies of the longest run of RIB_CAGE_RUN or more rib-bearing bodies, else none."""
+    best, run = [], []
+    for k, r in enumerate(list(ribs or ()) + [None]):
+        if r is True:
+            run.append(k)
+            continue
+        best, run = max(best, run, key=len), []
+    return best if len(best) >= RIB_CAGE_RUN else []
+
+
+def guess_from_spacing(found: SpineBodies, ribs: list[bool | None] | None = None
+                       ) -> tuple[list[str], list[tuple[str, str]]]:
     """Spacing tells the region (cervical, thoracic, lumbar), not the level within it: adult
     lumbar spacings vary by ±15 % between people while L2-L4 differ by a few percent. So among the
     placements that fit the measured disc-to-disc spacings about as well as the best one, the run
-    is centred on the middle of its region (C4, T7, L3): a prior, flagged uncertain. Also returns,
-    per body, the first and last level those placements allow."""
+    is centred on the middle of its region (C4, T7, L3): a prior, flagged uncertain. A rib cage in
+    view (rib_cage_run) keeps its bodies inside T1-T12 where any placement allows it (a chest CT
+    whose first and last ribs both lie at the scan's edges: 1089110, T1-T12, was named T2-L1 with
+    ribs on "L1"). Also returns, per body, the first and last level those placements allow."""
     n = len(found.bodies)
     measured = [(k, s) for k, s in enumerate(_whole_spacings(found)) if s is not None]
     costs = []
     for first in range(len(BODY_LEVELS) - n + 1):
         costs.append(sum(np.log(s / typical_spacing(BODY_LEVELS[first + k])) ** 2 for k, s in measured))
-    costs = np.array(costs)
+    costs = np.array(costs, float)
+    cage = rib_cage_run(ribs)
+    thoracic = np.array([all(_THORACIC[0] <= level_index(BODY_LEVELS[first + k]) <= _THORACIC[1] for k in cage)
+                         for first in range(len(costs))])
+    if thoracic.any():
+        costs[~thoracic] = np.inf
     near = np.flatnonzero(costs <= costs.min() + FIT_TOLERANCE * max(1, len(measured)))
 
     def off_centre(first: int) -> float:
