@@ -221,9 +221,9 @@ def guess_from_spacing(found: SpineBodies, ribs: list[bool | None] | None = None
     lumbar spacings vary by ±15 % between people while L2-L4 differ by a few percent. So among the
     placements that fit the measured disc-to-disc spacings about as well as the best one, the run
     is centred on the middle of its region (C4, T7, L3): a prior, flagged uncertain. A rib cage in
-    view (rib_cage_run) keeps its bodies inside T1-T12 where any placement allows it (a chest CT
-    whose first and last ribs both lie at the scan's edges: 1089110, T1-T12, was named T2-L1 with
-    ribs on "L1"). Also returns, per body, the first and last level those placements allow."""
+    view (rib_cage_run) keeps its bodies inside T1-T12: of those placements the ones that keep it
+    there, else the best that does (1089110, T1-T12 with both rib ends at the scan's edges, was
+    named T2-L1, a rib on "L1"). Also returns, per body, the first and last level those allow."""
     n = len(found.bodies)
     measured = [(k, s) for k, s in enumerate(_whole_spacings(found)) if s is not None]
     costs = []
@@ -233,9 +233,13 @@ def guess_from_spacing(found: SpineBodies, ribs: list[bool | None] | None = None
     cage = rib_cage_run(ribs)
     thoracic = np.array([all(_THORACIC[0] <= level_index(BODY_LEVELS[first + k]) <= _THORACIC[1] for k in cage)
                          for first in range(len(costs))])
-    if thoracic.any():
-        costs[~thoracic] = np.inf
-    near = np.flatnonzero(costs <= costs.min() + FIT_TOLERANCE * max(1, len(measured)))
+    tolerance = FIT_TOLERANCE * max(1, len(measured))
+    near = np.flatnonzero(costs <= costs.min() + tolerance)
+    if thoracic.any():  # the fits that keep the cage thoracic, else the best of those that do
+        near = np.intersect1d(near, np.flatnonzero(thoracic))
+        if not len(near):
+            costs[~thoracic] = np.inf
+            near = np.flatnonzero(costs <= costs.min() + tolerance)
 
     def off_centre(first: int) -> float:
         middle = level_index(BODY_LEVELS[first]) + (n - 1) / 2
