@@ -13,6 +13,7 @@ from SpineFractureAILib.spine.bodies import FoundBody, SpineBodies, find_bodies
 from SpineFractureAILib.spine.canal import find_canal
 from SpineFractureAILib.spine.ribs import rib_bearing
 from SpineFractureAILib.spine.straighten import SpineFrame, spine_frame, straighten
+from SpineFractureAILib.volume import Volume, read_volume
 
 
 def test_a_kidney_with_contrast_beside_l1_is_no_rib():
@@ -88,10 +89,13 @@ def _named_as_truth(case, found, naming) -> int:
     return named
 
 
-def _prior(case):
-    volume = case.image
+def _found(volume):
     frame = spine_frame(find_canal(volume))
     return find_bodies(straighten(volume, frame), frame)
+
+
+def _prior(case):
+    return _found(case.image)
 
 
 @pytest.mark.parametrize("levels,seed,slice_mm,orientation,anchor,named", [
@@ -229,3 +233,50 @@ def test_a_rib_cage_in_view_keeps_the_guess_inside_t1_t12():
     lumbar = [FoundBody(25.0 + 38 * k, 63.0 + 38 * k, False) for k in range(5)]
     lit = name_bodies(SpineBodies(frame, [25 + 38 * k for k in range(6)], lumbar, None), [None, None, None, True, True])
     assert lit.names == ["L1", "L2", "L3", "L4", "L5"]
+
+
+def _cut_below(volume, z_mm: float):
+    """The volume from height z_mm up (RAS S), as a scan whose range stops there."""
+    axis = int(np.argmax(np.abs(volume.ijk_to_ras[2, :3])))
+    z = volume.ijk_to_ras_points(np.outer(np.arange(volume.shape_ijk[axis]), np.eye(3)[axis]))[:, 2]
+    keep = np.flatnonzero(z >= z_mm)
+    index = [slice(None)] * 3
+    index[2 - axis] = slice(keep.min(), keep.max() + 1)
+    affine = volume.ijk_to_ras.copy()
+    affine[:3, 3] += keep.min() * affine[:3, axis]
+    return Volume(np.ascontiguousarray(volume.voxels[tuple(index)]), affine, "ct", volume.name + "_cut")
+
+
+@pytest.mark.parametrize("z_mm", [222.0, 235.0])
+def test_the_iliac_crests_name_l5_on_a_real_ct_cut_above_its_sacrum(realdata, z_mm):
+    """example_ct (real, 3 mm) cut above its sacrum, as a lumbar CT stopping at L5: no sacrum, no rib,
+    and the spacing guess named every body two levels high (L5 "L3"). The posterior iliac crests
+    light up the rib test beside L5: counted from there, each body keeps the name the whole scan
+    (sacrum anchor) gives it."""
+    whole = read_volume(realdata / "totalsegmentator" / "example_ct.nii.gz")
+    whole.modality = "ct"
+    found = _found(whole)
+    named = {round(float(b.centre_ras[2])): name for b, name in zip(found.bodies, name_in_volume(whole, found).names)}
+    cut = _cut_below(whole, z_mm)
+    found = _found(cut)
+    naming = name_in_volume(cut, found)
+    assert found.sacrum is None and naming.anchor == "iliac crests (L5)" and naming.uncertain
+    pairs = [(min(named, key=lambda z: abs(z - b.centre_ras[2])), name) for b, name in zip(found.bodies, naming.names)]
+    assert naming.names[-1] == "L5" and len(pairs) >= 5
+    assert all(named[z] == name for z, name in pairs if abs(z - found.bodies[pairs.index((z, name))].centre_ras[2]) < 8)
+
+
+def test_only_lumbar_bodies_lit_at_the_scan_end_are_the_crests():
+    frame = SpineFrame.__new__(SpineFrame)
+
+    def chain(spacing: float, n: int) -> SpineBodies:
+        tops = [10.0 + spacing * k for k in range(n + 1)]
+        return SpineBodies(frame, [int(t) for t in tops], [FoundBody(a, b, False) for a, b in zip(tops, tops[1:])], None)
+
+    assert name_bodies(chain(36.0, 5), [False, False, False, True, True]).names == ["L2", "L3", "L4", "L5", None]
+    assert name_bodies(chain(36.0, 4), [False, False, False, True]).anchor == "iliac crests (L5)"
+    # a neck CT ending at T1 lights up the same way: neck-sized, no crest
+    assert name_bodies(chain(20.0, 5), [False, False, False, False, True]).anchor == "none"
+    # three lit bodies are a rib cage, one lit under one unlit is too little to tell
+    assert name_bodies(chain(36.0, 5), [False, False, True, True, True]).anchor != "iliac crests (L5)"
+    assert name_bodies(chain(36.0, 2), [False, True]).anchor == "none"

@@ -34,6 +34,8 @@ REGION_MIDDLES = ("C4", "T7", "L3")
 # C2 is the one neck body much higher than those below it (its body ~23 mm at the front, C3-C6
 # ~14-15 mm, each with a ~4 mm disc); two bodies joined by a missed disc are twice as high.
 C2_HEIGHT_RATIO, NECK_SPACING_MM = (1.18, 1.6), 21.0
+# Lumbar disc-to-disc spacings are 34-38 mm in adults (±15 %); C7-T2 ~20 mm, T10-T12 ~28-31 mm.
+LUMBAR_SPACING_MM = 29.0
 RIB_CAGE_RUN = 3  # rib-bearing bodies in a row: a rib cage (the iliac crests light up two at most)
 _THORACIC = (level_index("T1"), level_index("T12"))
 
@@ -47,7 +49,7 @@ def typical_spacing(name: str) -> float:
 class Naming:
     names: list[str | None]  # per body, head first; "C1" marks a piece of the atlas above C2
     anchor: str  # "sacrum" | "sacrum and last rib" | "first rib (T1)" | "first and last rib" |
-    # "last rib (T12)" | "probable sacrum" | "C2 (its height)" | "none"
+    # "last rib (T12)" | "probable sacrum" | "iliac crests (L5)" | "C2 (its height)" | "none"
     uncertain: bool
     plausible: list[tuple[str, str]] | None = None  # without an anchor: per body, the levels its spacing allows
     warning: str | None = None  # the anchors disagree: transitional anatomy
@@ -142,6 +144,9 @@ def name_bodies(found: SpineBodies, ribs: list[bool | None] | None = None,
             "(11 or 13 rib pairs, a sixth lumbar vertebra or a lumbarised S1?): names counted from the "
             "sacrum, uncertain (±1); check the count"))
     first, at_end = first_rib(ribs), None if rib is not None else last_rib_at_end(ribs)
+    crest = crest_lit(found, ribs)
+    if crest is not None:  # lit at the end under lumbar-sized bodies: the crests, no first rib
+        first = None
     if at_end is not None and _sliver(found.bodies[-1], found.bodies[-2]):
         at_end = None  # a sliver at the scan's end reads "no rib" for want of rib in view
     if first is not None:
@@ -160,6 +165,10 @@ def name_bodies(found: SpineBodies, ribs: list[bool | None] | None = None,
         return Naming(_counted(n, at_end, "T12"), "last rib (T12)", True, warning=(
             "levels: the last rib-bearing vertebra is one body from the scan's end: names counted from "
             "it as T12, uncertain (±1); check the count"))
+    if crest is not None:
+        return Naming(_counted(n, crest, "L5"), "iliac crests (L5)", True, warning=(
+            "levels: no sacrum and no rib in view: the first lumbar body with the iliac crests beside it "
+            "is taken for L5, names counted from it, uncertain (±1); check the count"))
     axis = c2_by_height(found)
     if axis is not None:
         return Naming(_counted(n, axis, "C2"), "C2 (its height)", True, warning=(
@@ -187,6 +196,21 @@ def _whole_spacings(found: SpineBodies) -> list[float | None]:
     """Per body, its spacing where a disc was found above and below it (else None: cut or unsure)."""
     discs = set(found.discs_u)
     return [b.bottom_u - b.top_u if b.top_u in discs and b.bottom_u in discs else None for b in found.bodies]
+
+
+def crest_lit(found: SpineBodies, ribs: list[bool | None] | None) -> int | None:
+    """The body that the iliac crests name L5: at the scan's lower end, one or two bodies that light
+    up the rib test (the posterior iliac crests lie 55-85 mm beside L5) under two that do not, all
+    lumbar-sized (LUMBAR_SPACING_MM: a neck or chest scan ending at T1 or T2 lights up the same
+    way). example_ct cut above its sacrum: L5 lit, no rib, every name two levels high."""
+    ribs = list(ribs or ())
+    lit = next((k for k, r in enumerate(reversed(ribs)) if r is not True), len(ribs))  # lit at the end
+    if lit not in (1, 2) or len(ribs) < lit + 2 or ribs[-lit - 1] is not False or ribs[-lit - 2] is not False:
+        return None
+    spacings = [s for s in _whole_spacings(found) if s is not None]
+    if not spacings or float(np.median(spacings)) < LUMBAR_SPACING_MM:
+        return None
+    return len(ribs) - lit
 
 
 def c2_by_height(found: SpineBodies) -> int | None:
