@@ -11,10 +11,12 @@ first rib), marked "uncertain (±1)" and a warning says why. A last rib with onl
 before the scan ends names the levels "uncertain (±1)" (a short twelfth rib may be missed there; not
 where that body is a sliver cut by the scan's end). A last body that spreads almost as wide as a
 sacrum (bodies.PROBABLE_SACRUM_MM) is taken for one only where no rib names the levels, and the
-names counted from it are "uncertain (±1)". Without any anchor the names are counted from C2 where
-one of the first two bodies is much higher than the neck bodies below it (C2_HEIGHT_RATIO), else a
-best guess from the bodies' spacing against typical adult sizes; either is "uncertain", the guess
-with the span a body's size allows where that is wider than ±1. The rows say which anchor was used."""
+names counted from it are "uncertain (±1)". A lumbar scan stopping above the sacrum is counted from
+the iliac crests, which light up the rib test beside L5 (crest_lit, "uncertain (±1)"). Without any
+anchor the names are counted from C2 where one of the first two bodies is much higher than the neck
+bodies below it (C2_HEIGHT_RATIO), else a best guess from the bodies' spacing against typical adult
+sizes, a rib cage in view kept inside T1-T12; either is "uncertain", the guess with the span a body's
+size allows where that is wider than ±1. The rows say which anchor was used."""
 from __future__ import annotations
 
 from dataclasses import dataclass
