@@ -261,9 +261,11 @@ def test_the_iliac_crests_name_l5_on_a_real_ct_cut_above_its_sacrum(realdata, z_
     found = _found(cut)
     naming = name_in_volume(cut, found)
     assert found.sacrum is None and naming.anchor == "iliac crests (L5)" and naming.uncertain
-    pairs = [(min(named, key=lambda z: abs(z - b.centre_ras[2])), name) for b, name in zip(found.bodies, naming.names)]
-    assert naming.names[-1] == "L5" and len(pairs) >= 5
-    assert all(named[z] == name for z, name in pairs if abs(z - found.bodies[pairs.index((z, name))].centre_ras[2]) < 8)
+    assert naming.names[-1] == "L5" and len(found.bodies) >= 5
+    for body, name in zip(found.bodies, naming.names):
+        z = min(named, key=lambda z: abs(z - body.centre_ras[2]))  # the same body in the whole scan
+        if abs(z - body.centre_ras[2]) < 8:
+            assert named[z] == name, (z, named[z], name)
 
 
 def test_only_lumbar_bodies_lit_at_the_scan_end_are_the_crests():
