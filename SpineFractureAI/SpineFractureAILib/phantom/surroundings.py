@@ -33,6 +33,7 @@ class Surroundings:
     noise_hu: float = 15.0
     streaks: int = 0
     gas_pockets: int = 10
+    crest: float = 0.5  # the iliac crests' top between L5's centre (0) and L4's (1)
 
     @classmethod
     def draw(cls, rng: np.random.Generator) -> "Surroundings":
@@ -45,7 +46,9 @@ class Surroundings:
         hu[BOWEL_CONTRAST] = rng.uniform(150, 500) if rng.random() < 0.3 else rng.uniform(10, 40)
         hu[TABLE] = rng.uniform(150, 700)
         hu[FOAM] = rng.uniform(-950, -600)
-        return cls(trunk_rx=110 + 90 * habitus + rng.uniform(-10, 10), trunk_ry=85 + 75 * habitus,
+        # a child stream: the crest joined the phantom later, and every earlier draw keeps its value
+        crest = float(rng.spawn(1)[0].uniform(0.25, 0.9))
+        return cls(crest=crest, trunk_rx=110 + 90 * habitus + rng.uniform(-10, 10), trunk_ry=85 + 75 * habitus,
                    fat_mm=5 + 40 * habitus * rng.uniform(0.5, 1.0),
                    arms="beside" if rng.random() < 0.65 else "above", table_gap_mm=rng.uniform(0, 25), hu=hu,
                    kernel=str(rng.choice(["soft", "standard", "sharp"], p=[0.3, 0.4, 0.3])),
@@ -80,8 +83,10 @@ def _level_s(levels_s: dict, spine: list[Vertebra], level: str) -> float:
 def draw(cv: Canvas, spine: list[Vertebra], s: Surroundings, rng: np.random.Generator, chunk: int = 16) -> None:
     """Paint the surroundings into the canvas before the spine is drawn over them."""
     line, levels_s = _spine_line(spine)
-    l = {name: _level_s(levels_s, spine, name) for name in ("C7", "T1", "T12", "L1", "L2", "L4", "S1")}
+    l = {name: _level_s(levels_s, spine, name) for name in ("C7", "T1", "T12", "L1", "L2", "L4", "L5", "S1")}
     depth = np.mean([v.depth for v in spine])
+    # how far forward the spine leans per mm up at L5: the pelvis sits in the spine's frame there
+    lordosis = float((line(l["L4"])[1] - line(l["S1"])[1]) / max(l["L4"] - l["S1"], 1.0))
     posterior = max(v.depth / 2 + 60.0 for v in spine)  # body centre to the skin of the back
     bowel = [(rng.uniform(-0.7, 0.7), rng.uniform(0.35, 0.85), rng.uniform(l["S1"] - 60, l["T12"]),
               rng.uniform(6, 22)) for _ in range(s.gas_pockets)]
@@ -123,7 +128,7 @@ def draw(cv: Canvas, spine: list[Vertebra], s: Surroundings, rng: np.random.Gene
         for fx, fy, fz, rad in contrast_loops:
             loop = ((dx - fx * rx) ** 2 + (dy - cy - fy * ry * 0.8) ** 2 + ((z - fz) / 1.8) ** 2 <= rad ** 2) & (r < 0.85)
             tissue[loop] = BOWEL_CONTRAST
-        _pelvis(tissue, dx, dy, z, l)
+        _pelvis(tissue, dx, dy, z, l, s.crest, lordosis)
 
 
 def _bone_tube(tissue, d2, radius, wall=2.5, where=None):
@@ -160,19 +165,28 @@ def _vessels_and_kidneys(tissue, dx, dy, z, depth, l, r) -> None:
         tissue[kidney & (r < 1)] = KIDNEY
 
 
-def _pelvis(tissue, dx, dy, z, l) -> None:
-    """Iliac wings from the crest (~L4) down to the hip joints, and the femoral heads and necks."""
-    crest, s1 = l["L4"], l["S1"]
-    t = np.clip((crest - z) / (crest - s1 + 90.0), 0, 1)  # 0 at the crest, 1 at the acetabulum
-    wing_x = 60.0 + 50.0 * (1 - t) ** 0.7 - 15.0 * t
-    wing_y = -10.0 + 55.0 * t
-    band = (z <= crest) & (z >= s1 - 90.0)
+def _pelvis(tissue, dx, dy, z, l, crest_at: float, lordosis: float = 0.0) -> None:
+    """The iliac wings and the femoral heads and necks. In an axial slice each wing is a plate from
+    the sacroiliac joint behind and beside the canal, bulging out and back, to the anterior superior
+    spine in front and far to the side (the iliac fossa opens forward). Its crest is highest about
+    100 mm out (between L5's centre and L4's: `crest_at`, which varies between people) and falls
+    towards both ends, so behind, 60-80 mm beside the canal, it lies at L5, as on the real CTs
+    (example_ct: the crest 60-75 mm out at L5's centre, 80-125 mm at the L4-L5 disc). Heights are
+    taken along the spine at L5 (`lordosis`: its forward lean), so the crest lies at the same place
+    beside L5 however far the lumbar spine is tilted."""
+    top, s1 = l["L5"] + crest_at * (l["L4"] - l["L5"]), l["S1"]
+    z_spine = z + lordosis * dy  # a point behind the body, level in the scan, lies lower along the spine
+    t = np.clip((top - z_spine) / (top - s1 + 90.0), 0, 1)  # 0 at the crest's top, 1 at the acetabulum
+    x0, a = 40.0 + 35.0 * t, 85.0 * (1 - 0.75 * t)  # the arc's medial end and its reach to the side
+    y0, b = 15.0 + 15.0 * t, 75.0 * (1 - 0.6 * t)  # its front end and its reach backwards
+    band = z_spine >= s1 - 90.0
     for side in (-1, 1):
-        # a thin plate curving from the sacroiliac joint forward along an arc
-        u = (dx * side - 20.0) / np.maximum(wing_x, 1.0)
-        v = (dy - wing_y + 35.0) / 55.0
-        shell = np.abs(np.sqrt(u ** 2 + v ** 2) - 1.0) * np.minimum(wing_x, 55.0)
-        plate = band & (shell <= 4.5) & (dx * side > 25.0) & (dy > wing_y - 45.0)
+        u, v = (dx * side - x0) / a, (dy - y0) / b
+        theta = np.degrees(np.arctan2(u, -v))  # 0 behind (the sacroiliac joint), 90 in front
+        shell = np.abs(np.sqrt(u ** 2 + v ** 2) - 1.0) * np.minimum(a, b)
+        # ~15 mm lower behind (and the lordosis tilts it further down along the spine), ~20 in front
+        crest = top - np.where(theta < 50.0, 0.006, 0.012) * (theta - 50.0) ** 2
+        plate = band & (z_spine <= crest) & (shell <= 4.5) & (u >= 0) & (v <= 0)
         tissue[plate] = CORTICAL
         tissue[plate & (shell <= 2.5)] = CANCELLOUS
         head = (dx * side - 88.0) ** 2 + (dy - 45.0) ** 2 + (z - s1 + 110.0) ** 2
