@@ -282,3 +282,27 @@ def test_only_lumbar_bodies_lit_at_the_scan_end_are_the_crests():
     # three lit bodies are a rib cage, one lit under one unlit is too little to tell
     assert name_bodies(chain(36.0, 5), [False, False, True, True, True]).anchor != "iliac crests (L5)"
     assert name_bodies(chain(36.0, 2), [False, True]).anchor == "none"
+
+
+def test_the_disc_nearest_the_crests_top_is_l4_l5():
+    """Where the crests begin (ribs.crest_top_u) says which lit body is L5: a top in a body's upper
+    half makes it L5, in its lower half L4 (a high crest lights L4's rib test too); never more than
+    one body below L5, never more than one body from the first lit."""
+    frame = SpineFrame.__new__(SpineFrame)
+    tops = [10.0 + 36.0 * k for k in range(6)]  # bodies 10-46, 46-82, 82-118, 118-154, 154-190
+
+    def names(crest_top):
+        found = SpineBodies(frame, [int(t) for t in tops], [FoundBody(a, b, False) for a, b in zip(tops, tops[1:])], None)
+        naming = name_bodies(found, [False, False, False, True, True], crest_top=crest_top)
+        assert naming.anchor == "iliac crests (L5)" and naming.uncertain
+        return naming.names
+
+    first_lit_is_l5 = ["L2", "L3", "L4", "L5", None]
+    assert names(None) == names(125.0) == names(105.0) == first_lit_is_l5
+    assert names(140.0) == ["L1", "L2", "L3", "L4", "L5"]  # the top beside L4's lower half
+    assert names(95.0) == names(20.0) == first_lit_is_l5  # no second body below L5
+    # a low crest lights no rib test (it stays beside L5's lower half): seen only by where it begins
+    found = SpineBodies(frame, [int(t) for t in tops], [FoundBody(a, b, False) for a, b in zip(tops, tops[1:])], None)
+    assert name_bodies(found, [False] * 5).anchor == "none"
+    naming = name_bodies(found, [False] * 5, crest_top=165.0)
+    assert naming.anchor == "iliac crests (L5)" and naming.names == ["L1", "L2", "L3", "L4", "L5"]

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..levels import LEVELS, level_index
 from .bodies import FoundBody, SpineBodies
-from .ribs import rib_bearing
+from .ribs import crest_top_u, rib_bearing
 
 BODY_LEVELS = LEVELS[1:-1]  # C2..L5
 # Typical adult body height + disc height (mm) at C2, C7, T1, T12, L1, L5 (interpolated between):
@@ -40,6 +40,12 @@ C2_HEIGHT_RATIO, NECK_SPACING_MM = (1.18, 1.6), 21.0
 LUMBAR_SPACING_MM = 29.0
 RIB_CAGE_RUN = 3  # rib-bearing bodies in a row: a rib cage (the iliac crests light up two at most)
 _THORACIC = (level_index("T1"), level_index("T12"))
+# Every vertebra from T2 to T10 bears a rib pair whose necks the rib test sees, none from L1 to L3
+# does (T1 may have its rib at the scan's top, T11-T12 short floating ribs; the iliac crests light
+# up L4-L5): a placement that contradicts the rib test is none (1101004, L1-L4 ending above L5 with
+# lumbar spacings of 30 mm, was named T8-T11: four bodies without ribs inside the rib cage).
+_ALWAYS_RIBS = (level_index("T2"), level_index("T10"))
+_NEVER_RIBS = (level_index("L1"), level_index("L3"))
 
 
 def typical_spacing(name: str) -> float:
@@ -116,9 +122,9 @@ def _rib_cage_above(ribs: list[bool | None] | None) -> bool:
 
 
 def name_bodies(found: SpineBodies, ribs: list[bool | None] | None = None,
-                sacrum_ribs: bool | None = None) -> Naming:
+                sacrum_ribs: bool | None = None, crest_top: float | None = None) -> Naming:
     """ribs: per body, whether it bears ribs (spine/ribs.py; None: unknown); sacrum_ribs: the same
-    for found.sacrum. Where a probable sacrum is the only anchor it moves from found.bodies to
+    for found.sacrum; crest_top: where the iliac crests begin (ribs.crest_top_u), if measured. Where a probable sacrum is the only anchor it moves from found.bodies to
     found.sacrum; a sacrum under a rib cage moves back to found.bodies (and ribs)."""
     ribs = None if ribs is None else list(ribs)
     if found.sacrum is not None and _rib_cage_above(ribs):
@@ -147,6 +153,10 @@ def name_bodies(found: SpineBodies, ribs: list[bool | None] | None = None,
             "sacrum, uncertain (±1); check the count"))
     first, at_end = first_rib(ribs), None if rib is not None else last_rib_at_end(ribs)
     crest = crest_lit(found, ribs)
+    if crest is not None and crest_top is not None:
+        crest = l5_by_crest_top(found, crest_top, crest)
+    elif crest == n:  # nothing lit and no crest seen below the rib test's rows: no crest
+        crest = None
     if crest is not None:  # lit at the end under lumbar-sized bodies: the crests, no first rib
         first = None
     if at_end is not None and _sliver(found.bodies[-1], found.bodies[-2]):
@@ -191,7 +201,10 @@ def name_in_volume(volume, found: SpineBodies) -> Naming:
     """name_bodies with the rib tests it needs: each body's, and the sacrum's (used where a rib cage
     above says it is none and it goes back to the bodies)."""
     sacrum_ribs = rib_bearing(volume, found, [found.sacrum])[0] if found.sacrum else None
-    return name_bodies(found, rib_bearing(volume, found), sacrum_ribs)
+    ribs = rib_bearing(volume, found)
+    first_lit = None if found.sacrum is not None else crest_lit(found, ribs)
+    top = None if first_lit is None else crest_top_u(volume, found, max(first_lit - 1, 0))
+    return name_bodies(found, ribs, sacrum_ribs, crest_top=top)
 
 
 def _whole_spacings(found: SpineBodies) -> list[float | None]:
@@ -201,18 +214,40 @@ def _whole_spacings(found: SpineBodies) -> list[float | None]:
 
 
 def crest_lit(found: SpineBodies, ribs: list[bool | None] | None) -> int | None:
-    """The body that the iliac crests name L5: at the scan's lower end, one or two bodies that light
-    up the rib test (the posterior iliac crests lie 55-85 mm beside L5) under two that do not, all
-    lumbar-sized (LUMBAR_SPACING_MM: a neck or chest scan ending at T1 or T2 lights up the same
-    way). example_ct cut above its sacrum: L5 lit, no rib, every name two levels high."""
+    """Where the iliac crests may be, at the scan's lower end: after two bodies without ribs, none,
+    one or two bodies that light up the rib test (the posterior iliac crests lie 55-85 mm beside L5,
+    beside its upper half when the crest is at L4-L5 or higher), all lumbar-sized
+    (LUMBAR_SPACING_MM: a neck or chest scan ending at T1 or T2 lights up the same way). Returns
+    the first lit body (len(ribs) when none is lit). example_ct cut above its sacrum: L5 lit, no
+    rib, every name two levels high."""
     ribs = list(ribs or ())
     lit = next((k for k, r in enumerate(reversed(ribs)) if r is not True), len(ribs))  # lit at the end
-    if lit not in (1, 2) or len(ribs) < lit + 2 or ribs[-lit - 1] is not False or ribs[-lit - 2] is not False:
+    if lit > 2 or len(ribs) < lit + 2 or ribs[-lit - 1] is not False or ribs[-lit - 2] is not False:
         return None
     spacings = [s for s in _whole_spacings(found) if s is not None]
     if not spacings or float(np.median(spacings)) < LUMBAR_SPACING_MM:
         return None
     return len(ribs) - lit
+
+
+def l5_by_crest_top(found: SpineBodies, crest_top: float, first_lit: int) -> int:
+    """The body that is L5 by where the crests' top lies: the disc nearest to it is L4-L5 (the
+    intercristal line crosses between L4's lower third and L5's upper third in 80 % of adults, at
+    L4-L5 in the median; Kim et al. 2003, 690 MRI; radiopaedia "intercristal line"). So a top in a
+    body's upper half (bodies run disc centre to disc centre) makes it L5, in its lower half L4. A
+    high crest lights the rib test beside L4 too (session 21 phantoms: L4 taken for L5). Stays
+    within one body of first_lit, the body the rib test saw first, with one body (a cut S1) at
+    most below L5."""
+    n = len(found.bodies)
+    whole = [s for s in _whole_spacings(found) if s is not None]
+    for k, body in enumerate(found.bodies):
+        if body.top_u <= crest_top < body.bottom_u:
+            # a body cut by the scan's end has its middle where a whole one's would be
+            mid = body.top_u + float(np.median(whole)) / 2 if k == n - 1 and body.cut and whole \
+                else (body.top_u + body.bottom_u) / 2
+            l5 = k if crest_top < mid else k + 1
+            return int(np.clip(l5, max(first_lit - 1, n - 2), min(first_lit + 1, n)))
+    return first_lit
 
 
 def c2_by_height(found: SpineBodies) -> int | None:
@@ -241,15 +276,28 @@ def rib_cage_run(ribs: list[bool | None] | None) -> list[int]:
     return best if len(best) >= RIB_CAGE_RUN else []
 
 
+def _fits_ribs(found: SpineBodies, ribs: list[bool | None] | None, first: int) -> bool:
+    """Whether naming the bodies from BODY_LEVELS[first] on agrees with their rib tests: no whole
+    body without ribs in T2-T10 (a cut one may have its rib out of view), none with ribs in L1-L3."""
+    for k, r in enumerate(list(ribs or ())[:len(found.bodies)]):
+        at = level_index(BODY_LEVELS[first + k])
+        if r is False and not found.bodies[k].cut and _ALWAYS_RIBS[0] <= at <= _ALWAYS_RIBS[1]:
+            return False
+        if r is True and _NEVER_RIBS[0] <= at <= _NEVER_RIBS[1]:
+            return False
+    return True
+
+
 def guess_from_spacing(found: SpineBodies, ribs: list[bool | None] | None = None
                        ) -> tuple[list[str], list[tuple[str, str]]]:
     """Spacing tells the region (cervical, thoracic, lumbar), not the level within it: adult
     lumbar spacings vary by ±15 % between people while L2-L4 differ by a few percent. So among the
     placements that fit the measured disc-to-disc spacings about as well as the best one, the run
     is centred on the middle of its region (C4, T7, L3): a prior, flagged uncertain. A rib cage in
-    view (rib_cage_run) keeps its bodies inside T1-T12: of those placements the ones that keep it
-    there, else the best that does (1089110, T1-T12 with both rib ends at the scan's edges, was
-    named T2-L1, a rib on "L1"). Also returns, per body, the first and last level those allow."""
+    view (rib_cage_run) keeps its bodies inside T1-T12 (1089110, T1-T12 with both rib ends at the
+    scan's edges, was named T2-L1, a rib on "L1"), and no placement may contradict a body's rib test
+    (_fits_ribs): of the fitting placements those the ribs allow, else the best that they allow.
+    Also returns, per body, the first and last level those allow."""
     n = len(found.bodies)
     measured = [(k, s) for k, s in enumerate(_whole_spacings(found)) if s is not None]
     costs = []
@@ -257,14 +305,14 @@ def guess_from_spacing(found: SpineBodies, ribs: list[bool | None] | None = None
         costs.append(sum(np.log(s / typical_spacing(BODY_LEVELS[first + k])) ** 2 for k, s in measured))
     costs = np.array(costs, float)
     cage = rib_cage_run(ribs)
-    thoracic = np.array([all(_THORACIC[0] <= level_index(BODY_LEVELS[first + k]) <= _THORACIC[1] for k in cage)
-                         for first in range(len(costs))])
+    allowed = np.array([all(_THORACIC[0] <= level_index(BODY_LEVELS[first + k]) <= _THORACIC[1] for k in cage)
+                        and _fits_ribs(found, ribs, first) for first in range(len(costs))])
     tolerance = FIT_TOLERANCE * max(1, len(measured))
     near = np.flatnonzero(costs <= costs.min() + tolerance)
-    if thoracic.any():  # the fits that keep the cage thoracic, else the best of those that do
-        near = np.intersect1d(near, np.flatnonzero(thoracic))
+    if allowed.any():  # the fits the ribs allow, else the best of those they allow
+        near = np.intersect1d(near, np.flatnonzero(allowed))
         if not len(near):
-            costs[~thoracic] = np.inf
+            costs[~allowed] = np.inf
             near = np.flatnonzero(costs <= costs.min() + tolerance)
 
     def off_centre(first: int) -> float:

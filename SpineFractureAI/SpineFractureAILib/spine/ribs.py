@@ -49,3 +49,32 @@ def rib_bearing(volume, bodies: SpineBodies, blocks: list[FoundBody] | None = No
             sides.append(int(((bone_mm2 >= MIN_RIB_MM2) & (cortex_mm2 >= MIN_CORTEX_MM2)).sum()) >= MIN_RIB_ROWS)
         out.append(None if None in sides else all(sides))
     return out
+
+
+CREST_GAP_ROWS = 3  # a thin wing read under the thresholds for a row or two is still one crest
+CREST_END_ROWS = 15  # the wings go on below the crest: a run that stops this far above the end is none
+
+
+def crest_top_u(volume, bodies: SpineBodies, from_body: int) -> float | None:
+    """Where the iliac crests begin: the highest row (straightened u, 1 mm rows) of the run of rows
+    with rib-test bone on both sides that reaches furthest down, searched from body `from_body`'s
+    top to the last body's bottom; None without such a run of MIN_RIB_ROWS rows that goes on to
+    the end (within CREST_END_ROWS). The posterior
+    crest lies in the rib test's window a few mm under the crest's highest point."""
+    rows = np.arange(bodies.bodies[from_body].top_u, bodies.bodies[-1].bottom_u + 1e-6, 1.0)
+    d = np.arange(RIB_D_MM[0], RIB_D_MM[1] + 1e-6, 1.0)
+    ls = np.arange(RIB_L_MM[0], RIB_L_MM[1] + 1e-6, 1.0)
+    lit = np.ones(len(rows), bool)
+    for sign in (1.0, -1.0):
+        uu, dd, ll = np.meshgrid(rows, d, sign * ls, indexing="ij")
+        hu = sample_hu(volume, straightened_ijk(volume, bodies.frame, uu, dd, ll)).reshape(uu.shape)
+        lit &= ((hu > RIB_HU).sum((1, 2)) >= MIN_RIB_MM2) & ((hu > CORTEX_HU).sum((1, 2)) >= MIN_CORTEX_MM2)
+    at = np.flatnonzero(lit)
+    if not len(at):
+        return None
+    first = len(at) - 1  # walk up the lowest run, over short gaps
+    while first > 0 and at[first] - at[first - 1] <= CREST_GAP_ROWS:
+        first -= 1
+    if at[-1] - at[first] + 1 < MIN_RIB_ROWS or at[-1] < len(rows) - 1 - CREST_END_ROWS:
+        return None
+    return float(rows[at[first]])
