@@ -12,7 +12,8 @@ before the scan ends names the levels "uncertain (±1)" (a short twelfth rib may
 where that body is a sliver cut by the scan's end). A last body that spreads almost as wide as a
 sacrum (bodies.PROBABLE_SACRUM_MM) is taken for one only where no rib names the levels, and the
 names counted from it are "uncertain (±1)". A lumbar scan stopping above the sacrum is counted from
-the iliac crests, which light up the rib test beside L5 (crest_lit, "uncertain (±1)"). Without any
+the iliac crests, which light up the rib test's window beside L4-L5: the disc nearest where they
+begin is L4-L5 (crest_lit, l5_by_crest_top, "uncertain (±1)"). Without any
 anchor the names are counted from C2 where one of the first two bodies is much higher than the neck
 bodies below it (C2_HEIGHT_RATIO), else a best guess from the bodies' spacing against typical adult
 sizes, a rib cage in view kept inside T1-T12; either is "uncertain", the guess with the span a body's
@@ -124,8 +125,9 @@ def _rib_cage_above(ribs: list[bool | None] | None) -> bool:
 def name_bodies(found: SpineBodies, ribs: list[bool | None] | None = None,
                 sacrum_ribs: bool | None = None, crest_top: float | None = None) -> Naming:
     """ribs: per body, whether it bears ribs (spine/ribs.py; None: unknown); sacrum_ribs: the same
-    for found.sacrum; crest_top: where the iliac crests begin (ribs.crest_top_u), if measured. Where a probable sacrum is the only anchor it moves from found.bodies to
-    found.sacrum; a sacrum under a rib cage moves back to found.bodies (and ribs)."""
+    for found.sacrum; crest_top: where the iliac crests begin (ribs.crest_top_u), if measured.
+    Where a probable sacrum is the only anchor it moves from found.bodies to found.sacrum; a
+    sacrum under a rib cage moves back to found.bodies (and ribs)."""
     ribs = None if ribs is None else list(ribs)
     if found.sacrum is not None and _rib_cage_above(ribs):
         found.bodies.append(found.sacrum)
@@ -179,8 +181,9 @@ def name_bodies(found: SpineBodies, ribs: list[bool | None] | None = None,
             "it as T12, uncertain (±1); check the count"))
     if crest is not None:
         return Naming(_counted(n, crest, "L5"), "iliac crests (L5)", True, warning=(
-            "levels: no sacrum and no rib in view: the first lumbar body with the iliac crests beside it "
-            "is taken for L5, names counted from it, uncertain (±1); check the count"))
+            "levels: no sacrum and no last rib in view: the disc nearest the top of the iliac crests is "
+            "taken for L4-L5 (in most adults it lies between L4's lower third and L5's upper third), "
+            "names counted from it, uncertain (±1); check the count"))
     axis = c2_by_height(found)
     if axis is not None:
         return Naming(_counted(n, axis, "C2"), "C2 (its height)", True, warning=(
