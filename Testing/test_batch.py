@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from dask.distributed import Client, LocalCluster
 
-from SpineFractureAILib.batch import collect_inputs, local_specs
+from SpineFractureAILib.batch import collect_inputs, local_specs, run_case
 from SpineFractureAILib.phantom import make_phantom, write_phantom
 
 REPO = Path(__file__).resolve().parents[1]
@@ -106,3 +106,19 @@ def test_batch_runs_on_an_existing_dask_scheduler(phantom_folder, tmp_path):
     log = json.loads((out / "batch.json").read_text())["cases"]
     assert {r["worker_pid"] for r in log} == worker_pid  # the cluster's own worker did the work
     assert summary["weight_loads"] == 3
+
+
+def test_a_case_written_by_a_worker_killed_before_it_reported_counts_as_done(tmp_path):
+    """Dask runs a task again when its worker dies after the case was renamed into place but before
+    the result came back: the second run finds the case written. Written by this batch (case.json's
+    batch id) it is "done" with the first run's record, not "skipped" (which would say it was there
+    before the batch: seen in CI under load); a case from an earlier batch stays "skipped"."""
+    folder = tmp_path / "case1"
+    folder.mkdir()
+    (folder / "findings.json").write_text("{}")
+    first = {"case": "case1", "worker_pid": 4242, "batch": "b-now", "status": "done", "seconds": 3.0}
+    (folder / "case.json").write_text(json.dumps(first))
+    again = run_case({"case": "case1", "path": "unused"}, str(tmp_path), {"batch_id": "b-now"})
+    assert again == first
+    earlier = run_case({"case": "case1", "path": "unused"}, str(tmp_path), {"batch_id": "b-later"})
+    assert earlier["status"] == "skipped" and earlier["worker_pid"] == os.getpid()

@@ -77,9 +77,10 @@ def run_case(spec: dict, out_dir: str, options: dict) -> dict:
     started = time.perf_counter()
     out = Path(out_dir)
     final = out / spec["case"]
-    record = {"case": spec["case"], "input": spec.get("path") or spec.get("study_uid"), "worker_pid": os.getpid()}
+    record = {"case": spec["case"], "input": spec.get("path") or spec.get("study_uid"), "worker_pid": os.getpid(),
+              "batch": options.get("batch_id")}
     if (final / "findings.json").exists():
-        return {**record, "status": "skipped"}
+        return _finished_earlier(final, record)
     partial = out / ".partial" / f"{spec['case']}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         host = _host(options)
@@ -105,12 +106,24 @@ def run_case(spec: dict, out_dir: str, options: dict) -> dict:
         except OSError:
             if not (final / "findings.json").exists():
                 raise
-            record["status"] = "skipped"  # another attempt of the same case finished first
+            return _finished_earlier(final, record)  # another attempt of the same case finished first
         return record
     except Exception as err:  # noqa: BLE001  (one bad case never stops the batch)
         return {**record, "status": "failed", "error": first_line(err)}
     finally:
         shutil.rmtree(partial, ignore_errors=True)
+
+
+def _finished_earlier(final: Path, record: dict) -> dict:
+    """A case already written: "done" with its own record where this batch wrote it (a worker killed
+    after the rename but before it reported: dask runs the case again elsewhere), else "skipped"."""
+    try:
+        written = json.loads((final / "case.json").read_text())
+    except (OSError, ValueError):
+        written = {}
+    if record.get("batch") and written.get("batch") == record["batch"] and written.get("status") == "done":
+        return written
+    return {**record, "status": "skipped"}
 
 
 def _bar(done: int, total: int, failed: int, started: float) -> None:
@@ -128,7 +141,8 @@ def run_batch(specs: list[dict], out_dir: str | Path, options: dict, workers: in
     out.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(out / ".partial", ignore_errors=True)  # left by a killed earlier run
     todo = [s for s in specs if not (out / s["case"] / "findings.json").exists()]
-    options = {**options, "threads": options.get("threads") or max(1, (os.cpu_count() or 1) // max(1, workers))}
+    options = {**options, "threads": options.get("threads") or max(1, (os.cpu_count() or 1) // max(1, workers)),
+               "batch_id": uuid.uuid4().hex}
     started, log = time.perf_counter(), []
     if todo:
         cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
