@@ -26,28 +26,31 @@ ABOVE_MM = 6.0  # the disc above: a rib head articulates across it
 MIN_RIB_ROWS = 3
 
 
+def _rib_rows(volume, frame, rows: np.ndarray, sign: float) -> np.ndarray | None:
+    """Per straightened row, whether the rib test's window on one side (sign: +1 or -1) holds rib
+    bone and cortex; None where the window lies mostly outside the scan (cannot tell)."""
+    d = np.arange(RIB_D_MM[0], RIB_D_MM[1] + 1e-6, 1.0)
+    ls = np.arange(RIB_L_MM[0], RIB_L_MM[1] + 1e-6, 1.0)
+    uu, dd, ll = np.meshgrid(rows, d, sign * ls, indexing="ij")
+    ijk = straightened_ijk(volume, frame, uu, dd, ll)
+    if in_grid(volume, ijk).mean() < 0.25:
+        return None
+    hu = sample_hu(volume, ijk).reshape(uu.shape)
+    bone_mm2 = (hu > RIB_HU).sum((1, 2))  # 1 mm x 1 mm samples per row
+    cortex_mm2 = (hu > CORTEX_HU).sum((1, 2))
+    return (bone_mm2 >= MIN_RIB_MM2) & (cortex_mm2 >= MIN_CORTEX_MM2)
+
+
 def rib_bearing(volume, bodies: SpineBodies, blocks: list[FoundBody] | None = None) -> list[bool | None]:
     """Per body (head first; or per one of `blocks`, such as the sacrum): True with rib bone on both
     sides, False with none on either or one side only, None where the sides lie (mostly) outside
     the scan."""
-    frame = bodies.frame
-    d = np.arange(RIB_D_MM[0], RIB_D_MM[1] + 1e-6, 1.0)
-    ls = np.arange(RIB_L_MM[0], RIB_L_MM[1] + 1e-6, 1.0)
     out: list[bool | None] = []
     for body in bodies.bodies if blocks is None else blocks:
         rows = np.arange(max(body.top_u - ABOVE_MM, 0.0), (body.top_u + body.bottom_u) / 2 + 1e-6, 1.0)
-        sides = []
-        for sign in (1.0, -1.0):
-            uu, dd, ll = np.meshgrid(rows, d, sign * ls, indexing="ij")
-            ijk = straightened_ijk(volume, frame, uu, dd, ll)
-            if in_grid(volume, ijk).mean() < 0.25:  # mostly outside the scan: cannot tell
-                sides.append(None)
-                continue
-            hu = sample_hu(volume, ijk).reshape(uu.shape)
-            bone_mm2 = (hu > RIB_HU).sum((1, 2))  # 1 mm x 1 mm samples per row
-            cortex_mm2 = (hu > CORTEX_HU).sum((1, 2))
-            sides.append(int(((bone_mm2 >= MIN_RIB_MM2) & (cortex_mm2 >= MIN_CORTEX_MM2)).sum()) >= MIN_RIB_ROWS)
-        out.append(None if None in sides else all(sides))
+        sides = [_rib_rows(volume, bodies.frame, rows, sign) for sign in (1.0, -1.0)]
+        unknown = any(side is None for side in sides)
+        out.append(None if unknown else all(int(side.sum()) >= MIN_RIB_ROWS for side in sides))
     return out
 
 
@@ -59,16 +62,13 @@ def crest_top_u(volume, bodies: SpineBodies, from_body: int) -> float | None:
     """Where the iliac crests begin: the highest row (straightened u, 1 mm rows) of the run of rows
     with rib-test bone on both sides that reaches furthest down, searched from body `from_body`'s
     top to the last body's bottom; None without such a run of MIN_RIB_ROWS rows that goes on to
-    the end (within CREST_END_ROWS). The posterior
-    crest lies in the rib test's window a few mm under the crest's highest point."""
+    the end (within CREST_END_ROWS). The posterior crest lies in the rib test's window a few mm
+    under the crest's highest point."""
     rows = np.arange(bodies.bodies[from_body].top_u, bodies.bodies[-1].bottom_u + 1e-6, 1.0)
-    d = np.arange(RIB_D_MM[0], RIB_D_MM[1] + 1e-6, 1.0)
-    ls = np.arange(RIB_L_MM[0], RIB_L_MM[1] + 1e-6, 1.0)
-    lit = np.ones(len(rows), bool)
-    for sign in (1.0, -1.0):
-        uu, dd, ll = np.meshgrid(rows, d, sign * ls, indexing="ij")
-        hu = sample_hu(volume, straightened_ijk(volume, bodies.frame, uu, dd, ll)).reshape(uu.shape)
-        lit &= ((hu > RIB_HU).sum((1, 2)) >= MIN_RIB_MM2) & ((hu > CORTEX_HU).sum((1, 2)) >= MIN_CORTEX_MM2)
+    sides = [_rib_rows(volume, bodies.frame, rows, sign) for sign in (1.0, -1.0)]
+    if any(side is None for side in sides):
+        return None
+    lit = sides[0] & sides[1]
     at = np.flatnonzero(lit)
     if not len(at):
         return None
