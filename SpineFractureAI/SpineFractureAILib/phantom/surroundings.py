@@ -168,11 +168,11 @@ def _vessels_and_kidneys(tissue, dx, dy, z, depth, l, r) -> None:
         tissue[kidney & (r < 1)] = KIDNEY
 
 
-def _pelvis(tissue, dx, dy, z, l, crest_at: float, lordosis: float = 0.0) -> None:
+def _pelvis(tissue, dx, dy, z, l, crest_at: float, lordosis: float) -> None:
     """The iliac wings and the femoral heads and necks. In an axial slice each wing is a plate from
     the sacroiliac joint behind and beside the canal, bulging out and back, to the anterior superior
     spine in front and far to the side (the iliac fossa opens forward). Its crest is highest about
-    100 mm out (between L5's centre and L4's: `crest_at`, which varies between people) and falls
+    100 mm out (`crest_at`: L5's centre 0, L4's 1; it varies between people) and falls
     towards both ends, so behind, 60-80 mm beside the canal, it lies at L5, as on the real CTs
     (example_ct: the crest 60-75 mm out at L5's centre, 80-125 mm at the L4-L5 disc). Heights are
     taken along the spine at the L4-L5 disc (`lordosis`: its forward lean there), so the crest lies
