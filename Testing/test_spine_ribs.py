@@ -8,7 +8,7 @@ import pytest
 
 from SpineFractureAILib.phantom import make_phantom
 from SpineFractureAILib.results import shown_level
-from SpineFractureAILib.spine.anchors import name_bodies, name_in_volume, typical_spacing, whole_rows, whole_spacings
+from SpineFractureAILib.spine.anchors import name_bodies, name_in_volume
 from SpineFractureAILib.spine.bodies import FoundBody, SpineBodies, find_bodies
 from SpineFractureAILib.spine.canal import find_canal
 from SpineFractureAILib.spine.ribs import rib_bearing
@@ -306,17 +306,3 @@ def test_the_disc_nearest_the_crests_top_is_l4_l5():
     assert name_bodies(found, [False] * 5).anchor == "none"
     naming = name_bodies(found, [False] * 5, crest_top=165.0)
     assert naming.anchor == "iliac crests (L5)" and naming.names == ["L1", "L2", "L3", "L4", "L5"]
-
-
-def test_spacings_are_measured_through_the_bodies_as_the_adult_tables_measure_them(realdata):
-    """The canal runs behind the bodies, and its rows lie 1 mm apart in height: in a lordosis they
-    read a body and its disc ~15 % short (example_ct's L4 and L5: 30 and 26 rows). Measured between
-    the disc centres through each body's centre, real L1-L5 fit the adult table within 6 %."""
-    ct = read_volume(realdata / "totalsegmentator" / "example_ct.nii.gz")
-    found = _found(ct)
-    naming = name_in_volume(ct, found)
-    spacings = dict(zip(naming.names, whole_spacings(found)))
-    rows = dict(zip(naming.names, whole_rows(found)))
-    for level in ("L1", "L2", "L3", "L4", "L5"):
-        assert abs(spacings[level] / typical_spacing(level) - 1) < 0.06, (level, spacings[level])
-    assert all(rows[lv] < 0.85 * typical_spacing(lv) for lv in ("L4", "L5")), rows

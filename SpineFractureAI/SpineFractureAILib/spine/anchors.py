@@ -27,7 +27,6 @@ import numpy as np
 from ..levels import LEVELS, level_index
 from .bodies import FoundBody, SpineBodies
 from .ribs import crest_top_u, rib_bearing
-from .straighten import STEP_MM
 
 BODY_LEVELS = LEVELS[1:-1]  # C2..L5
 # Typical adult body height + disc height (mm) at C2, C7, T1, T12, L1, L5 (interpolated between):
@@ -211,27 +210,10 @@ def name_in_volume(volume, found: SpineBodies) -> Naming:
     return name_bodies(found, ribs, sacrum_ribs, crest_top=top)
 
 
-def whole_rows(found: SpineBodies) -> list[float | None]:
-    """Per body, its straightened rows from disc centre to disc centre where a disc was found above
-    and below it (else None: cut or unsure)."""
+def _whole_spacings(found: SpineBodies) -> list[float | None]:
+    """Per body, its spacing where a disc was found above and below it (else None: cut or unsure)."""
     discs = set(found.discs_u)
     return [b.bottom_u - b.top_u if b.top_u in discs and b.bottom_u in discs else None for b in found.bodies]
-
-
-def whole_spacings(found: SpineBodies) -> list[float | None]:
-    """Per body with a disc above and below it, the distance (mm) between the two disc centres
-    measured through the body's centre, as the adult tables measure a body and its disc. Rows lie
-    STEP_MM apart in height along the canal, which runs behind the bodies: in a lordosis that reads
-    ~15 % short (example_ct's L4 and L5: 30 and 26 rows, 37.9 and 36.2 mm through their centres)."""
-    out: list[float | None] = []
-    for body, rows in zip(found.bodies, whole_rows(found)):
-        if rows is None or body.centre_ras is None:  # no centre (a body drawn by hand): its rows
-            out.append(rows if rows is None else rows * STEP_MM)
-            continue
-        ahead = found.frame.to_straight(body.centre_ras[None])[0][1]
-        ends = found.frame.to_ras(np.array([body.top_u, body.bottom_u], float), ahead, 0.0)
-        out.append(float(np.linalg.norm(ends[1] - ends[0])))
-    return out
 
 
 def crest_lit(found: SpineBodies, ribs: list[bool | None] | None) -> int | None:
@@ -245,7 +227,7 @@ def crest_lit(found: SpineBodies, ribs: list[bool | None] | None) -> int | None:
     lit = next((k for k, r in enumerate(reversed(ribs)) if r is not True), len(ribs))  # lit at the end
     if lit > 2 or len(ribs) < lit + 2 or ribs[-lit - 1] is not False or ribs[-lit - 2] is not False:
         return None
-    spacings = [s for s in whole_spacings(found) if s is not None]
+    spacings = [s for s in _whole_spacings(found) if s is not None]
     if not spacings or float(np.median(spacings)) < LUMBAR_SPACING_MM:
         return None
     return len(ribs) - lit
@@ -260,7 +242,7 @@ def l5_by_crest_top(found: SpineBodies, crest_top: float, first_lit: int) -> int
     within one body of first_lit, the body the rib test saw first, with one body (a cut S1) at
     most below L5."""
     n = len(found.bodies)
-    whole = [s for s in whole_rows(found) if s is not None]
+    whole = [s for s in _whole_spacings(found) if s is not None]
     for k, body in enumerate(found.bodies):
         if body.top_u <= crest_top < body.bottom_u:
             # a body cut by the scan's end has its middle where a whole one's would be
@@ -275,7 +257,7 @@ def c2_by_height(found: SpineBodies) -> int | None:
     """The body that is C2 by its height: one of the first two, whole (a disc above and below), with
     only a piece cut by the scan's top above it (the atlas), and C2_HEIGHT_RATIO times the median
     spacing of the three neck-sized bodies below it."""
-    discs, whole = set(found.discs_u), whole_spacings(found)
+    discs, whole = set(found.discs_u), _whole_spacings(found)
     for k in range(min(2, len(whole))):
         below = [s for s in whole[k + 1:k + 4] if s is not None]
         if whole[k] is None or len(below) < 3 or (k == 1 and found.bodies[0].top_u in discs):
@@ -320,7 +302,7 @@ def guess_from_spacing(found: SpineBodies, ribs: list[bool | None] | None = None
     (_fits_ribs): of the fitting placements those the ribs allow, else the best that they allow.
     Also returns, per body, the first and last level those allow."""
     n = len(found.bodies)
-    measured = [(k, s) for k, s in enumerate(whole_spacings(found)) if s is not None]
+    measured = [(k, s) for k, s in enumerate(_whole_spacings(found)) if s is not None]
     costs = []
     for first in range(len(BODY_LEVELS) - n + 1):
         costs.append(sum(np.log(s / typical_spacing(BODY_LEVELS[first + k])) ** 2 for k, s in measured))
