@@ -4,6 +4,7 @@ whole-spine randomised phantoms (bodies named right, false fractures). Prints JS
 
     uv run python bench/real_ct.py [--phantoms 10] [--seed-base 610000] [--randomised] [--no-real]
                                    [--all-fractured] [--short-ranges] [--ranges C1-C7,C6-L1] [--windows]
+                                   [--analyses fractures]
 
 --short-ranges: randomised phantoms of a part of the spine (T11-S1, T6-L2, ...), as most real CTs
 are: the count's anchors (sacrum, last rib) are at the scan's edge or absent. --ranges replaces
@@ -11,6 +12,9 @@ that list (cervical, chest: the anchors are C2 and the first and last ribs there
 --windows: randomised whole-spine phantoms cut to a random 100-320 mm window along the body, as a
 real scan is: the spine runs on beyond both edges and the end bodies are cut by the field of view
 (names are scored on bodies whose centre lies 12 mm or more inside; a fracture on a cut one is false).
+The real part also cuts example_ct from below at five heights between L5's upper part and L3's
+centre ("example_ct cut from below"): no sacrum, and mostly no crest, in view; each body 12 mm or
+more inside should keep the name the whole scan (sacrum anchor) gives it.
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from SpineFractureAILib.bundles import bundles_for
+from SpineFractureAILib.bundles import bundles_for, parse_analyses
 from SpineFractureAILib.levels import TOTALSEG_NAME, VERSE_NAME, level_index, level_range
 from SpineFractureAILib.phantom import ORIENTATIONS, make_phantom
 from SpineFractureAILib.pipeline import Analyzer
@@ -111,7 +115,43 @@ def real_cases(analyzer) -> dict:
                           mostly_out_of_view(vert, {v: VERSE_NAME[v] for v in (21, 22, 23)}))
     dicom = read_volume(ROOT / "totalsegmentator" / "example_ct_dicom")
     out["example_ct_dicom"] = score(analyzer.analyze(dicom), {})
+    out["example_ct cut from below"] = cut_from_below(analyzer, ct)
     return out
+
+
+def cut_below(volume: Volume, z_mm: float) -> Volume:
+    """The volume from height z_mm up (RAS S), as a scan whose range stops there."""
+    axis = int(np.argmax(np.abs(volume.ijk_to_ras[2, :3])))
+    z = volume.ijk_to_ras_points(np.outer(np.arange(volume.shape_ijk[axis]), np.eye(3)[axis]))[:, 2]
+    keep = np.flatnonzero(z >= z_mm)
+    index = [slice(None)] * 3
+    index[2 - axis] = slice(keep.min(), keep.max() + 1)
+    affine = volume.ijk_to_ras.copy()
+    affine[:3, 3] += keep.min() * affine[:3, axis]
+    return Volume(np.ascontiguousarray(volume.voxels[tuple(index)]), affine, "ct", volume.name + "_cut")
+
+
+def cut_from_below(analyzer, ct: Volume) -> dict:
+    """Per crop: its lower edge, the anchor, and the bodies 12 mm or more inside named as the whole
+    scan names them (a row is the same body when its centre lies within 8 mm of the whole scan's)."""
+    whole = {r["level"]: np.array(r["roi"]["center_ras"]) for r in analyzer.analyze(ct).vertebrae if r.get("roi")}
+    low, l4, l3 = whole["L5"][2], whole["L4"][2], whole["L3"][2]
+    top = ct.ijk_to_ras_points(np.array([[i, j, k] for i in (0, ct.shape_ijk[0] - 1) for j in (0, ct.shape_ijk[1] - 1)
+                                         for k in (0, ct.shape_ijk[2] - 1)], float))[:, 2].max()
+    crops, right, scored = [], 0, 0
+    for edge in np.linspace(low + 0.35 * (l4 - low), l3, 5):
+        results = analyzer.analyze(cut_below(ct, float(edge)))
+        rows = [r for r in results.vertebrae if r.get("roi")]
+        named = []
+        for row in rows:
+            centre = np.array(row["roi"]["center_ras"])
+            level = min(whole, key=lambda lv: np.linalg.norm(whole[lv] - centre))
+            if np.linalg.norm(whole[level] - centre) <= 8.0 and min(centre[2] - edge, top - centre[2]) >= INSIDE_MM:
+                named.append(f"{level}:{row['level']}")
+                right, scored = right + (row["level"] == level), scored + 1
+        crops.append({"edge_mm_above_L5_centre": round(float(edge - low), 1),
+                      "anchor": results.spine_prior.get("level_anchor"), "truth:named": named})
+    return {"named_right": f"{right}/{scored}", "crops": crops}
 
 
 WINDOW_MM, INSIDE_MM = (100.0, 320.0), 12.0
@@ -226,8 +266,9 @@ def main(argv=None) -> int:
     parser.add_argument("--ranges", help="with --short-ranges: the ranges to draw from, comma-separated")
     parser.add_argument("--windows", action="store_true",
                         help="randomised whole-spine phantoms cut to a random window along the body")
+    parser.add_argument("--analyses", help="as `analyze --analyses` (default: what `analyze` runs on a CT)")
     args = parser.parse_args(argv)
-    analyzer = Analyzer(bundles_for("ct"), "cpu")
+    analyzer = Analyzer(bundles_for("ct", None, parse_analyses(args.analyses) if args.analyses else None), "cpu")
     report = {} if args.no_real else {"real": real_cases(analyzer)}
     if args.phantoms:
         key = "window_randomised_phantoms" if args.windows else "short_range_randomised_phantoms" \
