@@ -13,7 +13,7 @@ from SpineFractureAILib.spine.bodies import FoundBody, SpineBodies, find_bodies
 from SpineFractureAILib.spine.canal import find_canal
 from SpineFractureAILib.spine.ribs import rib_bearing
 from SpineFractureAILib.spine.straighten import SpineFrame, spine_frame, straighten
-from SpineFractureAILib.volume import Volume, read_volume
+from SpineFractureAILib.volume import cut_below, read_volume
 
 
 def test_a_kidney_with_contrast_beside_l1_is_no_rib():
@@ -235,18 +235,6 @@ def test_a_rib_cage_in_view_keeps_the_guess_inside_t1_t12():
     assert lit.names == ["L1", "L2", "L3", "L4", "L5"]
 
 
-def _cut_below(volume, z_mm: float):
-    """The volume from height z_mm up (RAS S), as a scan whose range stops there."""
-    axis = int(np.argmax(np.abs(volume.ijk_to_ras[2, :3])))
-    z = volume.ijk_to_ras_points(np.outer(np.arange(volume.shape_ijk[axis]), np.eye(3)[axis]))[:, 2]
-    keep = np.flatnonzero(z >= z_mm)
-    index = [slice(None)] * 3
-    index[2 - axis] = slice(keep.min(), keep.max() + 1)
-    affine = volume.ijk_to_ras.copy()
-    affine[:3, 3] += keep.min() * affine[:3, axis]
-    return Volume(np.ascontiguousarray(volume.voxels[tuple(index)]), affine, "ct", volume.name + "_cut")
-
-
 @pytest.mark.parametrize("z_mm", [222.0, 235.0])
 def test_the_iliac_crests_name_l5_on_a_real_ct_cut_above_its_sacrum(realdata, z_mm):
     """example_ct (real, 3 mm) cut above its sacrum, as a lumbar CT stopping at L5: no sacrum, no rib,
@@ -257,7 +245,7 @@ def test_the_iliac_crests_name_l5_on_a_real_ct_cut_above_its_sacrum(realdata, z_
     whole.modality = "ct"
     found = _found(whole)
     named = {round(float(b.centre_ras[2])): name for b, name in zip(found.bodies, name_in_volume(whole, found).names)}
-    cut = _cut_below(whole, z_mm)
+    cut = cut_below(whole, z_mm)
     found = _found(cut)
     naming = name_in_volume(cut, found)
     assert found.sacrum is None and naming.anchor == "iliac crests (L5)" and naming.uncertain

@@ -32,7 +32,7 @@ from SpineFractureAILib.levels import TOTALSEG_NAME, VERSE_NAME, level_index, le
 from SpineFractureAILib.phantom import ORIENTATIONS, make_phantom
 from SpineFractureAILib.pipeline import Analyzer
 from SpineFractureAILib.results import Roi
-from SpineFractureAILib.volume import Volume, from_sitk, read_volume
+from SpineFractureAILib.volume import Volume, cut_below, from_sitk, read_volume
 
 GENANT_LEVELS = [f"T{i}" for i in range(4, 13)] + [f"L{i}" for i in range(1, 5)]
 # Slice thickness bands (mm) for the found-by-grade figures: thick slices flatten shallow deformities.
@@ -117,18 +117,6 @@ def real_cases(analyzer) -> dict:
     out["example_ct_dicom"] = score(analyzer.analyze(dicom), {})
     out["example_ct cut from below"] = cut_from_below(analyzer, ct)
     return out
-
-
-def cut_below(volume: Volume, z_mm: float) -> Volume:
-    """The volume from height z_mm up (RAS S), as a scan whose range stops there."""
-    axis = int(np.argmax(np.abs(volume.ijk_to_ras[2, :3])))
-    z = volume.ijk_to_ras_points(np.outer(np.arange(volume.shape_ijk[axis]), np.eye(3)[axis]))[:, 2]
-    keep = np.flatnonzero(z >= z_mm)
-    index = [slice(None)] * 3
-    index[2 - axis] = slice(keep.min(), keep.max() + 1)
-    affine = volume.ijk_to_ras.copy()
-    affine[:3, 3] += keep.min() * affine[:3, axis]
-    return Volume(np.ascontiguousarray(volume.voxels[tuple(index)]), affine, "ct", volume.name + "_cut")
 
 
 def cut_from_below(analyzer, ct: Volume) -> dict:
