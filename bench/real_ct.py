@@ -39,6 +39,7 @@ GENANT_LEVELS = [f"T{i}" for i in range(4, 13)] + [f"L{i}" for i in range(1, 5)]
 SLICE_BANDS = (("1.0-1.8", 1.8), ("1.8-2.4", 2.4), ("2.4-3.0", np.inf))
 SHORT_RANGES = ("T11-S1", "T12-S1", "T10-L5", "L1-S1", "T9-L4", "T6-L2")
 ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
+WINDOW_MM, INSIDE_MM = (100.0, 320.0), 12.0  # windows' lengths; a scored body's centre inside the edges
 
 
 def labelled_bodies(labels: np.ndarray, ijk_to_ras, names: dict, first_slice: int = 0) -> dict:
@@ -140,9 +141,6 @@ def cut_from_below(analyzer, ct: Volume) -> dict:
         crops.append({"edge_mm_above_L5_centre": round(float(edge - low), 1),
                       "anchor": results.spine_prior.get("level_anchor"), "truth:named": named})
     return {"named_right": f"{right}/{scored}", "crops": crops}
-
-
-WINDOW_MM, INSIDE_MM = (100.0, 320.0), 12.0
 
 
 def cut_window(volume: Volume, truth: dict, rng) -> tuple[Volume, dict, set]:
