@@ -125,8 +125,7 @@ def cut_from_below(analyzer, ct: Volume) -> dict:
     scan names them (a row is the same body when its centre lies within 8 mm of the whole scan's)."""
     whole = {r["level"]: np.array(r["roi"]["center_ras"]) for r in analyzer.analyze(ct).vertebrae if r.get("roi")}
     low, l4, l3 = whole["L5"][2], whole["L4"][2], whole["L3"][2]
-    top = ct.ijk_to_ras_points(np.array([[i, j, k] for i in (0, ct.shape_ijk[0] - 1) for j in (0, ct.shape_ijk[1] - 1)
-                                         for k in (0, ct.shape_ijk[2] - 1)], float))[:, 2].max()
+    top = ct.corners_ras()[:, 2].max()
     crops, right, scored = [], 0, 0
     for edge in np.linspace(low + 0.35 * (l4 - low), l3, 5):
         results = analyzer.analyze(cut_below(ct, float(edge)))

@@ -53,6 +53,11 @@ class Volume:
         ijk = np.asarray(ijk, dtype=float).reshape(-1, 3)
         return ijk @ self.ijk_to_ras[:3, :3].T + self.ijk_to_ras[:3, 3]
 
+    def corners_ras(self) -> np.ndarray:
+        """[8, 3] RAS of the eight corner voxels' centres."""
+        i, j, k = self.shape_ijk
+        return self.ijk_to_ras_points([[a, b, c] for a in (0, i - 1) for b in (0, j - 1) for c in (0, k - 1)])
+
     def ras_to_ijk_points(self, ras: np.ndarray) -> np.ndarray:
         m = self.ras_to_ijk
         ras = np.asarray(ras, dtype=float).reshape(-1, 3)

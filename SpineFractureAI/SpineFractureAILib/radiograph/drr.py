@@ -26,9 +26,7 @@ def hu_to_mu(hu: np.ndarray) -> np.ndarray:
 
 def _grid_for(volume: Volume, direction: np.ndarray, spacing: float, beam_mm: float):
     """The smallest grid with `direction` covering the volume's corners."""
-    i, j, k = volume.shape_ijk
-    corners = np.array([[a, b, c] for a in (0, i - 1) for b in (0, j - 1) for c in (0, k - 1)], float)
-    q = volume.ijk_to_ras_points(corners) @ direction
+    q = volume.corners_ras() @ direction
     lo, hi = q.min(0), q.max(0)
     steps = np.array([spacing, spacing, beam_mm])
     size = np.ceil((hi - lo) / steps).astype(int) + 1

@@ -126,9 +126,7 @@ def longest_chain(candidates, pixel_mm: float, slice_mm: float, max_gap_mm: floa
 
 def find_canal(volume, slice_mm: float = 4.0, pixel_mm: float = 1.5, max_size: int = 384) -> CanalChain | None:
     """The spinal canal of a CT as a chain of centres, or None when no chain of 3+ slices exists."""
-    corners = np.array([[i, j, k] for i in (0, volume.shape_ijk[0] - 1) for j in (0, volume.shape_ijk[1] - 1)
-                        for k in (0, volume.shape_ijk[2] - 1)], float)
-    span = np.ptp(volume.ijk_to_ras_points(corners)[:, :2], 0).max()
+    span = np.ptp(volume.corners_ras()[:, :2], 0).max()
     size = int(min(max_size, np.ceil(span / pixel_mm) + 2))
     # small batches: each resamples a float32 crop of the volume (memory target: 3x the volume)
     stack = make_stack(volume, "axial", size, WINDOW, slice_mm=slice_mm, pixel_mm=max(pixel_mm, span / max_size),
