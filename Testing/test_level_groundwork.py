@@ -98,3 +98,20 @@ def test_level_training_entry_point(tmp_path):
                  "--epochs", "1", "--batch", "16", "--out", str(tmp_path / "levels")]) == 0
     _, header = load_state(tmp_path / "levels" / "best.safetensors")
     assert json.loads(header["levels"]) == ["C2", "C3", "C4", "C5", "C6", "C7"]
+
+
+def test_randomised_axial_export_is_cached_per_phantom(tmp_path):
+    """One file per phantom: a second export (a resumed or a parallel one) reads it instead of
+    rebuilding the phantom, and gets the same arrays; a randomised case's targets name its levels."""
+    from SpineFractureAILib.levels import level_range
+    from SpineFractureAILib.training.level_classifier import axial_case
+    from SpineFractureAILib.training.phantom_data import randomised_case_args
+
+    levels = level_range("C1-S1")
+    first = axial_case(10_002, levels, 64, 4.0, "all", 3.5, True, tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["r10002.npz"]
+    again = axial_case(10_002, levels, 64, 4.0, "all", 3.5, True, tmp_path)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    shown = {levels[c] for c in np.nonzero(first[2].any(0))[0]}
+    case_levels = randomised_case_args(10_002)["levels"]
+    assert shown <= set(case_levels) and len(shown) >= len(case_levels) - 2

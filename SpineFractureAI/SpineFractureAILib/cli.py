@@ -141,18 +141,21 @@ def cmd_train(args) -> int:
         levels = level_range(args.levels)
         cervical = [n.startswith("C") for n in levels]
         regions = "cervical" if all(cervical) else "thoracolumbar" if not any(cervical) else "mixed"
+        # one file per phantom under --data: a stopped export resumes where it was
         data = export_axial(args.phantoms or 40, args.val_phantoms, levels, args.imgsz or 224, args.slice_mm, regions,
-                            args.pixel_mm)
+                            args.pixel_mm, args.randomised, args.data)
         Path(args.out).mkdir(parents=True, exist_ok=True)
         (Path(args.out) / "data.json").write_text(json.dumps({  # provenance for the bundle's manifest
             "levels": levels, "phantoms": args.phantoms or 40, "val_phantoms": args.val_phantoms,
             "slice_mm": args.slice_mm, "pixel_mm": args.pixel_mm, "slices": {k: len(v[0]) for k, v in data.items()},
+            "randomised": args.randomised,
             "command": "spinefracture " + " ".join(sys.argv[1:])}))
         overrides = {k: v for k, v in {"epochs": args.epochs, "batch": args.batch, "lr": args.lr}.items()
                      if v is not None}
         options = {"embed_dim": args.embed_dim} if args.embed_dim else None
+        init = next(Path(args.init).glob("*.safetensors")) if args.init and Path(args.init).is_dir() else args.init
         print(train_level_classifier(data, levels, args.out, args.model or "gcvit_tiny", args.imgsz or 224,
-                                     args.resume, options, **overrides))
+                                     args.resume, options, init=init, **overrides))
         return 0
 
     if args.task == "lumbar-mr":  # seed 004: two detectors and two ensembles from one dataset
@@ -176,7 +179,7 @@ def cmd_train(args) -> int:
         if not args.phantoms:
             raise ValueError(f"{data}: no data.yaml; pass --phantoms N to export phantom data there")
         if args.randomised and args.task not in ("fracture-seg", "fracture-detect"):
-            raise ValueError("--randomised: fracture-seg and fracture-detect only")
+            raise ValueError("--randomised: fracture-seg, fracture-detect and vertebra-levels only")
         extra = {"randomised": True} if args.randomised else {}
         export(data, args.phantoms, args.val_phantoms, args.imgsz or 256, args.slice_mm, **extra)
     overrides = {k: v for k, v in {"epochs": args.epochs, "imgsz": args.imgsz, "batch": args.batch,
@@ -344,8 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--val-phantoms", type=int, default=8)
     tr.add_argument("--slice-mm", type=float, default=2.0)
     tr.add_argument("--randomised", action="store_true",
-                    help="fracture-seg, fracture-detect: export domain-randomised phantoms (a real CT's surroundings, any stretch, "
-                         "0.6-5 mm slices)")
+                    help="fracture-seg, fracture-detect, vertebra-levels: export domain-randomised phantoms (a real CT's "
+                         "surroundings, any stretch, 0.6-5 mm slices)")
     tr.add_argument("--lr0", type=float, help="YOLO tasks: initial learning rate (e.g. lower to fine-tune)")
     tr.add_argument("--pixel-mm", type=float, help="vertebra-levels: fixed in-plane spacing, so a vertebra's size in"
                                                    " pixels does not depend on the field of view (e.g. 1.75)")
@@ -354,7 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "yolov8n-pose.yaml);"
                                     " for vertebra-levels the timm backbone (default gcvit_tiny)")
     tr.add_argument("--init", help="YOLO tasks: a local checkpoint (another task's run) whose matching layers"
-                                   " initialise the --model yaml")
+                                   " initialise the --model yaml; vertebra-levels: a bundle folder or .safetensors"
+                                   " to fine-tune (the same architecture)")
     tr.add_argument("--levels", default="C1-C7", help="vertebra-levels: the label set, e.g. C1-C7 or T10-L5")
     tr.add_argument("--embed-dim", type=int, help="vertebra-levels: GCViT width (e.g. 32 for a CPU demo)")
     tr.add_argument("--classifiers", help="lumbar-mr: timm members (default: the paper's six)")

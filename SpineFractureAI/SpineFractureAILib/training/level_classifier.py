@@ -33,21 +33,43 @@ MIXED_REGIONS = ("cervical", "thoracolumbar", "all")
 
 
 def export_axial(n_train: int, n_val: int, levels: list[str], size: int, slice_mm: float = 3.0,
-                 regions: str = "all", pixel_mm: float | None = None) -> dict:
+                 regions: str = "all", pixel_mm: float | None = None, randomised: bool = False,
+                 cache: str | Path | None = None) -> dict:
     """Axial slices, metadata and multi-hot targets from phantoms: {split: (images, meta, targets)}.
     pixel_mm: a fixed in-plane spacing (the field of view size x pixel_mm round the volume's centre);
-    None fits the whole field of view, so a vertebra's size in pixels varies with it."""
+    None fits the whole field of view, so a vertebra's size in pixels varies with it.
+    randomised: domain-randomised phantoms (a real CT's surroundings, any stretch, 0.6-5 mm);
+    cache: a folder holding one file per phantom, so an export resumes and two processes can share
+    the seeds (each skips what the other wrote)."""
     out = {}
-    intensity = Intensity.from_manifest(DEMO_INTENSITY)
     for split, base, n in (("train", TRAIN_SEED_BASE, n_train), ("val", VAL_SEED_BASE, n_val)):
-        parts = []
-        for seed in range(base, base + n):
-            region = MIXED_REGIONS[seed % 3] if regions == "mixed" else regions
-            case, _ = random_case(seed, "ct", region, from_c1=True)
-            stack = make_stack(case.image, "axial", size, intensity, slice_mm=slice_mm, pixel_mm=pixel_mm)
-            parts.append((stack.images, axial_metadata(stack), axial_level_targets(case.labels, stack, levels)))
+        parts = [axial_case(seed, levels, size, slice_mm, regions, pixel_mm, randomised, cache)
+                 for seed in range(base, base + n)]
         out[split] = tuple(np.concatenate(p) for p in zip(*parts))
     return out
+
+
+def axial_case(seed: int, levels: list[str], size: int, slice_mm: float, regions: str, pixel_mm: float | None,
+               randomised: bool, cache: str | Path | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One phantom's (images, metadata, targets), read from the cache when it holds them."""
+    path = Path(cache) / f"{'r' if randomised else 'p'}{seed}.npz" if cache else None
+    if path is not None and path.exists():
+        with np.load(path) as f:
+            return f["images"], f["meta"], f["targets"]
+    if randomised:
+        case, _ = random_case(seed, "ct", randomised=True)
+    else:
+        region = MIXED_REGIONS[seed % 3] if regions == "mixed" else regions
+        case, _ = random_case(seed, "ct", region, from_c1=True)
+    stack = make_stack(case.image, "axial", size, Intensity.from_manifest(DEMO_INTENSITY), slice_mm=slice_mm,
+                       pixel_mm=pixel_mm)
+    arrays = stack.images, axial_metadata(stack), axial_level_targets(case.labels, stack, levels)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".part.npz")
+        np.savez(partial, images=arrays[0], meta=arrays[1], targets=arrays[2])
+        partial.replace(path)  # a killed export never leaves half a file under the final name
+    return arrays
 
 
 def evaluate(model, images, meta, targets, batch: int = 64) -> dict:
@@ -65,12 +87,16 @@ def evaluate(model, images, meta, targets, batch: int = 64) -> dict:
 
 def train_level_classifier(data: dict, levels: list[str], out_dir: str | Path, backbone: str = "gcvit_tiny",
                            img_size: int = 224, resume: bool = False, backbone_options: dict | None = None,
-                           **overrides) -> Path:
+                           init: str | Path | None = None, **overrides) -> Path:
+    """init: a safetensors state dict (a bundle's weights) to start from instead of random weights."""
     recipe = {**LEVEL_RECIPE, **overrides}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     model = MultiInputLevelNet(len(levels), backbone, img_size, backbone_options=backbone_options)
+    if init is not None:
+        tensors, _ = load_state(init)
+        model.load_state_dict({k: v.float() for k, v in tensors.items()})
     optimiser = torch.optim.Adam(model.parameters(), lr=recipe["lr"])
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, mode="max", factor=recipe["lr_factor"],
                                                            patience=recipe["lr_patience"])
@@ -150,9 +176,12 @@ def package_level_bundle(run: str | Path, out: str | Path, name: str = "vertebra
         "clinical_use": f"{NOT_CLINICAL}: demo weights trained on synthetic spine phantoms only.",
         "provenance": {
             "paper": "seed 001: multi-input GCViT + metadata network, multi-label level per axial slice",
-            "training_data": (f"SpineFractureAI CT phantoms: {data.get('slices', {})} axial slices from "
-                              f"{data.get('phantoms', '?')} + {data.get('val_phantoms', '?')} phantoms "
-                              f"(seeds 10000+ train, 20000+ val, starting at C1 or below)"),
+            "training_data": (f"SpineFractureAI {'domain-randomised ' if data.get('randomised') else ''}CT phantoms: "
+                              f"{data.get('slices', {})} axial slices from {data.get('phantoms', '?')} + "
+                              f"{data.get('val_phantoms', '?')} phantoms (seeds 10000+ train, 20000+ val, "
+                              + ("any stretch from 4 levels to the whole spine, 7 in 10 in a real CT's surroundings: "
+                                 "trunk, table, arms, ribs, pelvis, contrast, bowel gas; 0.6-5 mm slices)"
+                                 if data.get("randomised") else "starting at C1 or below)")),
             "slice_labels": "a slice shows a level where it cuts that level's vertebral body (the atlas: its ring)",
             "command": data.get("command", ""),
             "recipe": history.get("recipe", {}),
