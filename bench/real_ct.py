@@ -4,7 +4,7 @@ whole-spine randomised phantoms (bodies named right, false fractures). Prints JS
 
     uv run python bench/real_ct.py [--phantoms 10] [--seed-base 610000] [--randomised] [--no-real]
                                    [--all-fractured] [--short-ranges] [--ranges C1-C7,C6-L1] [--windows]
-                                   [--analyses fractures]
+                                   [--no-anchor] [--analyses fractures] [--bundle DIR]...
 
 --short-ranges: randomised phantoms of a part of the spine (T11-S1, T6-L2, ...), as most real CTs
 are: the count's anchors (sacrum, last rib) are at the scan's edge or absent. --ranges replaces
@@ -12,6 +12,8 @@ that list (cervical, chest: the anchors are C2 and the first and last ribs there
 --windows: randomised whole-spine phantoms cut to a random 100-320 mm window along the body, as a
 real scan is: the spine runs on beyond both edges and the end bodies are cut by the field of view
 (names are scored on bodies whose centre lies 12 mm or more inside; a fracture on a cut one is false).
+--no-anchor: the same windows cut inside C3-C7, T3-T11 or L1-L5, where no anchor is in view: the
+level classifier and the bodies' sizes name them.
 The real part also cuts example_ct from below at five heights between L5's upper part and L3's
 centre ("example_ct cut from below"): no sacrum, and mostly no crest, in view; each body 12 mm or
 more inside should keep the name the whole scan (sacrum anchor) gives it.
@@ -40,6 +42,9 @@ SLICE_BANDS = (("1.0-1.8", 1.8), ("1.8-2.4", 2.4), ("2.4-3.0", np.inf))
 SHORT_RANGES = ("T11-S1", "T12-S1", "T10-L5", "L1-S1", "T9-L4", "T6-L2")
 ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
 WINDOW_MM, INSIDE_MM = (100.0, 320.0), 12.0  # windows' lengths; a scored body's centre inside the edges
+# Stretches of the spine holding no anchor the count could start from (C2, the first and last ribs,
+# the sacrum, the iliac crests): a window inside one is named by the level classifier and the sizes.
+NO_ANCHOR_STRETCHES = (("C3", "C7"), ("T3", "T11"), ("L1", "L5"))
 
 
 def labelled_bodies(labels: np.ndarray, ijk_to_ras, names: dict, first_slice: int = 0) -> dict:
@@ -142,15 +147,21 @@ def cut_from_below(analyzer, ct: Volume) -> dict:
     return {"named_right": f"{right}/{scored}", "crops": crops}
 
 
-def cut_window(volume: Volume, truth: dict, rng) -> tuple[Volume, dict, set]:
+def cut_window(volume: Volume, truth: dict, rng, stretch: tuple[str, str] | None = None) -> tuple[Volume, dict, set]:
     """The volume cut to a random window along the voxel axis nearest head-feet, as a scan's range;
     the truth kept to the vertebrae whose centre lies in it, and the levels far enough inside to be
-    scored (INSIDE_MM from both edges)."""
+    scored (INSIDE_MM from both edges). stretch: both edges between these two levels' centres (a
+    stretch holding no anchor: no C2, first or last rib, sacrum or crest in view)."""
     axis = int(np.argmax(np.abs(volume.ijk_to_ras[2, :3])))  # i, j or k
     step = float(np.linalg.norm(volume.ijk_to_ras[:3, axis]))
     n = volume.shape_ijk[axis]
-    length = int(min(n, rng.uniform(*WINDOW_MM) / step))
-    start = int(rng.integers(0, n - length + 1))
+    lo, hi = 0, n
+    if stretch is not None:
+        ends = [volume.ras_to_ijk_points(np.array([v["center_ras"]]))[0][axis]
+                for v in truth["vertebrae"] if v["level"] in stretch]
+        lo, hi = int(np.ceil(min(ends))), int(max(ends)) + 1
+    length = int(min(hi - lo, rng.uniform(*WINDOW_MM) / step))
+    start = int(rng.integers(lo, hi - length + 1))
     index = [slice(None)] * 3
     index[2 - axis] = slice(start, start + length)  # voxels are [k, j, i]
     affine = volume.ijk_to_ras.copy()
@@ -171,11 +182,12 @@ def slice_band(thickness: float) -> str:
 
 
 def phantoms(analyzer, n: int, base: int, randomised: bool = False, all_fractured: bool = False,
-             short_ranges: bool = False, ranges=SHORT_RANGES, windows: bool = False) -> dict:
+             short_ranges: bool = False, ranges=SHORT_RANGES, windows: bool = False, no_anchor: bool = False) -> dict:
     """randomised: the surroundings of a real CT (trunk, table, arms, vessels, bowel, pelvis, a random
     kernel and noise) and a random stored orientation, from the same seeds. all_fractured: two random
     fractures in every phantom (default: in every other one, the rest without any). short_ranges: each
-    phantom one of SHORT_RANGES (drawn from the seed), randomised."""
+    phantom one of SHORT_RANGES (drawn from the seed), randomised. no_anchor: windows cut inside one
+    of NO_ANCHOR_STRETCHES (drawn from the seed)."""
     rng = np.random.default_rng(base)
     rows, graded, typed = [], {1: [0, 0], 2: [0, 0], 3: [0, 0]}, [0, 0]
     # The table's measured grade, apart from the findings (grade 1 is measured and shown, not a
@@ -197,8 +209,9 @@ def phantoms(analyzer, n: int, base: int, randomised: bool = False, all_fracture
                             orientation=orientation, surroundings=randomised)
         image, case_truth = case.image, case.truth
         scored = {v["level"] for v in case_truth["vertebrae"] if v["has_body"]}
-        if windows:
-            image, case_truth, scored = cut_window(image, case_truth, np.random.default_rng([seed, 7]))
+        if windows or no_anchor:
+            stretch = NO_ANCHOR_STRETCHES[seed % len(NO_ANCHOR_STRETCHES)] if no_anchor else None
+            image, case_truth, scored = cut_window(image, case_truth, np.random.default_rng([seed, 7]), stretch)
         results = analyzer.analyze(image)
         truth = {v["level"]: v["center_ras"] for v in case_truth["vertebrae"] if v["level"] in scored}
         row = score(results, truth)
@@ -220,7 +233,7 @@ def phantoms(analyzer, n: int, base: int, randomised: bool = False, all_fracture
             intact_graded[1] += 1
         row["false_fractures"] = sum(1 for f in results.findings if f.kind == "fracture" and not any(
             f.roi.contains(v["center_ras"], 2.0) for v in true_fx.values()))
-        if windows:
+        if windows or no_anchor:
             row["window"] = [min(scored, key=level_index, default=None), max(scored, key=level_index, default=None)]
             row["window_mm"] = round(float(np.ptp(image.ijk_to_ras_points(np.array(
                 [[0, 0, 0], np.subtract(image.shape_ijk, 1)]))[:, 2])), 1)
@@ -251,18 +264,23 @@ def main(argv=None) -> int:
     parser.add_argument("--ranges", help="with --short-ranges: the ranges to draw from, comma-separated")
     parser.add_argument("--windows", action="store_true",
                         help="randomised whole-spine phantoms cut to a random window along the body")
+    parser.add_argument("--no-anchor", action="store_true",
+                        help="randomised whole-spine phantoms cut inside C3-C7, T3-T11 or L1-L5 (no anchor in view)")
     parser.add_argument("--analyses", help="as `analyze --analyses` (default: what `analyze` runs on a CT)")
+    parser.add_argument("--bundle", action="append", help="as `analyze --bundle` (repeat; default: the built-ins)")
     args = parser.parse_args(argv)
-    analyzer = Analyzer(bundles_for("ct", None, parse_analyses(args.analyses) if args.analyses else None), "cpu")
+    analyzer = Analyzer(bundles_for("ct", args.bundle, parse_analyses(args.analyses) if args.analyses else None), "cpu")
     report = {} if args.no_real else {"real": real_cases(analyzer)}
     if args.phantoms:
-        key = "window_randomised_phantoms" if args.windows else "short_range_randomised_phantoms" \
+        key = "no_anchor_window_phantoms" if args.no_anchor else "window_randomised_phantoms" if args.windows else \
+            "short_range_randomised_phantoms" \
             if args.short_ranges else \
             "whole_spine_randomised_phantoms" if args.randomised else "whole_spine_phantoms"
         report[key] = phantoms(analyzer, args.phantoms, args.seed_base,
-                               args.randomised or args.short_ranges or args.windows,
+                               args.randomised or args.short_ranges or args.windows or args.no_anchor,
                                args.all_fractured, args.short_ranges,
-                               tuple(args.ranges.split(",")) if args.ranges else SHORT_RANGES, args.windows)
+                               tuple(args.ranges.split(",")) if args.ranges else SHORT_RANGES, args.windows,
+                               args.no_anchor)
     print(json.dumps(report, indent=1, default=float))
     return 0
 
