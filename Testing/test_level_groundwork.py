@@ -109,7 +109,10 @@ def test_randomised_axial_export_is_cached_per_phantom(tmp_path):
 
     levels = level_range("C1-S1")
     first = axial_case(10_002, levels, 64, 4.0, "all", 3.5, True, tmp_path)
-    assert [p.name for p in tmp_path.iterdir()] == ["r10002.npz"]
+    assert [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.npz")] == [
+        "randomised_C1-S1_64px_4.0mm_3.5mm/10002.npz"]
+    other = axial_case(10_002, levels, 48, 4.0, "all", 3.5, True, tmp_path)  # other settings: its own file
+    assert other[0].shape[1:] == (48, 48) and len(list(tmp_path.rglob("*.npz"))) == 2
     again = axial_case(10_002, levels, 64, 4.0, "all", 3.5, True, tmp_path)
     assert all(np.array_equal(a, b) for a, b in zip(first, again))
     shown = {levels[c] for c in np.nonzero(first[2].any(0))[0]}

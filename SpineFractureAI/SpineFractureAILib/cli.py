@@ -141,7 +141,6 @@ def cmd_train(args) -> int:
         levels = level_range(args.levels)
         cervical = [n.startswith("C") for n in levels]
         regions = "cervical" if all(cervical) else "thoracolumbar" if not any(cervical) else "mixed"
-        # one file per phantom under --data: a stopped export resumes where it was
         data = export_axial(args.phantoms or 40, args.val_phantoms, levels, args.imgsz or 224, args.slice_mm, regions,
                             args.pixel_mm, args.randomised, args.data)
         Path(args.out).mkdir(parents=True, exist_ok=True)

@@ -52,7 +52,9 @@ def export_axial(n_train: int, n_val: int, levels: list[str], size: int, slice_m
 def axial_case(seed: int, levels: list[str], size: int, slice_mm: float, regions: str, pixel_mm: float | None,
                randomised: bool, cache: str | Path | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One phantom's (images, metadata, targets), read from the cache when it holds them."""
-    path = Path(cache) / f"{'r' if randomised else 'p'}{seed}.npz" if cache else None
+    # the file's name holds every setting that shapes its arrays: another export never reads it
+    key = f"{'randomised' if randomised else regions}_{levels[0]}-{levels[-1]}_{size}px_{slice_mm}mm_{pixel_mm}mm"
+    path = Path(cache) / key / f"{seed}.npz" if cache else None
     if path is not None and path.exists():
         with np.load(path) as f:
             return f["images"], f["meta"], f["targets"]
