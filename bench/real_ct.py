@@ -34,7 +34,7 @@ from SpineFractureAILib.levels import TOTALSEG_NAME, VERSE_NAME, level_index, le
 from SpineFractureAILib.phantom import ORIENTATIONS, make_phantom
 from SpineFractureAILib.pipeline import Analyzer
 from SpineFractureAILib.results import Roi
-from SpineFractureAILib.volume import Volume, cut_below, from_sitk, read_volume
+from SpineFractureAILib.volume import Volume, cut_below, from_sitk, read_volume, slab
 
 GENANT_LEVELS = [f"T{i}" for i in range(4, 13)] + [f"L{i}" for i in range(1, 5)]
 # Slice thickness bands (mm) for the found-by-grade figures: thick slices flatten shallow deformities.
@@ -162,11 +162,7 @@ def cut_window(volume: Volume, truth: dict, rng, stretch: tuple[str, str] | None
         lo, hi = int(np.ceil(min(ends))), int(max(ends)) + 1
     length = int(min(hi - lo, rng.uniform(*WINDOW_MM) / step))
     start = int(rng.integers(lo, hi - length + 1))
-    index = [slice(None)] * 3
-    index[2 - axis] = slice(start, start + length)  # voxels are [k, j, i]
-    affine = volume.ijk_to_ras.copy()
-    affine[:3, 3] += start * affine[:3, axis]
-    cut = Volume(np.ascontiguousarray(volume.voxels[tuple(index)]), affine, volume.modality, volume.name + "_window")
+    cut = slab(volume, axis, start, start + length)
     kept, scored = [], set()
     for v in truth["vertebrae"]:
         at = cut.ras_to_ijk_points(np.array([v["center_ras"]]))[0][axis]

@@ -253,17 +253,22 @@ def validate_volume(volume: Volume, max_voxels: int = MAX_VOXELS) -> None:
         raise VolumeError(f"the volume is constant (every voxel is {v.flat[0]}): nothing to analyse")
 
 
+def slab(volume: Volume, axis: int, start: int, stop: int) -> Volume:
+    """Voxels start..stop-1 along voxel axis `axis` (0 = i, 1 = j, 2 = k), placed where they were."""
+    index = [slice(None)] * 3
+    index[2 - axis] = slice(start, stop)  # voxels are [k, j, i]
+    affine = volume.ijk_to_ras.copy()
+    affine[:3, 3] += start * affine[:3, axis]
+    return Volume(np.ascontiguousarray(volume.voxels[tuple(index)]), affine, volume.modality, volume.name + "_cut")
+
+
 def cut_below(volume: Volume, z_mm: float) -> Volume:
     """The volume from height z_mm up (RAS S), as a scan whose range stops there (benchmarks and
     tests of scans that end above the sacrum)."""
     axis = int(np.argmax(np.abs(volume.ijk_to_ras[2, :3])))
     z = volume.ijk_to_ras_points(np.outer(np.arange(volume.shape_ijk[axis]), np.eye(3)[axis]))[:, 2]
     keep = np.flatnonzero(z >= z_mm)
-    index = [slice(None)] * 3
-    index[2 - axis] = slice(keep.min(), keep.max() + 1)
-    affine = volume.ijk_to_ras.copy()
-    affine[:3, 3] += keep.min() * affine[:3, axis]
-    return Volume(np.ascontiguousarray(volume.voxels[tuple(index)]), affine, volume.modality, volume.name + "_cut")
+    return slab(volume, axis, int(keep.min()), int(keep.max()) + 1)
 
 
 def write_volume(volume: Volume, path: str | os.PathLike) -> None:
